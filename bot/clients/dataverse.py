@@ -1,0 +1,427 @@
+"""Dataverse Web API client (v9.2): the users, mailboxes, records and sync filters Sync Doctor reads.
+
+Speaks the documented wire format over httpx: OData queries, `Prefer: odata.maxpagesize` with
+`@odata.nextLink` paging, `fetchXml=` queries, and `CallerObjectId` impersonation so that Dataverse
+itself evaluates a user's sync filter as that user. Returns the core's fact types.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import httpx
+
+from bot.clients.http import RetryPolicy, send
+from bot.diagnosis.facts import PARTICIPATION_ROLES, MailboxFacts, RecordFacts, RecordType, UserFacts
+from bot.errors import BackendRefused
+from bot.ids import odata_string, require_id
+
+__all__ = ["ENTITIES", "DataverseClient", "EntityInfo", "SyncFilter", "parse_datetime"]
+
+log = logging.getLogger(__name__)
+
+SERVICE = "Dataverse"
+OUTLOOK_FILTERS = 256  # userquery/savedquery querytype of synchronization filters
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EntityInfo:
+    """Where a record type lives in the Web API."""
+
+    logical_name: RecordType
+    entity_set: str
+    key: str
+    title: str
+    parties: str | None  # collection-valued navigation to activityparty, None for contacts
+    columns: tuple[str, ...]
+
+
+ENTITIES: dict[RecordType, EntityInfo] = {
+    "appointment": EntityInfo(
+        "appointment",
+        "appointments",
+        "activityid",
+        "subject",
+        "appointment_activity_parties",
+        (
+            "activityid",
+            "subject",
+            "scheduledstart",
+            "scheduledend",
+            "_ownerid_value",
+            "statecode",
+            "statuscode",
+            "globalobjectid",
+            "modifiedon",
+        ),
+    ),
+    "task": EntityInfo(
+        "task",
+        "tasks",
+        "activityid",
+        "subject",
+        "task_activity_parties",
+        (
+            "activityid",
+            "subject",
+            "scheduledstart",
+            "scheduledend",
+            "_ownerid_value",
+            "statecode",
+            "statuscode",
+            "modifiedon",
+        ),
+    ),
+    "contact": EntityInfo(
+        "contact",
+        "contacts",
+        "contactid",
+        "fullname",
+        None,
+        ("contactid", "fullname", "_ownerid_value", "statecode", "statuscode", "modifiedon"),
+    ),
+}
+
+_USER_COLUMNS = "systemuserid,fullname,internalemailaddress,domainname,azureactivedirectoryobjectid,isdisabled,_defaultmailbox_value"
+_MAILBOX_COLUMNS = (
+    "mailboxid,emailaddress,statecode,emailrouteraccessapproval,isemailaddressapprovedbyo365admin,"
+    "actdeliverymethod,actstatus,enabledforact,testemailconfigurationscheduled,testmailboxaccesscompletedon,"
+    "lastsuccessfulsynccompletedon,lastsyncerrorcode,lastsyncerroroccurredon,lastsyncerrorcount,"
+    "itemsfailedforlastsync,_regardingobjectid_value"
+)
+_MAILBOX_NAV = "mailbox_regarding_systemuser"
+_FILTER_COLUMNS = "name,returnedtypecode,statecode,fetchxml,querytype"
+
+
+@dataclass(frozen=True)
+class SyncFilter:
+    """A synchronization filter (userquery or savedquery with querytype 256)."""
+
+    id: str
+    name: str
+    origin: Literal["user", "system"]
+    returned_type: str
+    active: bool
+    fetchxml: str
+
+
+def parse_datetime(value: object) -> datetime | None:
+    """A Web API date-time (UTC, ISO 8601) as an aware datetime; None for null or unparseable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _bool(value: object) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class DataverseClient:
+    """Reads Dataverse through its Web API.
+
+    Usage::
+
+        async with DataverseClient("https://contoso.crm.dynamics.com", auth=BearerAuth(...)) as dv:
+            found = await dv.find_user("megan@contoso.com")
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: httpx.Auth | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        policy: RetryPolicy | None = None,
+        verify: Any = True,
+        page_size: int = 500,
+        event_hooks: Mapping[str, list[Any]] | None = None,
+    ) -> None:
+        self._policy = policy or RetryPolicy()
+        self._page_size = page_size
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/api/data/v9.2/",
+            auth=auth,
+            transport=transport,
+            verify=verify,
+            headers={"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"},
+            event_hooks=dict(event_hooks or {}),
+        )
+        self.requests_sent = 0
+
+    async def __aenter__(self) -> DataverseClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- transport ---------------------------------------------------------------------------------
+
+    async def _get(
+        self, url: str, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+    ) -> Row:
+        request = self._http.build_request("GET", url, params=params, headers=headers)
+        self.requests_sent += 1
+        response = await send(self._http, request, SERVICE, self._policy)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise BackendRefused(
+                SERVICE, f"answered {url} with something that is not JSON", status=response.status_code
+            ) from exc
+        if not isinstance(body, dict):
+            raise BackendRefused(
+                SERVICE, f"answered {url} with an unexpected JSON shape", status=response.status_code
+            )
+        return body
+
+    async def query(
+        self,
+        entity_set: str,
+        params: Mapping[str, str],
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_pages: int = 20,
+    ) -> list[Row]:
+        """GET a collection, following `@odata.nextLink` verbatim for up to `max_pages` pages."""
+        prefer = {"Prefer": f"odata.maxpagesize={self._page_size}"}
+        merged = {**prefer, **(headers or {})}
+        body = await self._get(entity_set, params, merged)
+        rows: list[Row] = list(body.get("value") or [])
+        pages = 1
+        while isinstance(body.get("@odata.nextLink"), str) and pages < max_pages:
+            body = await self._get(body["@odata.nextLink"], None, merged)
+            rows.extend(body.get("value") or [])
+            pages += 1
+        return rows
+
+    async def pages(self, entity_set: str, params: Mapping[str, str]) -> AsyncIterator[list[Row]]:
+        """Yield one page of rows at a time (for set-based sweeps that must not hold everything)."""
+        merged = {"Prefer": f"odata.maxpagesize={self._page_size}"}
+        body = await self._get(entity_set, params, merged)
+        yield list(body.get("value") or [])
+        while isinstance(body.get("@odata.nextLink"), str):
+            body = await self._get(body["@odata.nextLink"], None, merged)
+            yield list(body.get("value") or [])
+
+    # --- users and mailboxes -------------------------------------------------------------------------
+
+    async def find_user(self, user_ref: str) -> tuple[UserFacts, MailboxFacts | None] | None:
+        """The Dataverse user for an Entra object id or an email/UPN, with their mailbox (one request).
+
+        Raises:
+            InvalidIdError: `user_ref` has no @ and is not id-shaped.
+        """
+        if "@" in user_ref:
+            email = odata_string(user_ref.strip())
+            condition = f"internalemailaddress eq {email} or domainname eq {email}"
+        else:
+            condition = f"azureactivedirectoryobjectid eq {require_id(user_ref, 'Entra object id')}"
+        rows = await self.query(
+            "systemusers",
+            {
+                "$select": _USER_COLUMNS,
+                "$filter": condition,
+                "$expand": f"{_MAILBOX_NAV}($select={_MAILBOX_COLUMNS})",
+            },
+            max_pages=1,
+        )
+        if not rows:
+            return None
+        # Several matches for one email: prefer an enabled user.
+        rows.sort(key=lambda r: bool(r.get("isdisabled")))
+        return _user_facts(rows[0]), _pick_mailbox(rows[0])
+
+    async def get_user(self, systemuserid: str) -> tuple[UserFacts, MailboxFacts | None] | None:
+        """The same as `find_user`, by systemuserid (a key lookup: used when the id is already known)."""
+        key = require_id(systemuserid, "systemuserid")
+        try:
+            row = await self._get(
+                f"systemusers({key})",
+                {"$select": _USER_COLUMNS, "$expand": f"{_MAILBOX_NAV}($select={_MAILBOX_COLUMNS})"},
+            )
+        except BackendRefused as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _user_facts(row), _pick_mailbox(row)
+
+    # --- records -------------------------------------------------------------------------------------
+
+    def _record_params(self, info: EntityInfo) -> dict[str, str]:
+        params = {"$select": ",".join(info.columns)}
+        if info.parties:
+            params["$expand"] = f"{info.parties}($select=_partyid_value,participationtypemask)"
+        return params
+
+    async def get_record(
+        self, record_type: RecordType, record_id: str, systemuserid: str
+    ) -> RecordFacts | None:
+        """One record by id with the user's roles on it; None when it doesn't exist or isn't visible."""
+        info = ENTITIES[record_type]
+        key = require_id(record_id, f"{record_type} id")
+        try:
+            row = await self._get(f"{info.entity_set}({key})", self._record_params(info))
+        except BackendRefused as exc:
+            if exc.status in (404, 403):
+                return None
+            raise
+        return record_facts(info, row, systemuserid)
+
+    async def search_records(
+        self, record_type: RecordType, words: Sequence[str], systemuserid: str, limit: int = 10
+    ) -> list[RecordFacts]:
+        """Records whose title contains every word, that the user owns or takes part in."""
+        info = ENTITIES[record_type]
+        user = require_id(systemuserid, "systemuserid")
+        conditions = [f"contains({info.title},{odata_string(word)})" for word in words]
+        mine = f"_ownerid_value eq {user}"
+        if info.parties:
+            mine = f"({mine} or {info.parties}/any(p:p/_partyid_value eq {user}))"
+        params = self._record_params(info)
+        params["$filter"] = " and ".join([*conditions, mine])
+        params["$top"] = str(limit)
+        params["$orderby"] = "modifiedon desc"
+        rows = await self.query(info.entity_set, params, max_pages=1)
+        return [record_facts(info, row, systemuserid) for row in rows[:limit]]
+
+    # --- sync filters --------------------------------------------------------------------------------
+
+    async def user_filters(self, systemuserid: str) -> list[SyncFilter]:
+        """The user's own sync filters of every type.
+
+        The query is exactly `querytype eq 256 and _ownerid_value eq <user>`: with any other condition
+        Dataverse returns only the caller's own rows (see domain.md), so the type is filtered here.
+        """
+        user = require_id(systemuserid, "systemuserid")
+        rows = await self.query(
+            "userqueries",
+            {
+                "$select": f"userqueryid,{_FILTER_COLUMNS}",
+                "$filter": f"querytype eq {OUTLOOK_FILTERS} and _ownerid_value eq {user}",
+            },
+        )
+        return [_filter(row, "userqueryid", "user") for row in rows]
+
+    async def system_filters(self, record_type: RecordType) -> list[SyncFilter]:
+        """The organization's system sync filters for a record type (they apply to every user)."""
+        rows = await self.query(
+            "savedqueries",
+            {
+                "$select": f"savedqueryid,{_FILTER_COLUMNS}",
+                "$filter": f"querytype eq {OUTLOOK_FILTERS} and returnedtypecode eq {odata_string(record_type)}",
+            },
+        )
+        return [_filter(row, "savedqueryid", "system") for row in rows]
+
+    async def fetch_as(self, record_type: RecordType, fetchxml: str, caller_aad_object_id: str) -> list[Row]:
+        """Run FetchXML as another user (`CallerObjectId`), so `eq-userid` means that user."""
+        info = ENTITIES[record_type]
+        caller = require_id(caller_aad_object_id, "Entra object id")
+        return await self.query(
+            info.entity_set, {"fetchXml": fetchxml}, headers={"CallerObjectId": caller}, max_pages=1
+        )
+
+
+def _user_facts(row: Row) -> UserFacts:
+    return UserFacts(
+        systemuserid=str(row.get("systemuserid", "")).lower(),
+        aad_object_id=_str(row.get("azureactivedirectoryobjectid")),
+        name=_str(row.get("fullname")),
+        email=_str(row.get("internalemailaddress")) or _str(row.get("domainname")),
+        is_disabled=_bool(row.get("isdisabled")),
+    )
+
+
+def _pick_mailbox(row: Row) -> MailboxFacts | None:
+    mailboxes = [m for m in row.get(_MAILBOX_NAV) or [] if isinstance(m, dict)]
+    if not mailboxes:
+        return None
+    default = str(row.get("_defaultmailbox_value") or "").lower()
+    mailboxes.sort(key=lambda m: (str(m.get("mailboxid", "")).lower() != default, m.get("statecode") != 0))
+    return mailbox_facts(mailboxes[0])
+
+
+def mailbox_facts(m: Row) -> MailboxFacts:
+    """A mailbox row as facts."""
+    error: dict[str, str | int] = {}
+    for column in (
+        "lastsyncerrorcode",
+        "lastsyncerroroccurredon",
+        "lastsyncerrorcount",
+        "itemsfailedforlastsync",
+    ):
+        value = m.get(column)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            error[column] = value
+    return MailboxFacts(
+        mailboxid=str(m.get("mailboxid", "")).lower(),
+        email=_str(m.get("emailaddress")),
+        statecode=_int(m.get("statecode")),
+        approval=_int(m.get("emailrouteraccessapproval")),
+        approved_by_o365_admin=_bool(m.get("isemailaddressapprovedbyo365admin")),
+        act_delivery=_int(m.get("actdeliverymethod")),
+        act_status=_int(m.get("actstatus")),
+        enabled_for_act=_bool(m.get("enabledforact")),
+        test_scheduled=_bool(m.get("testemailconfigurationscheduled")),
+        test_completed_on=parse_datetime(m.get("testmailboxaccesscompletedon")),
+        last_successful_sync=parse_datetime(m.get("lastsuccessfulsynccompletedon")),
+        last_sync_error=error,
+    )
+
+
+def record_facts(info: EntityInfo, row: Row, systemuserid: str) -> RecordFacts:
+    """A record row (with its expanded activity parties) as facts, with this user's roles on it."""
+    user = systemuserid.lower()
+    roles: list[str] = []
+    if str(row.get("_ownerid_value", "")).lower() == user:
+        roles.append("owner")
+    for party in row.get(info.parties or "", None) or []:
+        if not isinstance(party, dict) or str(party.get("_partyid_value", "")).lower() != user:
+            continue
+        role = PARTICIPATION_ROLES.get(_int(party.get("participationtypemask")) or 0)
+        if role and role not in roles:
+            roles.append(role)
+    return RecordFacts(
+        type=info.logical_name,
+        id=str(row.get(info.key, "")).lower(),
+        subject=_str(row.get(info.title)),
+        start=parse_datetime(row.get("scheduledstart")),
+        end=parse_datetime(row.get("scheduledend")),
+        statecode=_int(row.get("statecode")),
+        statuscode=_int(row.get("statuscode")),
+        modified_on=parse_datetime(row.get("modifiedon")),
+        roles=tuple(roles),
+        global_object_id=_str(row.get("globalobjectid")),
+    )
+
+
+def _filter(row: Row, key: str, origin: Literal["user", "system"]) -> SyncFilter:
+    return SyncFilter(
+        id=str(row.get(key, "")),
+        name=str(row.get("name") or "(unnamed filter)"),
+        origin=origin,
+        returned_type=str(row.get("returnedtypecode") or ""),
+        active=row.get("statecode", 0) == 0,
+        fetchxml=str(row.get("fetchxml") or ""),
+    )

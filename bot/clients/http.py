@@ -1,0 +1,171 @@
+"""Sending one request with retries inside a time budget, shared by the Dataverse and Graph clients.
+
+Retries 429 (honouring `Retry-After`), 502/503/504/500 and timeouts with jittered exponential backoff,
+but never past the deadline: the tighter of the policy's own budget and the one set with `deadline()`
+around a whole diagnosis, so a Teams turn always gets its answer inside 15 seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+
+from bot.errors import BackendRefused, BackendUnavailable, Throttled
+
+__all__ = ["RetryPolicy", "deadline", "error_message", "send"]
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUSES = frozenset({500, 502, 503, 504})
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("sync_doctor_deadline", default=None)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try one request.
+
+    Attributes:
+        budget: seconds for all attempts of one request together.
+        attempt_timeout: seconds for one attempt.
+        max_attempts: attempts at most.
+        base_delay: first backoff delay in seconds; doubles each retry, with full jitter.
+        max_delay: cap for one backoff delay.
+    """
+
+    budget: float = 10.0
+    attempt_timeout: float = 5.0
+    max_attempts: int = 4
+    base_delay: float = 0.25
+    max_delay: float = 2.0
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Limit every request sent inside this block (and tasks it starts) to end within `seconds`."""
+    ends = time.monotonic() + seconds
+    current = _deadline.get()
+    token = _deadline.set(ends if current is None else min(current, ends))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_message(response: httpx.Response) -> tuple[str | None, str]:
+    """The (code, message) of an OData/Graph error body, or the status line when there is none."""
+    try:
+        body = response.json()
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            code = error.get("code")
+            message = error.get("message")
+            return (str(code) if code is not None else None, str(message or response.reason_phrase))
+    except ValueError:
+        pass
+    return None, f"HTTP {response.status_code} {response.reason_phrase}"
+
+
+async def send(
+    client: httpx.AsyncClient, request: httpx.Request, service: str, policy: RetryPolicy
+) -> httpx.Response:
+    """Send `request`, retrying what is worth retrying, and return a 2xx response.
+
+    Raises:
+        Throttled: 429 answers outlasted the budget.
+        BackendUnavailable: timeouts, connection errors or 5xx answers outlasted the budget.
+        BackendRefused: any other non-2xx answer (not retried: asking again won't help).
+    """
+    started = time.monotonic()
+    ends = started + policy.budget
+    outer = _deadline.get()
+    if outer is not None:
+        ends = min(ends, outer)
+    last_problem = "no attempt was made: the time budget was already spent"
+    attempt = 0
+    throttled = False
+    while attempt < policy.max_attempts:
+        remaining = ends - time.monotonic()
+        if remaining <= 0.05:
+            break
+        attempt += 1
+        timeout = min(policy.attempt_timeout, remaining)
+        request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
+        wait: float | None = None
+        throttled = False
+        try:
+            response = await client.send(request)
+        except httpx.TimeoutException:
+            last_problem = f"timed out after {timeout:.1f} s"
+        except httpx.TransportError as exc:
+            last_problem = f"could not connect ({type(exc).__name__})"
+        else:
+            log.debug("%s %s %s -> %s", service, request.method, request.url.path, response.status_code)
+            if response.is_success:
+                return response
+            await response.aread()
+            if response.status_code == 429:
+                throttled = True
+                wait = _retry_after(response) or _backoff(policy, attempt)
+                last_problem = f"throttled (429), asked to retry after {wait:.1f} s"
+                if time.monotonic() + wait >= ends:
+                    raise Throttled(
+                        service,
+                        f"{last_problem}, beyond the {policy.budget:.0f} s budget ({attempt} attempt(s))",
+                        attempts=attempt,
+                        retry_after=wait,
+                    )
+            elif response.status_code in _RETRY_STATUSES:
+                code, message = error_message(response)
+                last_problem = f"HTTP {response.status_code}: {message}"
+            else:
+                code, message = error_message(response)
+                raise BackendRefused(
+                    service,
+                    f"HTTP {response.status_code} for {request.method} {request.url.path}: {message}",
+                    status=response.status_code,
+                    code=code,
+                    attempts=attempt,
+                )
+        log.info("%s attempt %d failed: %s", service, attempt, last_problem)
+        if wait is None:
+            wait = _backoff(policy, attempt)
+        wait = min(wait, max(0.0, ends - time.monotonic()))
+        if attempt < policy.max_attempts and wait > 0:
+            await asyncio.sleep(wait)
+    spent = time.monotonic() - started
+    if throttled:
+        raise Throttled(
+            service, f"{last_problem}; gave up after {attempt} attempt(s) in {spent:.1f} s", attempts=attempt
+        )
+    raise BackendUnavailable(
+        service, f"{last_problem}; gave up after {attempt} attempt(s) in {spent:.1f} s", attempts=attempt
+    )
+
+
+def _backoff(policy: RetryPolicy, attempt: int) -> float:
+    cap = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
+    return random.uniform(cap / 2, cap)  # noqa: S311 - jitter, not cryptography
