@@ -1,0 +1,229 @@
+"""`python -m bot`: the command line (design.md section 3). Thin: it calls what the bot calls.
+
+Exit codes: 0 a diagnosis ran (whatever it found), 2 usage or input error, 3 a backend was unreachable
+or refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from typing import TextIO
+
+from bot.clients.factory import clients_from_settings
+from bot.config import load_settings
+from bot.diagnosis import RECORD_TYPES, RecordType, Report
+from bot.errors import AmbiguousRecordError, BackendError, ConfigError, FixtureError, InputError
+from bot.investigation import Investigator
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_USAGE, EXIT_BACKEND = 0, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _progress(message: str) -> None:
+    if sys.stderr.isatty():
+        print(f"… {message}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m bot", description="Sync Doctor: why don't Dynamics 365 records reach Exchange?"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    diagnose = commands.add_parser(
+        "diagnose",
+        help="diagnose one user's mailbox, or one of their records",
+        description="Run the diagnosis the bot runs, for one user and optionally one record.",
+    )
+    diagnose.add_argument("--user", required=True, help="Entra object id or email (UPN) of the user")
+    diagnose.add_argument(
+        "--record", help="the record's id, or words from its subject (omit for a mailbox check)"
+    )
+    diagnose.add_argument(
+        "--type", dest="record_type", choices=RECORD_TYPES, default="appointment", help="record type"
+    )
+    diagnose.add_argument(
+        "--fixture",
+        help="serve this fixture (design.md section 6) through the local sandbox and diagnose against it",
+    )
+    diagnose.add_argument(
+        "--json", action="store_true", help="print the report as JSON (design.md section 4)"
+    )
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the Dataverse + Graph simulator alone",
+        description="Serve a fixture as a Dataverse Web API, Microsoft Graph and Entra token endpoint on loopback.",
+    )
+    sandbox.add_argument("--fixture", help="fixture file (default: the shipped sample org)")
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    sandbox.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help='inject a fault, e.g. \'{"route": "dataverse", "status": 429, "retry_after": 2, "times": 3}\'',
+    )
+    sandbox.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every request")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr)
+    try:
+        if args.command == "diagnose":
+            return asyncio.run(_diagnose(args))
+        if args.command == "sandbox":
+            return asyncio.run(_sandbox(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stderr.close()
+        return EXIT_OK
+    parser.error(f"unknown command {args.command}")
+    raise AssertionError("unreachable")
+
+
+async def _diagnose(args: argparse.Namespace) -> int:
+    record_type: RecordType = args.record_type
+    try:
+        async with AsyncExitStack() as stack:
+            if args.fixture:
+                from bot.sandbox import local_org
+
+                _progress(f"starting the sandbox with {args.fixture}")
+                local = await stack.enter_async_context(local_org(args.fixture))
+                clients = local.clients
+            else:
+                clients = clients_from_settings(load_settings())
+                stack.push_async_callback(clients.aclose)
+            settings_budget = load_settings().diagnosis_budget_seconds
+            investigator = Investigator(clients.dataverse, clients.graph, budget=settings_budget)
+            _progress(
+                f"diagnosing {args.user}" + (f" / {args.record}" if args.record else " (mailbox check)")
+            )
+            report = await investigator.run(args.user, args.record, record_type)
+    except AmbiguousRecordError as exc:
+        print(
+            f"error: {len(exc.candidates)} {record_type}s match {exc.words!r}; name one with --record ID:",
+            file=sys.stderr,
+        )
+        for c in exc.candidates:
+            print(f"  {c.id}  {c.start or '':20}  {c.subject}", file=sys.stderr)
+        return EXIT_USAGE
+    except (InputError, FixtureError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BackendError as exc:
+        print(f"error: could not diagnose: {exc}", file=sys.stderr)
+        return EXIT_BACKEND
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_report(report, sys.stdout)
+    return EXIT_OK
+
+
+_MARK = {"fail": "FAIL", "warn": "WARN", "pass": "ok", "unknown": "??"}
+
+
+def print_report(report: Report, out: TextIO) -> None:
+    """The report as a table a person reads in a terminal."""
+    user = report.user
+    who = f"{user.name} <{user.email}>" if user.name else (user.email or user.aad_object_id or "?")
+    print(f"User:        {who}", file=out)
+    if report.record is not None:
+        rec = report.record
+        print(
+            f"{rec.type.capitalize() + ':':13}{rec.subject or '(no subject)'}  {rec.start or ''}  [{rec.id}]",
+            file=out,
+        )
+        in_exchange = {True: "yes", False: "no", None: "could not check"}[report.in_exchange]
+        print(f"In Exchange: {in_exchange}", file=out)
+    causes = report.causes
+    if causes:
+        print(f"Verdict:     {len(causes)} cause(s) found: {', '.join(causes)}", file=out)
+    elif report.warnings:
+        print(f"Verdict:     no blocking cause; worth a look: {', '.join(report.warnings)}", file=out)
+    else:
+        print("Verdict:     no problem found", file=out)
+    print(file=out)
+    width = max((len(f.id) for f in report.findings), default=10)
+    for finding in report.findings:
+        print(f"  {_MARK[finding.status]:4}  {finding.id:{width}}  {finding.title}", file=out)
+        if finding.status != "pass" and finding.evidence:
+            facts = "; ".join(f"{k}: {_plain(v)}" for k, v in finding.evidence.items())
+            print(f"  {'':4}  {'':{width}}  {facts}", file=out)
+    to_fix = [f for f in report.findings if f.status in ("fail", "warn")]
+    if to_fix:
+        print("\nWhat to do, in this order:", file=out)
+        for number, finding in enumerate(to_fix, start=1):
+            print(f"{number}. {finding.title}", file=out)
+            for step_no, step in enumerate(finding.steps, start=1):
+                print(f"   {step_no}) {step}", file=out)
+            print(f"   Source: {finding.source}", file=out)
+
+
+def _plain(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+    return "none" if value is None else str(value)
+
+
+async def _sandbox(args: argparse.Namespace) -> int:
+    from bot.sandbox import SAMPLE_ORG, Fault, SandboxConfig, load_fixture, start_sandbox
+
+    try:
+        org = load_fixture(args.fixture or SAMPLE_ORG)
+        faults = [Fault.parse(json.loads(spec)) for spec in args.fault]
+    except FixtureError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, TypeError) as exc:
+        print(f"error: --fault: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.latency_ms:
+        faults.insert(0, Fault(route="*", latency=args.latency_ms / 1000))
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            "warning: the sandbox serves test data without real authentication; bind it to loopback",
+            file=sys.stderr,
+        )
+    token = "sandbox-token"  # noqa: S105 - a loopback simulator's fixed token, not a secret
+    running = await start_sandbox(
+        org, SandboxConfig(faults=faults, static_tokens={token}), host=args.host, port=args.port
+    )
+    print(f"Sandbox serving {org.source} at {running.url}", flush=True)
+    print(
+        f"  DATAVERSE_URL={running.url}  GRAPH_URL={running.url}  AZURE_AUTHORITY_HOST={running.url}",
+        flush=True,
+    )
+    print(
+        f"  Bearer token accepted without Entra: {token} (or get one from {running.url}/<tenant>/oauth2/v2.0/token)"
+    )
+    print("Press Ctrl+C to stop.", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await running.close()
+    return EXIT_OK

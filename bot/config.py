@@ -1,0 +1,76 @@
+"""All configuration, read once from the environment (names are a contract: design.md section 9)."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Sync Doctor's settings. Secrets are `SecretStr`: they never appear in logs or reprs."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", env_file=None)
+
+    microsoft_app_id: str = Field("", alias="MicrosoftAppId")
+    microsoft_app_password: SecretStr | None = Field(None, alias="MicrosoftAppPassword")
+    microsoft_app_type: str = Field("MultiTenant", alias="MicrosoftAppType")
+    microsoft_app_tenant_id: str = Field("", alias="MicrosoftAppTenantId")
+
+    dataverse_url: str | None = Field(None, alias="DATAVERSE_URL")
+    graph_url: str = Field("https://graph.microsoft.com", alias="GRAPH_URL")
+    azure_tenant_id: str | None = Field(None, alias="AZURE_TENANT_ID")
+    azure_client_id: str | None = Field(None, alias="AZURE_CLIENT_ID")
+    azure_client_secret: SecretStr | None = Field(None, alias="AZURE_CLIENT_SECRET")
+    azure_authority_host: str = Field("https://login.microsoftonline.com", alias="AZURE_AUTHORITY_HOST")
+
+    allowed_tenants: str = Field("", alias="ALLOWED_TENANTS")
+    helpdesk_agents: str = Field("", alias="HELPDESK_AGENTS")
+    store_url: str = Field("sqlite:///sync-doctor.sqlite3", alias="STORE_URL")
+    applicationinsights_connection_string: SecretStr | None = Field(
+        None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
+    )
+
+    # How long one diagnosis may take, all retries included; Teams wants an answer within 15 s.
+    diagnosis_budget_seconds: float = Field(11.0, alias="DIAGNOSIS_BUDGET_SECONDS", gt=0, le=60)
+
+    # The standard CA-bundle variables, so a private CA (or a test one) can be trusted.
+    requests_ca_bundle: str | None = Field(None, alias="REQUESTS_CA_BUNDLE")
+    ssl_cert_file: str | None = Field(None, alias="SSL_CERT_FILE")
+
+    @field_validator("dataverse_url", "graph_url", "azure_authority_host")
+    @classmethod
+    def _https_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None if value is None else value
+        if not value.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise ValueError("must be an https:// URL")
+        return value.rstrip("/")
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx should trust: the CA bundle named by the standard variables, else its defaults."""
+        cafile = self.requests_ca_bundle or self.ssl_cert_file
+        return ssl.create_default_context(cafile=cafile) if cafile else True
+
+    @property
+    def allowed_tenant_ids(self) -> frozenset[str]:
+        return frozenset(t.strip().lower() for t in self.allowed_tenants.split(",") if t.strip())
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment.
+
+    Raises:
+        ConfigError: naming each malformed setting.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid configuration: {problems}") from exc

@@ -1,0 +1,279 @@
+"""FetchXML evaluation for the sandbox, with Dataverse's semantics for the supported subset.
+
+Supported: `fetch` (top, count, distinct), `entity`, `attribute`, `all-attributes`, `order`, nested
+`filter` (and/or), `link-entity` (inner and outer, nested, with `entityname` conditions on outer links),
+and condition operators eq ne gt ge lt le in not-in like not-like begins-with not-begin-with ends-with
+not-end-with null not-null eq-userid ne-userid on-or-after on-or-before. Anything else is refused with a
+`QueryError` naming it: never a silent wrong answer.
+
+Each parent row is returned once (as with distinct="true"); linked attributes come from its first match.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import defusedxml.ElementTree as SafeET
+
+from bot.sandbox.odata import QueryError, compare
+from bot.sandbox.org import ENTITY_SETS, LOGICAL_TO_SET, Org
+
+__all__ = ["run_fetch", "sql_like"]
+
+Row = dict[str, Any]
+
+_FETCH_ATTRIBUTES = {
+    "version",
+    "output-format",
+    "mapping",
+    "distinct",
+    "no-lock",
+    "top",
+    "count",
+    "page",
+    "returntotalrecordcount",
+}
+_COMPARE = {"eq", "ne", "gt", "ge", "lt", "le"}
+_TEXT_OPS: dict[str, Callable[[str, str], bool]] = {
+    "begins-with": lambda v, p: v.startswith(p),
+    "not-begin-with": lambda v, p: not v.startswith(p),
+    "ends-with": lambda v, p: v.endswith(p),
+    "not-end-with": lambda v, p: not v.endswith(p),
+}
+
+
+def sql_like(pattern: str) -> re.Pattern[str]:
+    """SQL Server LIKE as a regex: % any run, _ one character, [abc] / [^abc] / [a-c] a class; no case."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "%":
+            out.append(".*")
+        elif ch == "_":
+            out.append(".")
+        elif ch == "[":
+            end = pattern.find("]", i + 1)
+            if end == -1:
+                out.append(re.escape(ch))
+            else:
+                body = pattern[i + 1 : end]
+                negate = body.startswith("^")
+                if negate:
+                    body = body[1:]
+                escaped = "".join("\\" + c if c in "\\]^" else c for c in body)
+                out.append(f"[{'^' if negate else ''}{escaped}]")
+                i = end
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
+
+
+def value_of(row: Row | None, attribute: str) -> Any:
+    """A column by logical name: lookups are stored in Web API shape, `_name_value`."""
+    if row is None:
+        return None
+    if attribute in row:
+        return row[attribute]
+    return row.get(f"_{attribute}_value")
+
+
+@dataclass
+class _Link:
+    entity_set: str
+    alias: str
+    from_attr: str
+    to_attr: str
+    outer: bool
+    node: ET.Element
+    links: list[_Link]
+
+
+class _Evaluator:
+    def __init__(self, org: Org, user_id: str) -> None:
+        self.org = org
+        self.user_id = user_id.lower()
+        self.aliases = 0
+
+    def entity_set(self, logical_name: str | None) -> str:
+        entity_set = LOGICAL_TO_SET.get(logical_name or "")
+        if entity_set is None:
+            raise QueryError(f"FetchXML: entity {logical_name!r} is not in this sandbox")
+        return entity_set
+
+    def link(self, node: ET.Element) -> _Link:
+        for attr in node.attrib:
+            if attr not in ("name", "from", "to", "alias", "link-type", "visible", "intersect"):
+                raise QueryError(f"FetchXML: link-entity attribute {attr!r} is not supported")
+        link_type = node.get("link-type", "inner")
+        if link_type not in ("inner", "outer"):
+            raise QueryError(f"FetchXML: link-type {link_type!r} is not supported")
+        if not node.get("from") or not node.get("to"):
+            raise QueryError("FetchXML: link-entity needs both 'from' and 'to'")
+        self.aliases += 1
+        children = [c for c in node if c.tag == "link-entity"]
+        self.check_children(node, {"attribute", "all-attributes", "filter", "link-entity", "order"})
+        return _Link(
+            entity_set=self.entity_set(node.get("name")),
+            alias=node.get("alias") or f"{node.get('name')}{self.aliases}",
+            from_attr=node.get("from", ""),
+            to_attr=node.get("to", ""),
+            outer=link_type == "outer",
+            node=node,
+            links=[self.link(c) for c in children],
+        )
+
+    @staticmethod
+    def check_children(node: ET.Element, allowed: set[str]) -> None:
+        for child in node:
+            if child.tag not in allowed:
+                raise QueryError(f"FetchXML: <{child.tag}> inside <{node.tag}> is not supported")
+
+    def joined(self, row: Row, link: _Link) -> list[Row]:
+        """Rows of `link` joined to `row` that pass the link's own filters and inner links."""
+        wanted = value_of(row, link.to_attr)
+        if wanted is None:
+            return []
+        result = []
+        for candidate in self.org.rows(link.entity_set):
+            if not compare("eq", value_of(candidate, link.from_attr), wanted):
+                continue
+            if self.passes(candidate, link.node, link.links):
+                result.append(candidate)
+        return result
+
+    def passes(self, row: Row, node: ET.Element, links: list[_Link]) -> bool:
+        joins: dict[str, list[Row]] = {}
+        for link in links:
+            matches = self.joined(row, link)
+            if not matches and not link.outer:
+                return False
+            joins[link.alias] = matches
+        return all(self.filter(row, f, joins) for f in node.findall("filter"))
+
+    def filter(self, row: Row, node: ET.Element, joins: dict[str, list[Row]]) -> bool:
+        kind = node.get("type", "and")
+        if kind not in ("and", "or"):
+            raise QueryError(f"FetchXML: filter type {kind!r} is not supported")
+        self.check_children(node, {"condition", "filter"})
+        results = (
+            self.filter(row, child, joins) if child.tag == "filter" else self.condition(row, child, joins)
+            for child in node
+        )
+        return all(results) if kind == "and" else any(results)
+
+    def condition(self, row: Row, node: ET.Element, joins: dict[str, list[Row]]) -> bool:
+        alias = node.get("entityname")
+        if alias is not None:
+            if alias not in joins:
+                raise QueryError(f"FetchXML: condition entityname {alias!r} names no link-entity")
+            targets: list[Row | None] = list(joins[alias]) or [None]
+            return any(self.test(target, node) for target in targets)
+        return self.test(row, node)
+
+    def test(self, row: Row | None, node: ET.Element) -> bool:
+        attribute = node.get("attribute")
+        operator = node.get("operator")
+        if not attribute or not operator:
+            raise QueryError("FetchXML: a condition needs 'attribute' and 'operator'")
+        value = value_of(row, attribute)
+        literal = node.get("value")
+        values = [v.text or "" for v in node.findall("value")]
+        if operator in _COMPARE:
+            if literal is None:
+                raise QueryError(f"FetchXML: condition {attribute} {operator} needs a value")
+            return compare(operator, value, literal)
+        if operator in ("in", "not-in"):
+            options = values or ([literal] if literal is not None else [])
+            hit = any(compare("eq", value, option) for option in options)
+            return hit if operator == "in" else value is not None and not hit
+        if operator in ("like", "not-like"):
+            if value is None:
+                return False
+            hit = sql_like(literal or "").fullmatch(str(value)) is not None
+            return hit if operator == "like" else not hit
+        if operator in _TEXT_OPS:
+            return value is not None and bool(
+                _TEXT_OPS[operator](str(value).casefold(), (literal or "").casefold())
+            )
+        if operator == "null":
+            return value is None
+        if operator == "not-null":
+            return value is not None
+        if operator in ("eq-userid", "ne-userid"):
+            same = compare("eq", value, self.user_id)
+            return same if operator == "eq-userid" else value is not None and not same
+        if operator in ("on-or-after", "on-or-before"):
+            if value is None or literal is None:
+                return False
+            day = str(value)[:10]
+            return day >= literal[:10] if operator == "on-or-after" else day <= literal[:10]
+        raise QueryError(f"FetchXML: condition operator {operator!r} is not supported by the sandbox")
+
+    def attributes(self, row: Row, node: ET.Element, prefix: str, key: str | None) -> Row:
+        out: Row = {}
+        if node.find("all-attributes") is not None:
+            out.update({k: v for k, v in row.items() if v is not None})
+        for attribute in node.findall("attribute"):
+            name = attribute.get("name") or ""
+            column = name if name in row else f"_{name}_value"
+            value = row.get(column)
+            if value is not None:
+                out[prefix + (attribute.get("alias") or column)] = value
+        if key is not None and row.get(key) is not None:
+            out[key] = row[key]
+        return out
+
+
+def run_fetch(fetchxml: str, org: Org, user_id: str) -> tuple[str, list[Row]]:
+    """Run a FetchXML query as the user `user_id` (systemuserid). Returns (entity set, rows).
+
+    Raises:
+        QueryError: malformed FetchXML or a construct the sandbox doesn't support.
+    """
+    try:
+        root = SafeET.fromstring(fetchxml)
+    except (ET.ParseError, SafeET.DefusedXmlException) as exc:
+        raise QueryError(f"FetchXML does not parse: {exc}") from exc
+    if root.tag != "fetch":
+        raise QueryError(f"FetchXML: the root must be <fetch>, not <{root.tag}>")
+    for attr, value in root.attrib.items():
+        if attr not in _FETCH_ATTRIBUTES:
+            raise QueryError(f"FetchXML: fetch attribute {attr!r} is not supported")
+        if attr == "aggregate" and value == "true":
+            raise QueryError("FetchXML: aggregate queries are not supported")
+    entities = root.findall("entity")
+    _Evaluator.check_children(root, {"entity"})
+    if len(entities) != 1:
+        raise QueryError("FetchXML: <fetch> needs exactly one <entity>")
+    entity = entities[0]
+    evaluator = _Evaluator(org, user_id)
+    entity_set = evaluator.entity_set(entity.get("name"))
+    evaluator.check_children(entity, {"attribute", "all-attributes", "filter", "link-entity", "order"})
+    links = [evaluator.link(c) for c in entity if c.tag == "link-entity"]
+    key = ENTITY_SETS[entity_set].key
+    rows: list[Row] = []
+    for row in org.rows(entity_set):
+        if not evaluator.passes(row, entity, links):
+            continue
+        out = evaluator.attributes(row, entity, "", key)
+        for link in links:
+            matches = evaluator.joined(row, link)
+            if matches:
+                out.update(evaluator.attributes(matches[0], link.node, f"{link.alias}.", None))
+        rows.append(out)
+    for order in reversed(entity.findall("order")):
+        name = order.get("attribute") or ""
+        descending = order.get("descending") == "true"
+        rows.sort(key=lambda r: (value_of(r, name) is None, str(value_of(r, name) or "")), reverse=descending)
+    limit = root.get("top") or root.get("count")
+    if limit is not None:
+        if not limit.isdigit():
+            raise QueryError(f"FetchXML: top/count {limit!r} is not a number")
+        rows = rows[: int(limit)]
+    return entity_set, rows
