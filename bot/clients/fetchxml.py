@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
 
 __all__ = ["FetchXmlError", "restrict_to_record"]
 
@@ -24,7 +25,7 @@ def restrict_to_record(fetchxml: str, entity: str, key: str, record_id: str) -> 
     """
     try:
         root = SafeET.fromstring(fetchxml)
-    except (ET.ParseError, SafeET.DefusedXmlException) as exc:
+    except (ET.ParseError, DefusedXmlException) as exc:
         raise FetchXmlError(f"filter FetchXML does not parse: {exc}") from exc
     if root.tag != "fetch":
         raise FetchXmlError(f"filter FetchXML has <{root.tag}> at its root, not <fetch>")

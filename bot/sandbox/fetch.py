@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
 
 from bot.sandbox.odata import QueryError, compare
 from bot.sandbox.org import ENTITY_SETS, LOGICAL_TO_SET, Org
@@ -238,7 +239,7 @@ def run_fetch(fetchxml: str, org: Org, user_id: str) -> tuple[str, list[Row]]:
     """
     try:
         root = SafeET.fromstring(fetchxml)
-    except (ET.ParseError, SafeET.DefusedXmlException) as exc:
+    except (ET.ParseError, DefusedXmlException) as exc:
         raise QueryError(f"FetchXML does not parse: {exc}") from exc
     if root.tag != "fetch":
         raise QueryError(f"FetchXML: the root must be <fetch>, not <{root.tag}>")

@@ -82,6 +82,7 @@ class Org:
     tables: dict[str, list[Row]]
     events: dict[str, list[Row]] = field(default_factory=dict)  # lower-case Entra id -> Graph events
     source: str = "<memory>"
+    fault_specs: list[dict[str, Any]] = field(default_factory=list)  # the fixture's "$faults" (see Fault)
 
     def rows(self, entity_set: str) -> list[Row]:
         return self.tables.get(entity_set, [])
@@ -166,7 +167,12 @@ class Org:
             for index, row in enumerate(tables[name]):
                 if not isinstance(row.get("fetchxml"), str) or not row["fetchxml"].strip():
                     raise fail(f"{name}[{index}]: fetchxml must be a non-empty string")
-        org = cls(tables=tables, events=_graph_events(data.get("graph"), fail), source=source)
+        faults = data.get("$faults", [])
+        if not isinstance(faults, list) or not all(isinstance(x, dict) and "route" in x for x in faults):
+            raise fail("$faults must be a list of objects, each with a 'route'")
+        org = cls(
+            tables=tables, events=_graph_events(data.get("graph"), fail), source=source, fault_specs=faults
+        )
         anchor = data.get("$relative_to")
         if anchor is not None:
             try:

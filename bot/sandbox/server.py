@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from bot.errors import FixtureError
 from bot.ids import is_id
 from bot.sandbox.fetch import run_fetch
 from bot.sandbox.odata import (
@@ -486,6 +487,11 @@ async def start_sandbox(
     ssl_context: ssl.SSLContext | None = None,
 ) -> RunningSandbox:
     """Start the sandbox on `host:port` (0: a free port) and return where it listens."""
+    config = config or SandboxConfig()
+    try:
+        config.faults.extend(Fault.parse(spec) for spec in org.fault_specs)
+    except (TypeError, ValueError) as exc:
+        raise FixtureError(f"{org.source}: $faults: {exc}") from exc
     sandbox = Sandbox(org, config)
     runner = web.AppRunner(sandbox.app(), access_log=None)
     await runner.setup()
