@@ -36,6 +36,8 @@ def scope_for(resource_url: str) -> str:
 class TokenProvider(Protocol):
     async def token(self, scope: str, *, force_refresh: bool = False) -> str: ...
 
+    async def aclose(self) -> None: ...
+
 
 class StaticTokenProvider:
     """A fixed token: for the local sandbox, which has no Entra to ask."""
@@ -46,6 +48,9 @@ class StaticTokenProvider:
     async def token(self, scope: str, *, force_refresh: bool = False) -> str:
         return self._value
 
+    async def aclose(self) -> None:
+        return None
+
 
 class MsalTokenProvider:
     """Client-credentials tokens from Microsoft Entra ID through MSAL, cached by MSAL.
@@ -55,23 +60,35 @@ class MsalTokenProvider:
 
     def __init__(self, *, tenant_id: str, client_id: str, client_secret: str, authority_host: str) -> None:
         host = authority_host.rstrip("/")
-        known = urlsplit(host).hostname in _PUBLIC_AUTHORITY_HOSTS
-        self._app = msal.ConfidentialClientApplication(
-            client_id,
-            client_credential=client_secret,
-            authority=f"{host}/{tenant_id}",
-            instance_discovery=known,
-        )
+        self._authority = f"{host}/{tenant_id}"
+        self._instance_discovery = urlsplit(host).hostname in _PUBLIC_AUTHORITY_HOSTS
+        self._client_id = client_id
+        self._secret = client_secret
+        self._app: msal.ConfidentialClientApplication | None = None
+        self._session = requests.Session()  # ours, so that closing the provider closes its connections
         self._lock = asyncio.Lock()
 
     async def token(self, scope: str, *, force_refresh: bool = False) -> str:
         async with self._lock:
             return await asyncio.to_thread(self._acquire, scope, force_refresh)
 
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._session.close)
+
     def _acquire(self, scope: str, force_refresh: bool) -> str:
-        if force_refresh:
-            self._app.remove_tokens_for_client()
         try:
+            if self._app is None:
+                # MSAL discovers the tenant's endpoints in its constructor (a blocking request): so here,
+                # in the worker thread, never on the event loop.
+                self._app = msal.ConfidentialClientApplication(
+                    self._client_id,
+                    client_credential=self._secret,
+                    authority=self._authority,
+                    instance_discovery=self._instance_discovery,
+                    http_client=self._session,
+                )
+            if force_refresh:
+                self._app.remove_tokens_for_client()
             result = self._app.acquire_token_for_client(scopes=[scope])
         except (requests.RequestException, OSError) as exc:
             raise BackendUnavailable("Entra", f"token endpoint unreachable ({type(exc).__name__})") from exc

@@ -23,10 +23,12 @@ __all__ = ["Clients", "clients_for", "clients_from_settings"]
 class Clients:
     dataverse: DataverseClient
     graph: GraphClient
+    tokens: TokenProvider
 
     async def aclose(self) -> None:
         await self.dataverse.aclose()
         await self.graph.aclose()
+        await self.tokens.aclose()
 
 
 def clients_for(
@@ -57,6 +59,7 @@ def clients_for(
             transport=transport,
             event_hooks=event_hooks,
         ),
+        tokens=tokens,
     )
 
 
