@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bot.clients.auth import StaticTokenProvider
 from bot.clients.factory import Clients, clients_for
@@ -34,6 +35,7 @@ async def local_org(
     config: SandboxConfig | None = None,
     port: int = 0,
     policy: RetryPolicy | None = None,
+    event_hooks: Mapping[str, list[Any]] | None = None,
 ) -> AsyncIterator[LocalOrg]:
     """Start a sandbox with `fixture` (default: the sample org) and clients that talk to it over HTTP.
 
@@ -45,7 +47,9 @@ async def local_org(
     token = secrets.token_urlsafe(16)
     config.static_tokens.add(token)
     running = await start_sandbox(org, config, port=port)
-    clients = clients_for(running.url, running.url, StaticTokenProvider(token), policy=policy)
+    clients = clients_for(
+        running.url, running.url, StaticTokenProvider(token), policy=policy, event_hooks=event_hooks
+    )
     try:
         yield LocalOrg(running=running, clients=clients)
     finally:

@@ -493,7 +493,8 @@ async def start_sandbox(
     except (TypeError, ValueError) as exc:
         raise FixtureError(f"{org.source}: $faults: {exc}") from exc
     sandbox = Sandbox(org, config)
-    runner = web.AppRunner(sandbox.app(), access_log=None)
+    # A short shutdown: a fault that hangs a handler must not hold up closing the sandbox.
+    runner = web.AppRunner(sandbox.app(), access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     await site.start()

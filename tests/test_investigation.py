@@ -1,0 +1,197 @@
+"""Whole diagnoses through the real clients against the sandbox over loopback HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.clients.http import RetryPolicy
+from bot.errors import AmbiguousRecordError, BackendUnavailable, InputError, InvalidIdError, Throttled
+from bot.investigation import Investigator, UserCache, record_words
+from bot.sandbox import Fault, LocalOrg, SandboxConfig, local_org
+from bot.sandbox.metrics import RequestTimeline
+from tests.conftest import ALEX, PLAYGROUND, make_local
+
+QUICK = RetryPolicy(budget=2.0, attempt_timeout=1.0, max_attempts=3, base_delay=0.01, max_delay=0.05)
+
+# Each story of the sample org: (user, record words or None, expected causes, expected warnings, in_exchange)
+STORIES = [
+    (ALEX, "quarterly review", ["outside-sync-filter"], [], False),  # owner only (KB cause 2)
+    (ALEX, "weekly pipeline", [], [], True),
+    (PLAYGROUND + "21", None, ["act-not-server-side-sync"], [], None),  # KB cause 1
+    (PLAYGROUND + "22", "product demo", [], [], True),  # healthy
+    (PLAYGROUND + "23", None, ["mailbox-not-tested"], [], None),
+    (PLAYGROUND + "24", None, ["act-sync-failing"], [], None),
+    (PLAYGROUND + "25", "contract renewal", [], ["sync-pending"], False),
+    ("diegos@example.com", "northwind", ["no-sync-filter"], [], False),
+    ("gradya@example.com", "internal planning", ["outside-sync-filter"], [], False),  # custom filter
+    ("gradya@example.com", "customer visit", [], [], True),  # custom filter selects it although owner only
+    ("henriettam@example.com", None, ["mailbox-inactive"], [], None),
+    ("johannal@example.com", None, ["mailbox-not-approved", "mailbox-not-tested"], [], None),
+    ("jonis@example.com", None, [], ["act-outlook-client"], None),
+    ("leeg@example.com", None, ["mailbox-missing"], [], None),
+    ("miriamg@example.com", None, ["user-disabled"], [], None),
+    ("nestorw@example.com", None, [], ["mailbox-not-tested"], None),
+    ("adelev@example.com", "litware follow-up", [], ["shown-as-free"], False),
+    ("nobody@example.com", None, ["teams-user-unknown"], [], None),
+    (PLAYGROUND + "99", None, ["teams-user-unknown"], [], None),
+]
+
+
+@pytest.mark.parametrize(("user", "record", "causes", "warnings", "in_exchange"), STORIES)
+async def test_sample_org_stories(
+    local: LocalOrg, user: str, record: str | None, causes: list[str], warnings: list[str], in_exchange: bool | None
+) -> None:
+    report = await Investigator(local.clients.dataverse, local.clients.graph).run(user, record)
+    assert report.causes == causes
+    assert report.warnings == warnings
+    assert report.in_exchange is in_exchange
+
+
+async def test_outside_filter_evidence_names_roles_and_filters(local: LocalOrg) -> None:
+    report = await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX, "Quarterly review with Contoso")
+    finding = report.finding("outside-sync-filter")
+    assert finding is not None
+    assert finding.evidence["your_roles"] == ["owner"]
+    assert finding.evidence["filters"] == ["My Appointments"]
+    assert report.record is not None and report.record.subject == "Quarterly review with Contoso"
+
+
+async def test_tasks_and_contacts_use_their_own_filters(local: LocalOrg) -> None:
+    investigator = Investigator(local.clients.dataverse, local.clients.graph)
+    task = await investigator.run(ALEX, "prepare contoso pricing", "task")  # owned by Megan, Alex only attendee
+    assert task.causes == ["outside-sync-filter"] and task.in_exchange is None
+    finding = task.finding("outside-sync-filter")
+    assert finding is not None and finding.evidence["your_roles"] == ["required_attendee"]
+    mine = await investigator.run(ALEX, "send proposal", "task")
+    assert mine.causes == []
+    contact = await investigator.run(ALEX, "nancy freeman", "contact")
+    assert contact.causes == [] and contact.finding("outside-sync-filter").status == "pass"  # type: ignore[union-attr]
+
+
+async def test_record_id_of_another_type_gets_a_hint(local: LocalOrg) -> None:
+    task_id = "c8000000-0000-4000-8000-000000000001"
+    report = await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX, task_id, "appointment")
+    assert report.causes == ["record-not-found"]
+    assert "task" in str(report.finding("record-not-found").evidence["hint"])  # type: ignore[union-attr]
+
+
+async def test_words_matching_several_records_ask_which(local: LocalOrg) -> None:
+    with pytest.raises(AmbiguousRecordError) as caught:
+        await Investigator(local.clients.dataverse, local.clients.graph).run("adelev@example.com", "litware")
+    assert {c.subject for c in caught.value.candidates} == {"Product demo for Litware", "Litware follow-up (canceled)"}
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["' or 1 eq 1 or subject eq '", "x') or (true", "<condition attribute='ownerid' operator='not-null'/>", "%", "]]>"],
+)
+async def test_hostile_record_words_bring_back_nothing_extra(local: LocalOrg, hostile: str) -> None:
+    report = await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX, hostile + " zzz")
+    assert report.causes == ["record-not-found"]
+
+
+@pytest.mark.parametrize("hostile", ["' or 1 eq 1 or fullname eq 'x@y", "alexw@example.com' or '1' eq '1"])
+async def test_hostile_email_finds_nobody(local: LocalOrg, hostile: str) -> None:
+    report = await Investigator(local.clients.dataverse, local.clients.graph).run(hostile)
+    assert report.causes == ["teams-user-unknown"]
+
+
+@pytest.mark.parametrize("bad", ["not-a-guid", "00000000-0000-0000-0000-00000000002g", "1 or 1 eq 1"])
+async def test_malformed_ids_are_refused_before_any_request(local: LocalOrg, bad: str) -> None:
+    before = local.running.sandbox.counts["dataverse"]
+    with pytest.raises(InvalidIdError):
+        await Investigator(local.clients.dataverse, local.clients.graph).run(bad)
+    assert local.running.sandbox.counts["dataverse"] == before
+
+
+def test_record_words_keep_only_words() -> None:
+    assert record_words("Quarterly review w/ Contoso!") == ["Quarterly", "review", "Contoso"]
+    assert record_words("' or 1 eq 1 --") == ["or", "1", "eq", "1"]
+    assert record_words("<x/>") == []
+
+
+async def test_words_with_no_letters_are_an_input_error(local: LocalOrg) -> None:
+    with pytest.raises(InputError, match="no words"):
+        await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX, "?!")
+
+
+async def test_graph_refusing_leaves_in_exchange_unknown(org_data: dict[str, Any]) -> None:
+    org_data["$faults"] = [{"route": "graph", "status": 403}]
+    async with make_local(org_data, policy=QUICK) as local:
+        report = await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX, "quarterly")
+    assert report.in_exchange is None
+    assert report.causes == ["outside-sync-filter"]  # the diagnosis still ran
+
+
+async def test_filter_evaluation_failing_is_unknown_not_a_false_cause(org_data: dict[str, Any]) -> None:
+    org_data["$faults"] = [{"route": "/api/data/v9.2/appointments", "status": 400}]
+    async with make_local(org_data, policy=QUICK) as local:
+        report = await Investigator(local.clients.dataverse, local.clients.graph).run(
+            ALEX, "c3000000-0000-4000-8000-000000000001"
+        )
+    # the key lookup appointments(<id>) still works; the fetchXml query is refused
+    finding = report.finding("outside-sync-filter")
+    assert finding is not None and finding.status == "unknown"
+    assert report.causes == []
+
+
+async def test_dataverse_down_raises_with_what_was_tried(org_data: dict[str, Any]) -> None:
+    org_data["$faults"] = [{"route": "dataverse", "status": 503}]
+    async with make_local(org_data, policy=QUICK) as local:
+        with pytest.raises(BackendUnavailable) as caught:
+            await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX)
+    assert "503" in str(caught.value) and "attempt" in str(caught.value)
+
+
+async def test_throttling_past_the_budget_is_reported(org_data: dict[str, Any]) -> None:
+    org_data["$faults"] = [{"route": "dataverse", "status": 429, "retry_after": 60}]
+    async with make_local(org_data, policy=QUICK) as local:
+        with pytest.raises(Throttled):
+            await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX)
+
+
+async def test_short_throttling_is_ridden_out(org_data: dict[str, Any]) -> None:
+    org_data["$faults"] = [{"route": "dataverse", "status": 429, "retry_after": 0.2, "times": 2}]
+    async with make_local(org_data, policy=QUICK) as local:
+        report = await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX, "quarterly")
+    assert report.causes == ["outside-sync-filter"]
+
+
+async def test_a_hanging_dataverse_still_answers_within_the_budget(org_data: dict[str, Any]) -> None:
+    import time
+
+    org_data["$faults"] = [{"route": "dataverse", "hang": 30}]
+    async with make_local(org_data, policy=RetryPolicy(budget=5, attempt_timeout=0.5, max_attempts=10)) as local:
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable, match="timed out"):
+            await Investigator(local.clients.dataverse, local.clients.graph, budget=1.0).run(ALEX)
+        assert time.monotonic() - started < 4.0  # far below the 30 s hang: the budget held
+
+
+async def test_at_most_three_sequential_round_trips_two_when_warm() -> None:
+    timeline = RequestTimeline()
+    config = SandboxConfig(faults=[Fault(route="*", latency=0.03)])
+    async with local_org(config=config, event_hooks=timeline.hooks()) as local:
+        cache = UserCache()
+        investigator = Investigator(local.clients.dataverse, local.clients.graph, user_cache=cache)
+        report = await investigator.run(ALEX, "c3000000-0000-4000-8000-000000000001")
+        assert report.causes == ["outside-sync-filter"]
+        cold = timeline.depth()
+        requests = len(timeline.spans)
+        timeline.clear()
+        report = await investigator.run(ALEX, "c3000000-0000-4000-8000-000000000001")
+        assert report.causes == ["outside-sync-filter"]
+        warm = timeline.depth()
+    assert cold == 3, timeline.spans
+    assert warm == 2
+    assert requests >= 6  # user, record, two filter reads, a filter run, Graph: in three waves
+
+
+async def test_mailbox_level_check_is_one_round_trip_when_no_record(local: LocalOrg) -> None:
+    timeline = RequestTimeline()
+    async with local_org(event_hooks=timeline.hooks()) as fresh:
+        report = await Investigator(fresh.clients.dataverse, fresh.clients.graph).run(PLAYGROUND + "21")
+    assert report.causes == ["act-not-server-side-sync"]
+    assert timeline.depth() <= 2
