@@ -41,7 +41,12 @@ STORIES = [
 
 @pytest.mark.parametrize(("user", "record", "causes", "warnings", "in_exchange"), STORIES)
 async def test_sample_org_stories(
-    local: LocalOrg, user: str, record: str | None, causes: list[str], warnings: list[str], in_exchange: bool | None
+    local: LocalOrg,
+    user: str,
+    record: str | None,
+    causes: list[str],
+    warnings: list[str],
+    in_exchange: bool | None,
 ) -> None:
     report = await Investigator(local.clients.dataverse, local.clients.graph).run(user, record)
     assert report.causes == causes
@@ -50,7 +55,9 @@ async def test_sample_org_stories(
 
 
 async def test_outside_filter_evidence_names_roles_and_filters(local: LocalOrg) -> None:
-    report = await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX, "Quarterly review with Contoso")
+    report = await Investigator(local.clients.dataverse, local.clients.graph).run(
+        ALEX, "Quarterly review with Contoso"
+    )
     finding = report.finding("outside-sync-filter")
     assert finding is not None
     assert finding.evidence["your_roles"] == ["owner"]
@@ -60,7 +67,9 @@ async def test_outside_filter_evidence_names_roles_and_filters(local: LocalOrg) 
 
 async def test_tasks_and_contacts_use_their_own_filters(local: LocalOrg) -> None:
     investigator = Investigator(local.clients.dataverse, local.clients.graph)
-    task = await investigator.run(ALEX, "prepare contoso pricing", "task")  # owned by Megan, Alex only attendee
+    task = await investigator.run(
+        ALEX, "prepare contoso pricing", "task"
+    )  # owned by Megan, Alex only attendee
     assert task.causes == ["outside-sync-filter"] and task.in_exchange is None
     finding = task.finding("outside-sync-filter")
     assert finding is not None and finding.evidence["your_roles"] == ["required_attendee"]
@@ -72,7 +81,9 @@ async def test_tasks_and_contacts_use_their_own_filters(local: LocalOrg) -> None
 
 async def test_record_id_of_another_type_gets_a_hint(local: LocalOrg) -> None:
     task_id = "c8000000-0000-4000-8000-000000000001"
-    report = await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX, task_id, "appointment")
+    report = await Investigator(local.clients.dataverse, local.clients.graph).run(
+        ALEX, task_id, "appointment"
+    )
     assert report.causes == ["record-not-found"]
     assert "task" in str(report.finding("record-not-found").evidence["hint"])  # type: ignore[union-attr]
 
@@ -80,12 +91,21 @@ async def test_record_id_of_another_type_gets_a_hint(local: LocalOrg) -> None:
 async def test_words_matching_several_records_ask_which(local: LocalOrg) -> None:
     with pytest.raises(AmbiguousRecordError) as caught:
         await Investigator(local.clients.dataverse, local.clients.graph).run("adelev@example.com", "litware")
-    assert {c.subject for c in caught.value.candidates} == {"Product demo for Litware", "Litware follow-up (canceled)"}
+    assert {c.subject for c in caught.value.candidates} == {
+        "Product demo for Litware",
+        "Litware follow-up (canceled)",
+    }
 
 
 @pytest.mark.parametrize(
     "hostile",
-    ["' or 1 eq 1 or subject eq '", "x') or (true", "<condition attribute='ownerid' operator='not-null'/>", "%", "]]>"],
+    [
+        "' or 1 eq 1 or subject eq '",
+        "x') or (true",
+        "<condition attribute='ownerid' operator='not-null'/>",
+        "%",
+        "]]>",
+    ],
 )
 async def test_hostile_record_words_bring_back_nothing_extra(local: LocalOrg, hostile: str) -> None:
     report = await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX, hostile + " zzz")
@@ -163,7 +183,9 @@ async def test_a_hanging_dataverse_still_answers_within_the_budget(org_data: dic
     import time
 
     org_data["$faults"] = [{"route": "dataverse", "hang": 30}]
-    async with make_local(org_data, policy=RetryPolicy(budget=5, attempt_timeout=0.5, max_attempts=10)) as local:
+    async with make_local(
+        org_data, policy=RetryPolicy(budget=5, attempt_timeout=0.5, max_attempts=10)
+    ) as local:
         started = time.monotonic()
         with pytest.raises(BackendUnavailable, match="timed out"):
             await Investigator(local.clients.dataverse, local.clients.graph, budget=1.0).run(ALEX)

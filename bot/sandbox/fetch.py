@@ -100,6 +100,7 @@ class _Evaluator:
         self.org = org
         self.user_id = user_id.lower()
         self.aliases = 0
+        self.indexes: dict[tuple[str, str], dict[str, list[Row]]] = {}
 
     def entity_set(self, logical_name: str | None) -> str:
         entity_set = LOGICAL_TO_SET.get(logical_name or "")
@@ -140,22 +141,33 @@ class _Evaluator:
         wanted = value_of(row, link.to_attr)
         if wanted is None:
             return []
-        result = []
-        for candidate in self.org.rows(link.entity_set):
-            if not compare("eq", value_of(candidate, link.from_attr), wanted):
-                continue
-            if self.passes(candidate, link.node, link.links):
-                result.append(candidate)
-        return result
+        candidates = self.index(link.entity_set, link.from_attr).get(str(wanted).casefold(), [])
+        return [c for c in candidates if self.passes(c, link.node, link.links)]
+
+    def index(self, entity_set: str, attribute: str) -> dict[str, list[Row]]:
+        """Rows of a table by one column's value (ids and keys compare without case), built once per query."""
+        key = (entity_set, attribute)
+        if key not in self.indexes:
+            built: dict[str, list[Row]] = {}
+            for candidate in self.org.rows(entity_set):
+                value = value_of(candidate, attribute)
+                if value is not None:
+                    built.setdefault(str(value).casefold(), []).append(candidate)
+            self.indexes[key] = built
+        return self.indexes[key]
 
     def passes(self, row: Row, node: ET.Element, links: list[_Link]) -> bool:
+        filters = node.findall("filter")
+        uses_links = any(c.get("entityname") for f in filters for c in f.iter("condition"))
+        if not uses_links and not all(self.filter(row, f, {}) for f in filters):
+            return False  # cheap test first: most rows fail the record's own conditions
         joins: dict[str, list[Row]] = {}
         for link in links:
             matches = self.joined(row, link)
             if not matches and not link.outer:
                 return False
             joins[link.alias] = matches
-        return all(self.filter(row, f, joins) for f in node.findall("filter"))
+        return not uses_links or all(self.filter(row, f, joins) for f in filters)
 
     def filter(self, row: Row, node: ET.Element, joins: dict[str, list[Row]]) -> bool:
         kind = node.get("type", "and")

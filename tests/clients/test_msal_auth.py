@@ -18,7 +18,7 @@ from bot.sandbox import Org, SandboxConfig, start_sandbox
 from bot.sandbox.server import RunningSandbox
 
 CLIENT_ID = "11111111-2222-4333-8444-555555555555"
-SECRET = "s3cret-value"  # noqa: S105 - a test's own fake secret
+SECRET = "s3cret-value"
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,9 @@ async def test_msal_tokens_reach_dataverse_and_are_cached(
     env(monkeypatch, https_sandbox.url)
     clients = clients_from_settings(load_settings())
     try:
-        report = await Investigator(clients.dataverse, clients.graph).run("alexw@example.com", "quarterly review")
+        report = await Investigator(clients.dataverse, clients.graph).run(
+            "alexw@example.com", "quarterly review"
+        )
         assert report.causes == ["outside-sync-filter"]
         first = https_sandbox.sandbox.counts["token"]
         assert first >= 1
@@ -83,7 +85,7 @@ async def test_msal_tokens_reach_dataverse_and_are_cached(
 async def test_wrong_secret_is_a_clear_refusal(
     https_sandbox: RunningSandbox, ca_bundle: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env(monkeypatch, https_sandbox.url, secret="wrong")  # noqa: S106
+    env(monkeypatch, https_sandbox.url, secret="wrong")
     clients = clients_from_settings(load_settings())
     try:
         with pytest.raises(BackendRefused) as caught:

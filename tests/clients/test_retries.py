@@ -16,7 +16,9 @@ FAST = RetryPolicy(budget=3.0, attempt_timeout=1.0, max_attempts=4, base_delay=0
 EMPTY = {"value": []}
 
 
-def scripted(*answers: httpx.Response | type[Exception]) -> tuple[Callable[[httpx.Request], httpx.Response], list[float]]:
+def scripted(
+    *answers: httpx.Response | type[Exception],
+) -> tuple[Callable[[httpx.Request], httpx.Response], list[float]]:
     """A transport handler that gives `answers` in order (the last one repeats) and records when."""
     calls: list[float] = []
 
@@ -35,7 +37,9 @@ def client(handler: Callable[[httpx.Request], httpx.Response], policy: RetryPoli
 
 
 async def test_429_waits_for_retry_after_then_succeeds() -> None:
-    handler, calls = scripted(httpx.Response(429, headers={"Retry-After": "0.3"}), httpx.Response(200, json=EMPTY))
+    handler, calls = scripted(
+        httpx.Response(429, headers={"Retry-After": "0.3"}), httpx.Response(200, json=EMPTY)
+    )
     async with client(handler) as dv:
         assert await dv.query("systemusers", {}) == []
     assert len(calls) == 2
@@ -50,6 +54,7 @@ async def test_429_beyond_the_budget_raises_throttled_without_waiting() -> None:
             await dv.query("systemusers", {})
     assert time.monotonic() - started < 1.0
     assert caught.value.retry_after == 120 and "429" in str(caught.value)
+    assert len(calls) == 1  # no point asking again before Retry-After
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])

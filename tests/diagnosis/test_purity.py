@@ -7,8 +7,21 @@ from pathlib import Path
 
 import bot.diagnosis
 
-FORBIDDEN = ("aiohttp", "httpx", "botbuilder", "botframework", "msal", "requests", "bot.clients", "bot.sandbox",
-             "bot.teams", "socket", "sqlite3", "asyncio", "cards")
+FORBIDDEN = (
+    "aiohttp",
+    "httpx",
+    "botbuilder",
+    "botframework",
+    "msal",
+    "requests",
+    "bot.clients",
+    "bot.sandbox",
+    "bot.teams",
+    "socket",
+    "sqlite3",
+    "asyncio",
+    "cards",
+)
 
 
 def test_diagnosis_imports_nothing_from_the_edges() -> None:
@@ -22,6 +35,10 @@ def test_diagnosis_imports_nothing_from_the_edges() -> None:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            offenders += [f"{source.name}: {n}" for n in names if n.split(".")[0] in FORBIDDEN or n.startswith(FORBIDDEN)]
+            offenders += [
+                f"{source.name}: {n}"
+                for n in names
+                if n.split(".")[0] in FORBIDDEN or n.startswith(FORBIDDEN)
+            ]
     assert offenders == []
     assert len(list(package.glob("*.py"))) >= 5  # the walk really looked at the package

@@ -9,7 +9,9 @@ import pytest
 
 from bot.diagnosis import ExchangeFacts, Facts, FilterFacts, MailboxFacts, RecordFacts, UserFacts, diagnose
 
-USER = UserFacts(systemuserid="a1", aad_object_id="aad-1", name="Alex Wilber", email="alexw@example.com", is_disabled=False)
+USER = UserFacts(
+    systemuserid="a1", aad_object_id="aad-1", name="Alex Wilber", email="alexw@example.com", is_disabled=False
+)
 HEALTHY = MailboxFacts(
     mailboxid="m1",
     email="alexw@example.com",
@@ -104,7 +106,8 @@ def test_mailbox_not_approved(approval: int | None, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "sss", "outlook"), [(0, "pass", "warn"), (1, "pass", "pass"), (2, "fail", "pass"), (None, "unknown", None)]
+    ("method", "sss", "outlook"),
+    [(0, "pass", "warn"), (1, "pass", "pass"), (2, "fail", "pass"), (None, "unknown", None)],
 )
 def test_act_delivery_method(method: int | None, sss: str, outlook: str | None) -> None:
     f = facts(mailbox=replace(HEALTHY, act_delivery=method))
@@ -135,20 +138,26 @@ def test_act_none_reports_delivery_not_the_untested_status() -> None:
         (2, False, "pass", "fail"),
     ],
 )
-def test_test_and_enable_status(act_status: int | None, scheduled: bool, tested: str, failing: str | None) -> None:
+def test_test_and_enable_status(
+    act_status: int | None, scheduled: bool, tested: str, failing: str | None
+) -> None:
     f = facts(mailbox=replace(HEALTHY, act_status=act_status, test_scheduled=scheduled))
     assert status(f, "mailbox-not-tested") == tested
     assert status(f, "act-sync-failing") == failing
 
 
 def test_scheduled_test_gets_wait_steps() -> None:
-    finding = diagnose(facts(mailbox=replace(HEALTHY, act_status=0, test_scheduled=True))).finding("mailbox-not-tested")
+    finding = diagnose(facts(mailbox=replace(HEALTHY, act_status=0, test_scheduled=True))).finding(
+        "mailbox-not-tested"
+    )
     assert finding is not None and finding.status == "warn"
     assert "Wait" in finding.steps[0]
 
 
 def test_failing_sync_shows_the_recorded_error_as_evidence() -> None:
-    mailbox = replace(HEALTHY, act_status=2, last_sync_error={"lastsyncerrorcode": -2147220891, "lastsyncerrorcount": 14})
+    mailbox = replace(
+        HEALTHY, act_status=2, last_sync_error={"lastsyncerrorcode": -2147220891, "lastsyncerrorcount": 14}
+    )
     finding = diagnose(facts(mailbox=mailbox)).finding("act-sync-failing")
     assert finding is not None and finding.status == "fail"
     assert finding.evidence["last_sync_error"] == {"lastsyncerrorcode": -2147220891, "lastsyncerrorcount": 14}
@@ -183,7 +192,9 @@ def test_filters_that_could_not_be_read_are_unknown_not_failed() -> None:
 
 def test_owner_only_record_outside_the_default_filter() -> None:
     record = replace(RECORD, roles=("owner",))
-    report = diagnose(facts(record=record, filters=(replace(MATCHING, matches=False),), exchange=ExchangeFacts(False)))
+    report = diagnose(
+        facts(record=record, filters=(replace(MATCHING, matches=False),), exchange=ExchangeFacts(False))
+    )
     assert report.causes == ["outside-sync-filter"]
     finding = report.finding("outside-sync-filter")
     assert finding is not None
@@ -210,7 +221,9 @@ def test_inactive_filters_are_ignored_even_if_they_would_match() -> None:
 def test_a_filter_that_could_not_run_makes_the_answer_unknown() -> None:
     broken = FilterFacts(name="Broken", origin="user", active=True, matches=None, error="HTTP 400")
     miss = replace(MATCHING, matches=False)
-    finding = diagnose(facts(filters=(miss, broken), exchange=ExchangeFacts(None))).finding("outside-sync-filter")
+    finding = diagnose(facts(filters=(miss, broken), exchange=ExchangeFacts(None))).finding(
+        "outside-sync-filter"
+    )
     assert finding is not None and finding.status == "unknown"
     assert finding.evidence["could_not_check"] == ["Broken: HTTP 400"]
 
@@ -232,10 +245,17 @@ def test_mailbox_level_check_has_no_record_findings() -> None:
 
 @pytest.mark.parametrize(
     ("state", "reason", "expected"),
-    [((3, 5), None, "pass"), ((1, 3), "completed", "warn"), ((2, 4), "canceled", "warn"), ((0, 1), "free", "warn")],
+    [
+        ((3, 5), None, "pass"),
+        ((1, 3), "completed", "warn"),
+        ((2, 4), "canceled", "warn"),
+        ((0, 1), "free", "warn"),
+    ],
 )
 def test_shown_as_free(state: tuple[int, int], reason: str | None, expected: str) -> None:
-    finding = diagnose(facts(record=replace(RECORD, statecode=state[0], statuscode=state[1]))).finding("shown-as-free")
+    finding = diagnose(facts(record=replace(RECORD, statecode=state[0], statuscode=state[1]))).finding(
+        "shown-as-free"
+    )
     assert finding is not None and finding.status == expected
     if reason:
         assert reason in finding.title
@@ -264,7 +284,9 @@ def test_sync_not_pending_when_the_event_is_in_exchange() -> None:
 
 def test_sync_pending_is_silent_when_something_else_fails() -> None:
     record = replace(RECORD, roles=("owner",), modified_on=datetime(2026, 11, 25, 9, 40, tzinfo=UTC))
-    report = diagnose(facts(record=record, filters=(replace(MATCHING, matches=False),), exchange=ExchangeFacts(False)))
+    report = diagnose(
+        facts(record=record, filters=(replace(MATCHING, matches=False),), exchange=ExchangeFacts(False))
+    )
     assert report.finding("sync-pending") is None
 
 
@@ -291,7 +313,12 @@ def test_report_json_shape_is_the_contract() -> None:
     data = diagnose(facts(exchange=ExchangeFacts(None, "Graph: 403"))).to_dict()
     assert set(data) == {"user", "record", "findings", "causes", "in_exchange"}
     assert set(data["user"]) == {"aad_object_id", "systemuserid", "name", "email"}  # type: ignore[arg-type]
-    assert data["record"] == {"type": "appointment", "id": "r1", "subject": "Quarterly review", "start": "2026-11-27T15:00:00Z"}
+    assert data["record"] == {
+        "type": "appointment",
+        "id": "r1",
+        "subject": "Quarterly review",
+        "start": "2026-11-27T15:00:00Z",
+    }
     assert data["in_exchange"] is None
     for finding in data["findings"]:  # type: ignore[attr-defined]
         assert set(finding) == {"id", "status", "title", "evidence", "steps", "source"}

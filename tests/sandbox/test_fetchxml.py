@@ -15,7 +15,12 @@ OTHER = "a1000000-0000-4000-8000-000000000002"
 
 
 def appt(n: int, subject: str, owner: str = ME, **extra: Any) -> dict[str, Any]:
-    return {"activityid": f"c3000000-0000-4000-8000-{n:012d}", "subject": subject, "_ownerid_value": owner, **extra}
+    return {
+        "activityid": f"c3000000-0000-4000-8000-{n:012d}",
+        "subject": subject,
+        "_ownerid_value": owner,
+        **extra,
+    }
 
 
 def party(n: int, activity: int, who: str, mask: int) -> dict[str, Any]:
@@ -38,13 +43,22 @@ def org() -> Org:
                 appt(3, "Planning", statecode=2),
                 appt(4, "100% done"),
             ],
-            "activityparties": [party(1, 1, ME, 7), party(2, 2, ME, 9), party(3, 2, OTHER, 7), party(4, 3, ME, 6)],
+            "activityparties": [
+                party(1, 1, ME, 7),
+                party(2, 2, ME, 9),
+                party(3, 2, OTHER, 7),
+                party(4, 3, ME, 6),
+            ],
         }
     )
 
 
 def subjects(org: Org, body: str, user: str = ME, fetch_attrs: str = "") -> list[str]:
-    _, rows = run_fetch(f'<fetch {fetch_attrs}><entity name="appointment"><attribute name="subject"/>{body}</entity></fetch>', org, user)
+    _, rows = run_fetch(
+        f'<fetch {fetch_attrs}><entity name="appointment"><attribute name="subject"/>{body}</entity></fetch>',
+        org,
+        user,
+    )
     return sorted(r.get("subject", "") for r in rows)
 
 
@@ -58,16 +72,41 @@ def test_like_is_sql_server_like() -> None:
 
 def test_conditions(org: Org) -> None:
     assert subjects(org, '<filter><condition attribute="ownerid" operator="eq-userid"/></filter>') == [
-        "100% done", "Planning", "SYNC review"]
-    assert subjects(org, '<filter><condition attribute="ownerid" operator="ne-userid"/></filter>') == ["Customer visit"]
-    assert subjects(org, '<filter><condition attribute="subject" operator="like" value="cust%"/></filter>') == ["Customer visit"]
-    assert subjects(org, '<filter><condition attribute="subject" operator="not-like" value="%e%"/></filter>') == ["Planning"]
-    assert subjects(org, '<filter><condition attribute="statecode" operator="in"><value>0</value><value>2</value></condition></filter>') == ["Planning", "SYNC review"]
-    assert subjects(org, '<filter><condition attribute="statecode" operator="not-in"><value>0</value><value>2</value></condition></filter>') == ["Customer visit"]
-    assert subjects(org, '<filter><condition attribute="statecode" operator="null"/></filter>') == ["100% done"]
-    assert subjects(org, '<filter><condition attribute="scheduledstart" operator="gt" value="2026-11-21T00:00:00Z"/></filter>') == ["SYNC review"]
-    assert subjects(org, '<filter><condition attribute="statecode" operator="ge" value="2"/></filter>') == ["Customer visit", "Planning"]
-    assert subjects(org, '<filter><condition attribute="subject" operator="eq" value="planning"/></filter>') == ["Planning"]
+        "100% done",
+        "Planning",
+        "SYNC review",
+    ]
+    assert subjects(org, '<filter><condition attribute="ownerid" operator="ne-userid"/></filter>') == [
+        "Customer visit"
+    ]
+    assert subjects(
+        org, '<filter><condition attribute="subject" operator="like" value="cust%"/></filter>'
+    ) == ["Customer visit"]
+    assert subjects(
+        org, '<filter><condition attribute="subject" operator="not-like" value="%e%"/></filter>'
+    ) == ["Planning"]
+    assert subjects(
+        org,
+        '<filter><condition attribute="statecode" operator="in"><value>0</value><value>2</value></condition></filter>',
+    ) == ["Planning", "SYNC review"]
+    assert subjects(
+        org,
+        '<filter><condition attribute="statecode" operator="not-in"><value>0</value><value>2</value></condition></filter>',
+    ) == ["Customer visit"]
+    assert subjects(org, '<filter><condition attribute="statecode" operator="null"/></filter>') == [
+        "100% done"
+    ]
+    assert subjects(
+        org,
+        '<filter><condition attribute="scheduledstart" operator="gt" value="2026-11-21T00:00:00Z"/></filter>',
+    ) == ["SYNC review"]
+    assert subjects(org, '<filter><condition attribute="statecode" operator="ge" value="2"/></filter>') == [
+        "Customer visit",
+        "Planning",
+    ]
+    assert subjects(
+        org, '<filter><condition attribute="subject" operator="eq" value="planning"/></filter>'
+    ) == ["Planning"]
 
 
 def test_nested_filters_and_or(org: Org) -> None:
@@ -105,7 +144,11 @@ def test_top_and_order(org: Org) -> None:
 
 
 def test_results_omit_null_columns(org: Org) -> None:
-    _, rows = run_fetch('<fetch><entity name="appointment"><attribute name="statecode"/><attribute name="subject"/></entity></fetch>', org, ME)
+    _, rows = run_fetch(
+        '<fetch><entity name="appointment"><attribute name="statecode"/><attribute name="subject"/></entity></fetch>',
+        org,
+        ME,
+    )
     done = next(r for r in rows if r["subject"] == "100% done")
     assert "statecode" not in done
     assert done["activityid"].startswith("c3000000")
@@ -114,11 +157,17 @@ def test_results_omit_null_columns(org: Org) -> None:
 @pytest.mark.parametrize(
     ("xml", "named"),
     [
-        ('<fetch><entity name="appointment"><filter><condition attribute="createdon" operator="last-x-days" value="3"/></filter></entity></fetch>', "last-x-days"),
+        (
+            '<fetch><entity name="appointment"><filter><condition attribute="createdon" operator="last-x-days" value="3"/></filter></entity></fetch>',
+            "last-x-days",
+        ),
         ('<fetch aggregate="true"><entity name="appointment"/></fetch>', "aggregate"),
         ('<fetch><entity name="queue"/></fetch>', "queue"),
         ('<fetch><entity name="appointment"><filter type="xor"/></entity></fetch>', "xor"),
-        ('<fetch><entity name="appointment"><link-entity name="activityparty" from="activityid" to="activityid" link-type="any"/></entity></fetch>', "any"),
+        (
+            '<fetch><entity name="appointment"><link-entity name="activityparty" from="activityid" to="activityid" link-type="any"/></entity></fetch>',
+            "any",
+        ),
         ("<fetch><entity name='appointment'>", "parse"),
         ('<!DOCTYPE x [<!ENTITY a "b">]><fetch><entity name="appointment"/></fetch>', "parse"),
     ],

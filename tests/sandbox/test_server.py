@@ -47,13 +47,20 @@ async def test_token_endpoint_issues_usable_tokens(server: RunningSandbox) -> No
     async with httpx.AsyncClient(base_url=server.url) as client:
         issued = await client.post(
             "/tenant-1/oauth2/v2.0/token",
-            data={"grant_type": "client_credentials", "client_id": "x", "client_secret": "y", "scope": "s/.default"},
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "x",
+                "client_secret": "y",
+                "scope": "s/.default",
+            },
         )
         token = issued.json()["access_token"]
         ok = await client.get(DV + "systemusers", headers={"Authorization": f"Bearer {token}"})
         assert ok.status_code == 200
         server.sandbox.revoke_tokens()
-        assert (await client.get(DV + "systemusers", headers={"Authorization": f"Bearer {token}"})).status_code == 401
+        assert (
+            await client.get(DV + "systemusers", headers={"Authorization": f"Bearer {token}"})
+        ).status_code == 401
 
 
 async def test_filter_select_expand(http: httpx.AsyncClient) -> None:
@@ -86,7 +93,10 @@ async def test_string_literals_cannot_break_out(http: httpx.AsyncClient) -> None
 async def test_lambda_any_over_activity_parties(http: httpx.AsyncClient) -> None:
     response = await http.get(
         DV + "appointments",
-        params={"$filter": f"appointment_activity_parties/any(p:p/_partyid_value eq {MEGAN_ID} and p/participationtypemask eq 7)", "$select": "subject"},
+        params={
+            "$filter": f"appointment_activity_parties/any(p:p/_partyid_value eq {MEGAN_ID} and p/participationtypemask eq 7)",
+            "$select": "subject",
+        },
     )
     subjects = sorted(r["subject"] for r in response.json()["value"])
     assert "Quarterly review with Contoso" in subjects and "Fabrikam kickoff" in subjects
@@ -109,11 +119,15 @@ async def test_paging_follows_next_link(http: httpx.AsyncClient) -> None:
 
 
 async def test_other_users_filters_only_with_the_exact_query(http: httpx.AsyncClient) -> None:
-    exact = await http.get(DV + "userqueries", params={"$filter": f"querytype eq 256 and _ownerid_value eq {ALEX_ID}"})
+    exact = await http.get(
+        DV + "userqueries", params={"$filter": f"querytype eq 256 and _ownerid_value eq {ALEX_ID}"}
+    )
     assert {r["name"] for r in exact.json()["value"]} == {"My Appointments", "My Tasks"}
     extra = await http.get(
         DV + "userqueries",
-        params={"$filter": f"querytype eq 256 and _ownerid_value eq {ALEX_ID} and returnedtypecode eq 'appointment'"},
+        params={
+            "$filter": f"querytype eq 256 and _ownerid_value eq {ALEX_ID} and returnedtypecode eq 'appointment'"
+        },
     )
     assert extra.json()["value"] == []  # any other condition: only the caller's (the app user's) rows
     impersonated = await http.get(
@@ -121,23 +135,38 @@ async def test_other_users_filters_only_with_the_exact_query(http: httpx.AsyncCl
         params={"$filter": "returnedtypecode eq 'appointment'"},
         headers={"CallerObjectId": ALEX},
     )
-    assert {r["name"] for r in impersonated.json()["value"]} == {"My Appointments", "Alex's open appointments view"}
+    assert {r["name"] for r in impersonated.json()["value"]} == {
+        "My Appointments",
+        "Alex's open appointments view",
+    }
 
 
 async def test_fetchxml_runs_as_the_impersonated_user(http: httpx.AsyncClient) -> None:
     fetch = '<fetch><entity name="appointment"><attribute name="subject"/><filter><condition attribute="ownerid" operator="eq-userid"/></filter></entity></fetch>'
-    as_alex = await http.get(DV + "appointments", params={"fetchXml": fetch}, headers={"CallerObjectId": ALEX})
-    assert {r["subject"] for r in as_alex.json()["value"]} == {"Quarterly review with Contoso", "Weekly pipeline sync"}
+    as_alex = await http.get(
+        DV + "appointments", params={"fetchXml": fetch}, headers={"CallerObjectId": ALEX}
+    )
+    assert {r["subject"] for r in as_alex.json()["value"]} == {
+        "Quarterly review with Contoso",
+        "Weekly pipeline sync",
+    }
     as_app = await http.get(DV + "appointments", params={"fetchXml": fetch})
     assert as_app.json()["value"] == []
-    unknown = await http.get(DV + "appointments", params={"fetchXml": fetch}, headers={"CallerObjectId": PLAYGROUND + "99"})
+    unknown = await http.get(
+        DV + "appointments", params={"fetchXml": fetch}, headers={"CallerObjectId": PLAYGROUND + "99"}
+    )
     assert unknown.status_code == 404
 
 
 async def test_unsupported_queries_get_a_clear_400(http: httpx.AsyncClient) -> None:
     bad = await http.get(DV + "appointments", params={"$filter": "subject has 'x'"})
     assert bad.status_code == 400 and "has" in bad.json()["error"]["message"]
-    bad = await http.get(DV + "appointments", params={"fetchXml": '<fetch><entity name="appointment"><filter><condition attribute="x" operator="under" value="1"/></filter></entity></fetch>'})
+    bad = await http.get(
+        DV + "appointments",
+        params={
+            "fetchXml": '<fetch><entity name="appointment"><filter><condition attribute="x" operator="under" value="1"/></filter></entity></fetch>'
+        },
+    )
     assert bad.status_code == 400 and "under" in bad.json()["error"]["message"]
     missing = await http.get(DV + "queues")
     assert missing.status_code == 404
@@ -166,7 +195,9 @@ async def test_faults_are_injected_per_route(sample_data: dict[str, Any]) -> Non
     data = {**sample_data, "$faults": [{"route": "graph", "status": 429, "retry_after": 3, "times": 1}]}
     running = await start_sandbox(Org.from_dict(data), config)
     try:
-        async with httpx.AsyncClient(base_url=running.url, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        async with httpx.AsyncClient(
+            base_url=running.url, headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as client:
             window = {"startDateTime": "2000-01-01T00:00:00Z", "endDateTime": "2100-01-01T00:00:00Z"}
             throttled = await client.get(f"/v1.0/users/{ALEX}/calendarView", params=window)
             assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "3"
@@ -193,8 +224,14 @@ def test_relative_dates_move_to_today(sample_data: dict[str, Any]) -> None:
         ("[]", "top level must be a JSON object"),
         ('{"systemusers": {}}', "table 'systemusers' must be a list"),
         ('{"systemusers": [{"fullname": "x"}]}', "systemusers[0]: systemuserid must be an id"),
-        ('{"mailboxes": [{"mailboxid": "b2000000-0000-4000-8000-000000000001"}]}', "mailboxes[0]: _regardingobjectid_value is required"),
-        ('{"userqueries": [{"userqueryid": "e5000000-0000-4000-8000-000000000001"}]}', "userqueries[0]: fetchxml"),
+        (
+            '{"mailboxes": [{"mailboxid": "b2000000-0000-4000-8000-000000000001"}]}',
+            "mailboxes[0]: _regardingobjectid_value is required",
+        ),
+        (
+            '{"userqueries": [{"userqueryid": "e5000000-0000-4000-8000-000000000001"}]}',
+            "userqueries[0]: fetchxml",
+        ),
         ('{"graph": {"users": {"x": {"events": [{"start": {}}]}}}}', "graph.users['x'].events[0].start"),
         ('{"$faults": [{"latency": 1}]}', "$faults"),
     ],
@@ -213,5 +250,7 @@ def test_missing_fixture_file(tmp_path: Path) -> None:
 
 
 def test_partial_fixture_loads_missing_tables_as_empty() -> None:
-    org = Org.from_dict(json.loads('{"systemusers": [{"systemuserid": "a1000000-0000-4000-8000-000000000001"}]}'))
+    org = Org.from_dict(
+        json.loads('{"systemusers": [{"systemuserid": "a1000000-0000-4000-8000-000000000001"}]}')
+    )
     assert org.rows("appointments") == [] and len(org.rows("systemusers")) == 1
