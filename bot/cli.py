@@ -64,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the report as JSON (design.md section 4)"
     )
 
+    intent = commands.add_parser(
+        "intent",
+        help="show how chat messages are understood",
+        description="Route each TEXT (or each line of standard input) and print one JSON line per input.",
+    )
+    intent.add_argument("text", nargs="*", help="messages (default: read lines from standard input)")
+
     sandbox = commands.add_parser(
         "sandbox",
         help="run the Dataverse + Graph simulator alone",
@@ -92,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_diagnose(args))
         if args.command == "sandbox":
             return asyncio.run(_sandbox(args))
+        if args.command == "intent":
+            return _intent(args.text)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # e.g. piped into `head`
@@ -188,6 +197,15 @@ def _plain(value: object) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
     return "none" if value is None else str(value)
+
+
+def _intent(texts: list[str]) -> int:
+    from bot.teams.intents import classify
+
+    lines = texts or (line.rstrip("\n") for line in sys.stdin)
+    for text in lines:
+        print(json.dumps(classify(text).to_dict(text)), flush=True)
+    return EXIT_OK
 
 
 async def _sandbox(args: argparse.Namespace) -> int:

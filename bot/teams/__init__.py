@@ -1,0 +1,1 @@
+"""The Teams conversation: intents, the activity handler, and turning reports into cards."""

@@ -1,0 +1,87 @@
+"""Understanding chat messages: accuracy on labelled phrasings, robustness, the CLI contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.teams.intents import INTENTS, classify
+
+DATA = Path(__file__).parent / "data"
+
+
+def labelled(name: str) -> list[tuple[str, str, str | None]]:
+    rows = []
+    for line in (DATA / name).read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            text, intent, record_type = line.split("\t")
+            rows.append((text, intent, record_type or None))
+    return rows
+
+
+def accuracy(rows: list[tuple[str, str, str | None]]) -> tuple[float, list[str]]:
+    wrong = []
+    for text, intent, record_type in rows:
+        got = classify(text)
+        if (got.name, got.record_type) != (intent, record_type):
+            wrong.append(f"{text!r}: expected {intent}/{record_type}, got {got.name}/{got.record_type}")
+    return 1 - len(wrong) / len(rows), wrong
+
+
+def test_labelled_set_is_large_and_covers_every_intent() -> None:
+    rows = labelled("intents.tsv")
+    assert len(rows) >= 150
+    assert {intent for _, intent, _ in rows} == set(INTENTS)
+    assert {rt for _, _, rt in rows} >= {"appointment", "contact", "task"}
+
+
+@pytest.mark.parametrize("name", ["intents.tsv", "intents_holdout.tsv"])
+def test_accuracy_at_least_97_percent(name: str) -> None:
+    score, wrong = accuracy(labelled(name))
+    assert score >= 0.97, "\n".join(wrong)
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "record_type"),
+    [
+        ("WHY ISN'T MY APPOINTMENT IN OUTLOOK", "diagnose", "appointment"),
+        ("why isn’t my appointment in outlook", "diagnose", "appointment"),  # curly apostrophe
+        ("appointmnet not in outlok", "diagnose", "appointment"),
+        ("<at>Sync Doctor</at> my tasks don't sync", "diagnose", "task"),
+        ("<at>Sync Doctor</at>", "help", None),
+        ("", "help", None),
+        ("...", "help", None),
+        ("contact support", "escalate", None),
+        ("my contact isn't syncing", "diagnose", "contact"),
+    ],
+)
+def test_case_punctuation_typos_and_mentions(text: str, intent: str, record_type: str | None) -> None:
+    got = classify(text)
+    assert (got.name, got.record_type) == (intent, record_type)
+
+
+def test_very_long_text_is_handled() -> None:
+    got = classify("appointment not in outlook " + "blah " * 2000)
+    assert got.name == "diagnose"
+    assert classify("x" * 10_000).name == "out_of_scope"
+
+
+def test_cli_prints_one_json_line_per_input() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "intent"],
+        input="appt from CRM not on my calendar\nmy contacts dont sync\nthanks\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines == [
+        {"text": "appt from CRM not on my calendar", "intent": "diagnose", "record_type": "appointment"},
+        {"text": "my contacts dont sync", "intent": "diagnose", "record_type": "contact"},
+        {"text": "thanks", "intent": "thanks", "record_type": None},
+    ]
