@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import TextIO
 
-from bot.clients.factory import clients_from_settings
+from bot.clients.factory import clients_from_settings, missing_settings
 from bot.config import load_settings
 from bot.diagnosis import RECORD_TYPES, RecordType, Report
 from bot.errors import AmbiguousRecordError, BackendError, ConfigError, FixtureError, InputError
@@ -43,6 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the bot",
+        description="Run the bot: POST /api/messages for Teams (Bot Framework), GET /healthz.",
+    )
+    serve.add_argument(
+        "--sandbox",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="FIXTURE",
+        help="also run the Dataverse + Graph simulator with the sample org (or FIXTURE) and use it",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=3978, help="port (default 3978)")
 
     diagnose = commands.add_parser(
         "diagnose",
@@ -95,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr)
     try:
+        if args.command == "serve":
+            return _serve(args)
         if args.command == "diagnose":
             return asyncio.run(_diagnose(args))
         if args.command == "sandbox":
@@ -197,6 +215,41 @@ def _plain(value: object) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
     return "none" if value is None else str(value)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bot.app import create_app
+
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        settings = load_settings()
+        if args.sandbox and args.sandbox is not True:
+            from bot.sandbox import load_fixture
+
+            load_fixture(args.sandbox)  # a broken fixture fails here, with its name, not mid-start
+        missing = [] if args.sandbox else missing_settings(settings)
+        if missing:  # name them before binding a port
+            raise ConfigError(f"not set: {', '.join(missing)} (or run with --sandbox to use the sample org)")
+    except (ConfigError, FixtureError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    if not settings.microsoft_app_id:
+        if not loopback:
+            print(
+                "error: without MicrosoftAppId requests can't be authenticated; bind to loopback only",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        logging.getLogger("bot").warning(
+            "MicrosoftAppId is not set: accepting unauthenticated requests on loopback"
+        )
+    app = create_app(settings, sandbox=args.sandbox)
+    print(f"Sync Doctor listening on http://{args.host}:{args.port}/api/messages", flush=True)
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    return EXIT_OK
 
 
 def _intent(texts: list[str]) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import httpx
@@ -302,6 +302,27 @@ class DataverseClient:
         params["$filter"] = " and ".join([*conditions, mine])
         params["$top"] = str(limit)
         params["$orderby"] = "modifiedon desc"
+        rows = await self.query(info.entity_set, params, max_pages=1)
+        return [record_facts(info, row, systemuserid) for row in rows[:limit]]
+
+    async def recent_records(
+        self, record_type: RecordType, systemuserid: str, *, around: datetime, days: int = 14, limit: int = 10
+    ) -> list[RecordFacts]:
+        """The user's records (owned or taking part) dated within `days` of `around`, newest first."""
+        info = ENTITIES[record_type]
+        user = require_id(systemuserid, "systemuserid")
+        mine = f"_ownerid_value eq {user}"
+        if info.parties:
+            mine = f"({mine} or {info.parties}/any(p:p/_partyid_value eq {user}))"
+        column = {"appointment": "scheduledstart", "task": "scheduledend", "contact": "modifiedon"}[
+            record_type
+        ]
+        since = (around - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        until = (around + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        params = self._record_params(info)
+        params["$filter"] = f"{mine} and {column} ge {since} and {column} le {until}"
+        params["$orderby"] = f"{column} desc"
+        params["$top"] = str(limit)
         rows = await self.query(info.entity_set, params, max_pages=1)
         return [record_facts(info, row, systemuserid) for row in rows[:limit]]
 

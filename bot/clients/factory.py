@@ -16,7 +16,7 @@ from bot.clients.http import RetryPolicy
 from bot.config import Settings
 from bot.errors import ConfigError
 
-__all__ = ["Clients", "clients_for", "clients_from_settings"]
+__all__ = ["Clients", "clients_for", "clients_from_settings", "missing_settings"]
 
 
 @dataclass
@@ -63,22 +63,24 @@ def clients_for(
     )
 
 
+def missing_settings(settings: Settings) -> list[str]:
+    """The settings the production clients need that are not set."""
+    required = (
+        ("DATAVERSE_URL", settings.dataverse_url),
+        ("AZURE_TENANT_ID", settings.azure_tenant_id),
+        ("AZURE_CLIENT_ID", settings.azure_client_id),
+        ("AZURE_CLIENT_SECRET", settings.azure_client_secret),
+    )
+    return [name for name, value in required if not value]
+
+
 def clients_from_settings(settings: Settings, *, policy: RetryPolicy | None = None) -> Clients:
     """Clients for the real services named in settings, with MSAL client-credentials tokens.
 
     Raises:
         ConfigError: naming the missing settings.
     """
-    missing = [
-        name
-        for name, value in (
-            ("DATAVERSE_URL", settings.dataverse_url),
-            ("AZURE_TENANT_ID", settings.azure_tenant_id),
-            ("AZURE_CLIENT_ID", settings.azure_client_id),
-            ("AZURE_CLIENT_SECRET", settings.azure_client_secret),
-        )
-        if not value
-    ]
+    missing = missing_settings(settings)
     if missing:
         raise ConfigError(
             f"not set: {', '.join(missing)}. Set them to reach your Dynamics 365 org, "

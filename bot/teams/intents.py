@@ -14,7 +14,7 @@ from typing import Literal
 
 from bot.diagnosis import RecordType
 
-__all__ = ["INTENTS", "Intent", "IntentName", "classify"]
+__all__ = ["INTENTS", "Intent", "IntentName", "classify", "is_vocabulary"]
 
 IntentName = Literal["diagnose", "check_mailbox", "escalate", "help", "greeting", "thanks", "out_of_scope"]
 INTENTS: tuple[IntentName, ...] = (
@@ -525,3 +525,36 @@ _STOP = frozenset(
 )
 _HELLO_WORDS = frozenset({"hi", "hello", "hey", "hiya", "yo", "morning", "afternoon", "evening", "howdy"})
 _HELP_WORDS = frozenset({"help", "commands", "command", "options", "menu", "usage", "what", "how"})
+
+
+_QUESTION_WORDS = frozenset(
+    {
+        "why",
+        "what",
+        "where",
+        "when",
+        "who",
+        "how",
+        "isn",
+        "t",
+        "not",
+        "no",
+        "missing",
+        "from",
+        "into",
+        "on",
+        "at",
+    }
+)
+
+
+def is_vocabulary(word: str) -> bool:
+    """True for words that belong to the question rather than to a record's subject."""
+    word = word.lower()
+    return (
+        word in _CONCEPTS
+        or word in _STOP
+        or word in _QUESTION_WORDS
+        or word in _CONTRACTIONS
+        or _correct(word) in _CONCEPTS
+    )

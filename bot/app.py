@@ -1,0 +1,141 @@
+"""The aiohttp app: `POST /api/messages` through Bot Framework's CloudAdapter, and `GET /healthz`.
+
+One factory, `create_app`, used by `python -m bot serve` and by the tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from botbuilder.core import TurnContext
+from botbuilder.core.serializer_helper import serializer_helper
+from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import Activity
+
+from bot.clients.factory import Clients, clients_from_settings
+from bot.config import Settings
+from bot.investigation import Investigator, UserCache
+from bot.teams import messages
+from bot.teams.bot import SyncDoctorBot
+
+__all__ = ["BOT", "create_app"]
+
+log = logging.getLogger(__name__)
+
+BOT = web.AppKey("bot", SyncDoctorBot)
+ADAPTER = web.AppKey("adapter", CloudAdapter)
+SANDBOX_URL = web.AppKey("sandbox_url", str)
+
+
+@dataclass(frozen=True)
+class _BotFrameworkConfig:
+    """The shape ConfigurationBotFrameworkAuthentication reads."""
+
+    APP_ID: str
+    APP_PASSWORD: str
+    APP_TYPE: str
+    APP_TENANTID: str
+
+
+def _adapter(settings: Settings) -> CloudAdapter:
+    password = settings.microsoft_app_password.get_secret_value() if settings.microsoft_app_password else ""
+    config = _BotFrameworkConfig(
+        APP_ID=settings.microsoft_app_id,
+        APP_PASSWORD=password,
+        APP_TYPE=settings.microsoft_app_type,
+        APP_TENANTID=settings.microsoft_app_tenant_id,
+    )
+    adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(config))
+
+    async def on_error(context: TurnContext, error: Exception) -> None:
+        log.exception("turn %s failed", context.activity.id, exc_info=error)
+        try:
+            await context.send_activity(messages.SOMETHING_WRONG)
+        except Exception:  # the connector itself may be what failed
+            log.warning("could not tell the user about the failed turn %s", context.activity.id)
+
+    adapter.on_turn_error = on_error
+    return adapter
+
+
+async def messages_route(request: web.Request) -> web.StreamResponse:
+    """Check the envelope (a clean 4xx for junk, never a 500), then hand the activity to CloudAdapter."""
+    if "application/json" not in request.headers.get("Content-Type", ""):
+        return web.json_response({"error": "expected an application/json Bot Framework activity"}, status=415)
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        return web.json_response({"error": "the body is not valid JSON"}, status=400)
+    if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+        return web.json_response({"error": "the body is not a Bot Framework activity (no type)"}, status=400)
+    # CloudAdapter.process() would serialise the invoke response's body a second time and fail (botbuilder
+    # 4.17), so this route calls process_activity() itself: the same authentication and turn pipeline.
+    activity = Activity().deserialize(body)
+    auth_header = request.headers.get("Authorization", "")
+    try:
+        invoke = await request.app[ADAPTER].process_activity(auth_header, activity, request.app[BOT].on_turn)
+    except PermissionError:
+        return web.json_response({"error": "unauthorized"}, status=401)
+    if invoke is None:
+        return web.Response(status=201)
+    body = (
+        invoke.body
+        if isinstance(invoke.body, dict | list | str) or invoke.body is None
+        else serializer_helper(invoke.body)
+    )
+    return web.json_response(body, status=invoke.status)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def create_app(
+    settings: Settings, *, sandbox: str | Path | bool | None = None, clients: Clients | None = None
+) -> web.Application:
+    """The bot's web app.
+
+    Args:
+        sandbox: True for the sample org, or a fixture path: start the simulator in-process and use it.
+        clients: use these clients (tests); otherwise built from settings or the sandbox.
+    """
+    app = web.Application(client_max_size=256 * 1024)
+    app[ADAPTER] = _adapter(settings)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            chosen = clients
+            if chosen is None and sandbox:
+                from bot.sandbox import local_org
+
+                local = await stack.enter_async_context(local_org(None if sandbox is True else sandbox))
+                chosen = local.clients
+                app[SANDBOX_URL] = local.url
+                log.warning(
+                    "serving the sandbox org from %s at %s", local.running.sandbox.org.source, local.url
+                )
+            elif chosen is None:
+                chosen = clients_from_settings(settings)
+                stack.push_async_callback(chosen.aclose)
+            investigator = Investigator(
+                chosen.dataverse,
+                chosen.graph,
+                budget=settings.diagnosis_budget_seconds,
+                user_cache=UserCache(),
+            )
+            app[BOT] = SyncDoctorBot(
+                investigator,
+                allowed_tenants=settings.allowed_tenant_ids,
+                budget=settings.diagnosis_budget_seconds,
+            )
+            yield
+
+    app.cleanup_ctx.append(resources)
+    app.router.add_post("/api/messages", messages_route)
+    app.router.add_get("/healthz", healthz)
+    return app

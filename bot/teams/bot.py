@@ -1,0 +1,263 @@
+"""The Teams activity handler: intent -> diagnosis -> card. It converts and routes; the core decides."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from botbuilder.core import CardFactory, MessageFactory, TurnContext
+from botbuilder.core.teams import TeamsActivityHandler
+from botbuilder.schema import (
+    Activity,
+    ActivityTypes,
+    AdaptiveCardInvokeResponse,
+    AdaptiveCardInvokeValue,
+    ChannelAccount,
+)
+
+from bot.clients.http import deadline
+from bot.diagnosis import RECORD_TYPES, RecordType, Report
+from bot.errors import AmbiguousRecordError, BackendError, InputError
+from bot.ids import is_id
+from bot.investigation import Investigator
+from bot.teams import messages
+from bot.teams.intents import Intent, classify
+from bot.teams.records import best_matches, subject_words
+from cards.common import CARD_CONTENT_TYPE, to_dict
+from cards.conversation import (
+    PickerItem,
+    build_checklist_card,
+    build_help_card,
+    build_picker_card,
+    build_welcome_card,
+)
+from cards.diagnosis import build_diagnosis_card
+
+__all__ = ["SyncDoctorBot"]
+
+log = logging.getLogger(__name__)
+Card = dict[str, Any]
+
+
+def _when(record_start: datetime | None) -> str | None:
+    return record_start.strftime("%a %d %b %H:%M UTC") if record_start else None
+
+
+class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
+    """Answers questions about records that don't reach Outlook, in personal chat, group chats and channels.
+
+    Args:
+        investigator: runs diagnoses against Dataverse and Graph.
+        allowed_tenants: tenant ids allowed to use the bot (empty: any).
+        budget: seconds for one turn's work; Teams wants an answer within 15 s.
+    """
+
+    def __init__(
+        self,
+        investigator: Investigator,
+        *,
+        allowed_tenants: frozenset[str] = frozenset(),
+        budget: float = 11.0,
+    ):
+        super().__init__()
+        self.investigator = investigator
+        self.allowed_tenants = allowed_tenants
+        self.budget = budget
+        self._routes: dict[str, Callable[[TurnContext, Intent, str], Awaitable[None]]] = {
+            "diagnose": self._diagnose,
+            "check_mailbox": self._diagnose,
+            "escalate": self._reply_text(messages.ESCALATE_SOON),
+            "help": self._reply_card(lambda: to_dict(build_help_card())),
+            "greeting": self._greet,
+            "thanks": self._reply_text(messages.THANKS),
+            "out_of_scope": self._reply_text(messages.OUT_OF_SCOPE),
+        }
+
+    # --- plumbing -------------------------------------------------------------------------------------
+
+    def _tenant_allowed(self, context: TurnContext) -> bool:
+        if not self.allowed_tenants:
+            return True
+        data = context.activity.channel_data or {}
+        tenant = ((data.get("tenant") or {}).get("id") or "") if isinstance(data, dict) else ""
+        return tenant.lower() in self.allowed_tenants
+
+    @staticmethod
+    async def _send_card(context: TurnContext, card: Card) -> None:
+        await context.send_activity(MessageFactory.attachment(CardFactory.adaptive_card(card)))
+
+    def _reply_text(self, text: str) -> Callable[[TurnContext, Intent, str], Awaitable[None]]:
+        async def reply(context: TurnContext, intent: Intent, message: str) -> None:
+            await context.send_activity(MessageFactory.text(text))
+
+        return reply
+
+    def _reply_card(self, build: Callable[[], Card]) -> Callable[[TurnContext, Intent, str], Awaitable[None]]:
+        async def reply(context: TurnContext, intent: Intent, message: str) -> None:
+            await self._send_card(context, build())
+
+        return reply
+
+    async def _greet(self, context: TurnContext, intent: Intent, message: str) -> None:
+        await self._send_card(context, to_dict(build_welcome_card(context.activity.from_property.name)))
+
+    # --- messages -------------------------------------------------------------------------------------
+
+    async def on_message_activity(self, turn_context: TurnContext) -> None:
+        activity = turn_context.activity
+        if not self._tenant_allowed(turn_context):
+            await turn_context.send_activity(messages.TENANT_REFUSED)
+            return
+        text = activity.text or ""
+        if not text.strip() and activity.attachments:
+            await turn_context.send_activity(messages.ATTACHMENTS_ONLY)
+            return
+        intent = classify(text)
+        log.info("turn %s: intent %s/%s", activity.id, intent.name, intent.record_type)
+        await self._routes[intent.name](turn_context, intent, text)
+
+    async def _diagnose(self, context: TurnContext, intent: Intent, text: str) -> None:
+        user = context.activity.from_property.aad_object_id if context.activity.from_property else None
+        if not user:
+            await context.send_activity(messages.NO_IDENTITY)
+            return
+        record_type: RecordType = intent.record_type or "appointment"
+        await context.send_activity(Activity(type=ActivityTypes.typing))
+        card = await self._answer(user, record_type, text if intent.name == "diagnose" else "")
+        await self._send_card(context, card)
+
+    async def _answer(self, user: str, record_type: RecordType, text: str) -> Card:
+        """Mailbox-level causes at once; with a healthy mailbox, find the record the message means."""
+        now = datetime.now(UTC)
+        with deadline(self.budget):
+            try:
+                report = await self.investigator.run(user, None, record_type)
+                if report.causes or not text:
+                    return self._diagnosis_card(report, record_type, now)
+                return await self._record_answer(user, record_type, report, text, now)
+            except BackendError as exc:
+                log.warning("diagnosis for %s failed: %s", user, exc)
+                return to_dict(build_checklist_card(record_type=record_type, reason=_reason(exc), user=user))
+
+    async def _record_answer(
+        self, user: str, record_type: RecordType, report: Report, text: str, now: datetime
+    ) -> Card:
+        systemuserid = report.user.systemuserid or ""
+        recent = await self.investigator.dataverse.recent_records(record_type, systemuserid, around=now)
+        words = subject_words(text)
+        matches = best_matches(words, recent) if words else []
+        if len(matches) == 1:
+            return self._diagnosis_card(
+                await self.investigator.run(user, matches[0].id, record_type), record_type, now
+            )
+        if words and not matches:
+            try:  # older or later than the recent window: search by subject words
+                found = await self.investigator.run(user, " ".join(words), record_type)
+                if found.record is not None:
+                    return self._diagnosis_card(found, record_type, now)
+            except AmbiguousRecordError as exc:
+                items = [PickerItem(c.id, c.subject, c.start) for c in exc.candidates]
+                return to_dict(build_picker_card(items, record_type=record_type, user=user))
+        shown = matches or recent
+        items = [PickerItem(r.id, r.subject or "(no subject)", _when(r.start)) for r in shown]
+        return to_dict(build_picker_card(items, record_type=record_type, user=user))
+
+    @staticmethod
+    def _diagnosis_card(report: Report, record_type: str, now: datetime, show_all: bool = False) -> Card:
+        return to_dict(
+            build_diagnosis_card(report, record_type=record_type, checked_at=now, show_all=show_all)
+        )
+
+    # --- card buttons (Universal Actions) -------------------------------------------------------------
+
+    async def on_adaptive_card_invoke(
+        self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
+    ) -> AdaptiveCardInvokeResponse:
+        action = invoke_value.action if isinstance(invoke_value.action, dict) else {}
+        verb = str(action.get("verb") or "")
+        data = action.get("data")
+        data = data if isinstance(data, dict) else {}
+        user = (
+            turn_context.activity.from_property.aad_object_id if turn_context.activity.from_property else None
+        )
+        if not self._tenant_allowed(turn_context):
+            return _message(messages.TENANT_REFUSED)
+        if not user:
+            return _message(messages.NO_IDENTITY)
+        owner = data.get("user")
+        if owner is not None and str(owner).lower() != user.lower():
+            log.warning("turn %s: %s pressed %s on %s's card", turn_context.activity.id, user, verb, owner)
+            return _message(messages.NOT_YOURS)
+        record_type: RecordType = next((t for t in RECORD_TYPES if t == data.get("type")), "appointment")
+        record = data.get("record")
+        if record is not None and not (isinstance(record, str) and is_id(record)):
+            return _message(messages.UNKNOWN_ACTION)
+        if verb == "escalate":
+            return _message(messages.ESCALATE_SOON)
+        if verb not in ("recheck", "details", "pick", "check_mailbox"):
+            return _message(messages.UNKNOWN_ACTION)
+        if verb == "pick" and record is None:
+            return _message(messages.UNKNOWN_ACTION)
+        show_all = bool(data.get("show_all")) if verb == "details" else bool(data.get("show_all", False))
+        now = datetime.now(UTC)
+        with deadline(self.budget):
+            try:
+                report = await self.investigator.run(user, record, record_type)
+            except BackendError as exc:
+                return _card(
+                    to_dict(build_checklist_card(record_type=record_type, reason=_reason(exc), user=user))
+                )
+            except InputError:
+                return _message(messages.UNKNOWN_ACTION)
+        return _card(self._diagnosis_card(report, record_type, now, show_all))
+
+    # --- installs -------------------------------------------------------------------------------------
+
+    async def on_members_added_activity(
+        self, members_added: list[ChannelAccount], turn_context: TurnContext
+    ) -> None:
+        bot_id = turn_context.activity.recipient.id if turn_context.activity.recipient else None
+        if any(member.id == bot_id for member in members_added):
+            scope = (
+                (turn_context.activity.conversation.conversation_type or "personal")
+                if turn_context.activity.conversation
+                else "personal"
+            )
+            name = (
+                turn_context.activity.from_property.name
+                if scope == "personal" and turn_context.activity.from_property
+                else None
+            )
+            await self._send_card(turn_context, to_dict(build_welcome_card(name)))
+
+
+def _reason(exc: BackendError) -> str:
+    if exc.service == "Entra":
+        return (
+            "Sign-in to Dynamics 365 failed for Sync Doctor itself; your admin has to fix its configuration."
+        )
+    return f"{exc.service} didn't answer in time or refused ({type(exc).__name__})."
+
+
+def _card(card: Card) -> AdaptiveCardInvokeResponse:
+    return AdaptiveCardInvokeResponse(status_code=200, type=CARD_CONTENT_TYPE, value=card)
+
+
+class _MessageInvokeResponse(AdaptiveCardInvokeResponse):  # type: ignore[misc]
+    """A Universal Action answer that shows a message and leaves the card as it is.
+
+    Its `value` is a string, which the SDK's model (typed as a dict) can't serialise.
+    """
+
+    _attribute_map: ClassVar[dict[str, dict[str, str]]] = {
+        **AdaptiveCardInvokeResponse._attribute_map,
+        "value": {"key": "value", "type": "str"},
+    }
+
+
+def _message(text: str) -> AdaptiveCardInvokeResponse:
+    return _MessageInvokeResponse(
+        status_code=200, type="application/vnd.microsoft.activity.message", value=text
+    )

@@ -1,0 +1,124 @@
+"""The diagnosis card: a one-line verdict, what failed with its evidence and numbered steps, and buttons."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from microsoft_teams.cards.core import AdaptiveCard, CardElement, Container, Fact, FactSet
+
+from bot.diagnosis import Finding, Report
+from cards.common import card, execute, heading, text
+
+__all__ = ["action_data", "build_diagnosis_card"]
+
+_STYLE = {"fail": "attention", "warn": "warning"}
+_COLOR = {"fail": "Attention", "warn": "Warning"}
+_MARK = {"fail": "✖ Problem", "warn": "⚠ Worth a look", "pass": "✔ OK", "unknown": "? Could not check"}
+_TYPE_LABEL = {"appointment": "Appointment", "contact": "Contact", "task": "Task"}
+
+
+def action_data(report: Report, *, record_type: str, show_all: bool = False) -> dict[str, Any]:
+    """What the card's buttons send back: enough to re-run the same diagnosis, and whose it is."""
+    return {
+        "user": report.user.aad_object_id,
+        "record": report.record.id if report.record else None,
+        "type": record_type,
+        "show_all": show_all,
+    }
+
+
+def _title(report: Report, record_type: str) -> str:
+    if report.record is not None:
+        return f"Why “{report.record.subject or 'this ' + record_type}” isn't in Outlook"
+    return "Your mailbox check" if record_type == "appointment" else f"Your {record_type} sync check"
+
+
+def _verdict(report: Report) -> tuple[str, str]:
+    causes = [f for f in report.findings if f.status == "fail"]
+    warnings = [f for f in report.findings if f.status == "warn"]
+    if causes:
+        first = causes[0].title
+        more = f" (and {len(causes) - 1} more)" if len(causes) > 1 else ""
+        return f"Found it: {first}{more}.", "Attention"
+    if warnings:
+        return f"Nothing blocks sync, but: {warnings[0].title}.", "Warning"
+    if report.in_exchange:
+        return "Everything checks out, and it is in your Outlook calendar.", "Good"
+    return "Everything I can check is fine.", "Good"
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ").capitalize()
+
+
+def _value(value: object) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v).replace("_", " ") for v in value) or "none"
+    if isinstance(value, dict):
+        return "; ".join(f"{_label(str(k))}: {v}" for k, v in value.items()) or "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "none" if value is None else str(value)
+
+
+def _finding_block(finding: Finding) -> Container:
+    items: list[CardElement] = [text(f"**{finding.title}**", color=_COLOR.get(finding.status))]
+    if finding.evidence:
+        items.append(
+            FactSet(facts=[Fact(title=_label(k), value=_value(v)) for k, v in finding.evidence.items()])
+        )
+    if finding.steps:
+        items.append(text("\n".join(f"{n}. {step}" for n, step in enumerate(finding.steps, start=1))))
+    items.append(text(f"[Microsoft's guidance]({finding.source})", subtle=True))
+    return Container(items=items, style=_STYLE.get(finding.status), bleed=False)  # type: ignore[arg-type]
+
+
+def _facts(report: Report, checked_at: datetime) -> FactSet:
+    facts: list[Fact] = []
+    user = report.user
+    if user.name or user.email:
+        facts.append(Fact(title="User", value=user.name or user.email or ""))
+    if report.record is not None:
+        facts.append(
+            Fact(title=_TYPE_LABEL[report.record.type], value=report.record.subject or "(no subject)")
+        )
+        if report.record.start:
+            facts.append(
+                Fact(title="Starts", value=report.record.start.replace("T", " ").replace("Z", " UTC"))
+            )
+        in_exchange = {True: "yes", False: "no", None: "could not check"}[report.in_exchange]
+        facts.append(Fact(title="In Outlook", value=in_exchange))
+    facts.append(Fact(title="Checked", value=checked_at.strftime("%Y-%m-%d %H:%M:%S UTC")))
+    return FactSet(facts=facts)
+
+
+def build_diagnosis_card(
+    report: Report, *, record_type: str, checked_at: datetime, show_all: bool = False
+) -> AdaptiveCard:
+    """The card for one report. Re-check and Show all checks answer with a new card in place."""
+    verdict, color = _verdict(report)
+    body: list[CardElement] = [
+        heading(_title(report, record_type)),
+        text(verdict, color=color),
+        _facts(report, checked_at),
+    ]
+    to_fix = [f for f in report.findings if f.status in ("fail", "warn")]
+    body.extend(_finding_block(f) for f in to_fix)
+    unknown = [f for f in report.findings if f.status == "unknown"]
+    if unknown:
+        body.append(
+            text("Some checks couldn't run: " + "; ".join(f.title for f in unknown) + ".", subtle=True)
+        )
+    if show_all:
+        body.append(heading("Every check", size="Medium"))
+        body.append(FactSet(facts=[Fact(title=_MARK[f.status], value=f.title) for f in report.findings]))
+    data = action_data(report, record_type=record_type, show_all=show_all)
+    actions = [
+        execute("Re-check", "recheck", data, style="positive"),
+        execute("Escalate to helpdesk", "escalate", data),
+        execute(
+            "Hide checks" if show_all else "Show all checks", "details", {**data, "show_all": not show_all}
+        ),
+    ]
+    return card(body, actions, fallback_text=verdict)
