@@ -69,9 +69,13 @@ def build_picker_card(items: Sequence[PickerItem], *, record_type: str, user: st
     choices = [Choice(title=f"{i.title} ({i.when})" if i.when else i.title, value=i.id) for i in items]
     body = [
         heading("Your mailbox is set up correctly", size="Medium"),
-        text(f"Which {record_type} is missing from Outlook?"),
         ChoiceSetInput(
-            id="record", choices=choices, style="expanded", is_required=True, error_message="Pick one"
+            id="record",
+            label=f"Which {record_type} is missing from Outlook?",
+            choices=choices,
+            style="expanded",
+            is_required=True,
+            error_message=f"Pick the {record_type} to check",
         ),
     ]
     actions = [execute("Check this one", "pick", {"type": record_type, "user": user}, style="positive")]

@@ -1,0 +1,117 @@
+"""Every card validates with the official Adaptive Cards library and shows what a person needs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.investigation import Investigator
+from bot.sandbox import LocalOrg
+from cards.common import to_dict
+from cards.conversation import (
+    PickerItem,
+    build_checklist_card,
+    build_help_card,
+    build_picker_card,
+    build_welcome_card,
+)
+from cards.diagnosis import build_diagnosis_card
+from tests.conftest import ALEX, PLAYGROUND
+
+ROOT = Path(__file__).resolve().parents[2]
+VALIDATOR = Path(__file__).with_name("validate_cards.js")
+NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+ALLOWED_COLORS = {"Default", "Dark", "Light", "Accent", "Good", "Warning", "Attention"}
+
+
+def validate(cards: list[dict[str, Any]]) -> list[list[str]]:
+    node = shutil.which("node")
+    assert node, "Node.js is needed to validate cards (the README's setup installs the npm tools)"
+    done = subprocess.run(
+        [node, str(VALIDATOR)], input=json.dumps(cards), capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout))
+
+
+async def all_cards(local: LocalOrg) -> dict[str, dict[str, Any]]:
+    investigator = Investigator(local.clients.dataverse, local.clients.graph)
+    cards: dict[str, dict[str, Any]] = {
+        "welcome": to_dict(build_welcome_card("Alex Wilber")),
+        "welcome-anonymous": to_dict(build_welcome_card(None)),
+        "help": to_dict(build_help_card()),
+        "picker": to_dict(
+            build_picker_card([PickerItem("c3000000-0000-4000-8000-000000000001", "Quarterly review", "Fri 27 Nov")], record_type="appointment", user=ALEX)
+        ),
+        "picker-empty": to_dict(build_picker_card([], record_type="task", user=ALEX)),
+        "checklist": to_dict(build_checklist_card(record_type="appointment", reason="Dataverse timed out", user=ALEX)),
+    }
+    for user, record in [
+        (ALEX, "quarterly review"),
+        (PLAYGROUND + "21", None),
+        (PLAYGROUND + "22", "product demo"),
+        (PLAYGROUND + "25", "contract renewal"),
+        ("johannal@example.com", None),
+        ("nobody@example.com", None),
+    ]:
+        report = await investigator.run(user, record)
+        for show_all in (False, True):
+            cards[f"diagnosis {user} {record} {show_all}"] = to_dict(
+                build_diagnosis_card(report, record_type="appointment", checked_at=NOW, show_all=show_all)
+            )
+    return cards
+
+
+async def test_every_card_validates_with_the_official_library(local: LocalOrg) -> None:
+    cards = await all_cards(local)
+    problems = validate(list(cards.values()))
+    assert {name: p for name, p in zip(cards, problems, strict=True) if p} == {}
+    # the validator really reports problems
+    assert validate([{"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "Bogus"}]}]) != [[]]
+
+
+async def test_cards_use_schema_1_5_universal_actions_and_theme_colours(local: LocalOrg) -> None:
+    for name, card in (await all_cards(local)).items():
+        assert card["version"] == "1.5", name
+        for action in card.get("actions", []):
+            assert action["type"] == "Action.Execute" and action["verb"], name
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                assert node != {}, f"{name}: empty object"
+                if "color" in node:
+                    assert node["color"] in ALLOWED_COLORS, name
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for item in node:
+                    walk(item)
+
+        walk(card)
+
+
+async def test_diagnosis_card_shows_verdict_evidence_steps_and_source(local: LocalOrg) -> None:
+    report = await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX, "quarterly review")
+    card = to_dict(build_diagnosis_card(report, record_type="appointment", checked_at=NOW))
+    text = json.dumps(card)
+    assert card["body"][1]["text"].startswith("Found it: This appointment doesn't meet your synchronization filters")
+    assert '"title": "Your roles", "value": "owner"' in text
+    assert "1. In Dynamics 365, select the gear icon" in text
+    assert "https://support.microsoft.com/help/4509420" in text
+    data = card["actions"][0]["data"]
+    assert data == {"user": ALEX, "record": report.record.id, "type": "appointment", "show_all": False}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("show_all", [False, True])
+async def test_passing_checks_only_in_show_all(local: LocalOrg, show_all: bool) -> None:
+    report = await Investigator(local.clients.dataverse, local.clients.graph).run(PLAYGROUND + "22", "product demo")
+    card = to_dict(build_diagnosis_card(report, record_type="appointment", checked_at=NOW, show_all=show_all))
+    text = json.dumps(card)
+    assert "Everything checks out, and it is in your Outlook calendar." in text
+    assert ("Mailbox record is active" in text) is show_all
