@@ -29,7 +29,7 @@ def card_text(card: dict[str, Any]) -> str:
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
-            for key in ("text", "title", "value"):
+            for key in ("text", "title", "value", "label"):
                 if isinstance(node.get(key), str):
                     out.append(node[key])
             for value in node.values():
