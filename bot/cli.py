@@ -87,6 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     intent.add_argument("text", nargs="*", help="messages (default: read lines from standard input)")
 
+    manifest = commands.add_parser(
+        "manifest",
+        help="build and validate the Teams app package",
+        description="Build the Teams app package zip (manifest.json + icons) and validate it against the official schema.",
+    )
+    manifest.add_argument("--out", default="manifest/build/sync-doctor.zip", help="where to write the zip")
+    manifest.add_argument("--bot-id", help="the bot's Microsoft App ID (default: MicrosoftAppId)")
+
     sandbox = commands.add_parser(
         "sandbox",
         help="run the Dataverse + Graph simulator alone",
@@ -117,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_diagnose(args))
         if args.command == "sandbox":
             return asyncio.run(_sandbox(args))
+        if args.command == "manifest":
+            return _manifest(args)
         if args.command == "intent":
             return _intent(args.text)
     except KeyboardInterrupt:
@@ -249,6 +259,27 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(settings, sandbox=args.sandbox)
     print(f"Sync Doctor listening on http://{args.host}:{args.port}/api/messages", flush=True)
     web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    return EXIT_OK
+
+
+def _manifest(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from bot.manifest import PLACEHOLDER_BOT_ID, build_package
+
+    try:
+        bot_id = args.bot_id or load_settings().microsoft_app_id
+        if not bot_id:
+            print(
+                f"warning: no --bot-id or MicrosoftAppId: using {PLACEHOLDER_BOT_ID}; set it before uploading",
+                file=sys.stderr,
+            )
+            bot_id = PLACEHOLDER_BOT_ID
+        out = build_package(Path(args.out), bot_id=bot_id)
+    except (InputError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"Valid Teams app package written to {out}")
     return EXIT_OK
 
 

@@ -34,7 +34,13 @@ def validate(cards: list[dict[str, Any]]) -> list[list[str]]:
     node = shutil.which("node")
     assert node, "Node.js is needed to validate cards (the README's setup installs the npm tools)"
     done = subprocess.run(
-        [node, str(VALIDATOR)], input=json.dumps(cards), capture_output=True, text=True, cwd=ROOT, timeout=60, check=False
+        [node, str(VALIDATOR)],
+        input=json.dumps(cards),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return list(json.loads(done.stdout))
@@ -47,10 +53,16 @@ async def all_cards(local: LocalOrg) -> dict[str, dict[str, Any]]:
         "welcome-anonymous": to_dict(build_welcome_card(None)),
         "help": to_dict(build_help_card()),
         "picker": to_dict(
-            build_picker_card([PickerItem("c3000000-0000-4000-8000-000000000001", "Quarterly review", "Fri 27 Nov")], record_type="appointment", user=ALEX)
+            build_picker_card(
+                [PickerItem("c3000000-0000-4000-8000-000000000001", "Quarterly review", "Fri 27 Nov")],
+                record_type="appointment",
+                user=ALEX,
+            )
         ),
         "picker-empty": to_dict(build_picker_card([], record_type="task", user=ALEX)),
-        "checklist": to_dict(build_checklist_card(record_type="appointment", reason="Dataverse timed out", user=ALEX)),
+        "checklist": to_dict(
+            build_checklist_card(record_type="appointment", reason="Dataverse timed out", user=ALEX)
+        ),
     }
     for user, record in [
         (ALEX, "quarterly review"),
@@ -100,7 +112,9 @@ async def test_diagnosis_card_shows_verdict_evidence_steps_and_source(local: Loc
     report = await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX, "quarterly review")
     card = to_dict(build_diagnosis_card(report, record_type="appointment", checked_at=NOW))
     text = json.dumps(card)
-    assert card["body"][1]["text"].startswith("Found it: This appointment doesn't meet your synchronization filters")
+    assert card["body"][1]["text"].startswith(
+        "Found it: This appointment doesn't meet your synchronization filters"
+    )
     assert '"title": "Your roles", "value": "owner"' in text
     assert "1. In Dynamics 365, select the gear icon" in text
     assert "https://support.microsoft.com/help/4509420" in text
@@ -110,7 +124,9 @@ async def test_diagnosis_card_shows_verdict_evidence_steps_and_source(local: Loc
 
 @pytest.mark.parametrize("show_all", [False, True])
 async def test_passing_checks_only_in_show_all(local: LocalOrg, show_all: bool) -> None:
-    report = await Investigator(local.clients.dataverse, local.clients.graph).run(PLAYGROUND + "22", "product demo")
+    report = await Investigator(local.clients.dataverse, local.clients.graph).run(
+        PLAYGROUND + "22", "product demo"
+    )
     card = to_dict(build_diagnosis_card(report, record_type="appointment", checked_at=NOW, show_all=show_all))
     text = json.dumps(card)
     assert "Everything checks out, and it is in your Outlook calendar." in text
