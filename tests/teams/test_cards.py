@@ -88,24 +88,23 @@ async def test_every_card_validates_with_the_official_library(local: LocalOrg) -
     assert validate([{"type": "AdaptiveCard", "version": "1.5", "body": [{"type": "Bogus"}]}]) != [[]]
 
 
+def nodes(node: Any) -> list[Any]:
+    """Every object and list inside a card, depth first."""
+    found = [node]
+    children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else []
+    for child in children:
+        found += nodes(child)
+    return found
+
+
 async def test_cards_use_schema_1_5_universal_actions_and_theme_colours(local: LocalOrg) -> None:
     for name, card in (await all_cards(local)).items():
         assert card["version"] == "1.5", name
         for action in card.get("actions", []):
             assert action["type"] == "Action.Execute" and action["verb"], name
-
-        def walk(node: Any) -> None:
-            if isinstance(node, dict):
-                assert node != {}, f"{name}: empty object"
-                if "color" in node:
-                    assert node["color"] in ALLOWED_COLORS, name
-                for value in node.values():
-                    walk(value)
-            elif isinstance(node, list):
-                for item in node:
-                    walk(item)
-
-        walk(card)
+        objects = [n for n in nodes(card) if isinstance(n, dict)]
+        assert {} not in objects, f"{name}: empty object"
+        assert all(o["color"] in ALLOWED_COLORS for o in objects if "color" in o), name
 
 
 async def test_diagnosis_card_shows_verdict_evidence_steps_and_source(local: LocalOrg) -> None:
