@@ -1,32 +1,56 @@
-# Sync Doctor: `make run` sets up and runs on the sample org; `make test` sets up and runs every check.
+# Sync Doctor.
+#   make run    set up, then run the bot on the sample org with the Agents Playground (a local Teams client)
+#   make test   set up, then run every check: ruff, mypy, pytest (unit, scenario and end-to-end)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+BOT_PORT ?= 3978
+PLAYGROUND_PORT ?= 56150
+# The Playground has no host option: this preload makes it listen on loopback only.
+LOOPBACK := NODE_OPTIONS=--require=$(CURDIR)/tests/e2e/loopback.js
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint e2e bench clean
 
-$(STAMP): pyproject.toml
+$(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $@
 
-setup: $(STAMP)
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's Chromium drives the end-to-end tests (no browser download).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
+
+setup: $(PY_STAMP) $(NODE_STAMP)
 
 run: setup
-	$(BIN)/python -m bot diagnose --user alexw@example.com --record "quarterly review" --fixture bot/sandbox/sample_org.json
+	@echo "Open http://127.0.0.1:$(PLAYGROUND_PORT) and ask: why isn't my appointment in Outlook?  (Ctrl+C stops both)"
+	@$(LOOPBACK) TEAMSAPPTESTER_BROWSER=none node_modules/.bin/agentsplayground start --disable-telemetry \
+	  -e http://127.0.0.1:$(BOT_PORT)/api/messages -c msteams -p $(PLAYGROUND_PORT) >/dev/null 2>&1 & \
+	  trap "kill $$! 2>/dev/null" EXIT INT TERM; \
+	  $(BIN)/python -m bot serve --sandbox --port $(BOT_PORT)
 
 lint: setup
-	$(BIN)/ruff format --check bot cards tests bench
-	$(BIN)/ruff check bot cards tests bench
+	$(BIN)/ruff format --check bot cards tests bench manifest
+	$(BIN)/ruff check bot cards tests bench manifest
 	$(BIN)/mypy
 
-test: lint
+test: lint chromium
 	$(BIN)/python -m pytest
+
+e2e: setup chromium
+	$(BIN)/python -m pytest tests/e2e
 
 bench: setup
 	$(BIN)/python bench/diagnose_latency.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache manifest/build

@@ -1,0 +1,103 @@
+"""Start the bot (`python -m bot serve --sandbox`) and the Microsoft 365 Agents Playground, both on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYGROUND = ROOT / "node_modules" / ".bin" / "agentsplayground"
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = ROOT / "tests" / "e2e" / "screenshots"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: callable, what: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:  # type: ignore[valid-type]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        if check():
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"{what} did not start within {timeout:.0f} s")
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def bot_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("bot") / "bot.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("MicrosoftAppId", "ALLOWED_TENANTS")}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--sandbox", "--port", str(port)],
+            cwd=ROOT,
+            stdout=log,
+            stderr=log,
+            env=env,
+        )
+    try:
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), "the bot", process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def playground_url(bot_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    assert PLAYGROUND.exists(), "the Agents Playground is missing: run `npm ci` (the README's setup does)"
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("playground") / "playground.log"
+    env = {
+        **os.environ,
+        "TEAMSAPPTESTER_BROWSER": "none",
+        "NODE_OPTIONS": f"--require {ROOT / 'tests' / 'e2e' / 'loopback.js'}",
+    }
+    command = [
+        str(PLAYGROUND),
+        "start",
+        "-e",
+        f"{bot_url}/api/messages",
+        "-c",
+        "msteams",
+        "-p",
+        str(port),
+        "--disable-telemetry",
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log, env=env)
+    try:
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/"), "the Agents Playground", process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = shutil.which("chromium") or (str(CHROMIUM) if CHROMIUM.exists() else None)
+    assert path, "Debian's chromium is missing: the README's setup installs it (apt-get install chromium)"
+    return path

@@ -1,0 +1,83 @@
+"""End to end in a real Teams client: the Microsoft 365 Agents Playground, driven in headless Chromium.
+
+As the Playground's default user (Alex Wilber), ask in your own words, pick the appointment, see the
+owner-only cause on the card, press Re-check and see the same card update in place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.e2e.conftest import SHOTS
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def page(playground_url: str, chromium_path: str) -> AsyncIterator[Page]:
+    async with async_playwright() as pw:
+        browser: Browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        page = await browser.new_page(viewport={"width": 1280, "height": 1500})
+        await page.goto(playground_url, wait_until="domcontentloaded")
+        yield page
+        await browser.close()
+
+
+async def say(page: Page, text: str) -> None:
+    box = page.locator('[role="textbox"]').first
+    await box.click()
+    await box.type(text)
+    await page.keyboard.press("Enter")
+
+
+async def test_ask_pick_diagnose_and_recheck_in_place(page: Page) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    cards = page.locator(".ac-adaptiveCard")
+    await expect(cards.first).to_contain_text("I'm Sync Doctor", timeout=30_000)  # welcome card on install
+
+    await say(page, "why isn't my appointment in Outlook?")
+    picker = cards.filter(has_text="Which appointment is missing from Outlook?")
+    await expect(picker).to_have_count(1, timeout=30_000)
+    await picker.get_by_text("Quarterly review with Contoso").click()
+    await picker.get_by_role("button", name="Check this one").click()
+
+    diagnosis = cards.filter(has_text="Why “Quarterly review with Contoso” isn't in Outlook")
+    await expect(diagnosis).to_have_count(1, timeout=30_000)
+    await expect(diagnosis).to_contain_text("This appointment doesn't meet your synchronization filters")
+    await expect(diagnosis).to_contain_text("owner")
+    await expect(picker).to_have_count(0)  # the picker was replaced in place
+    await page.screenshot(path=str(SHOTS / "diagnosis.png"), full_page=True)
+
+    checked = re.compile(r"Checked\s*(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC)")
+    before = checked.search(await diagnosis.inner_text())
+    assert before is not None
+    await page.wait_for_timeout(1100)  # the card shows seconds: make the next check's time differ
+    count = await cards.count()
+    await diagnosis.get_by_role("button", name="Re-check").click()
+    await expect(diagnosis).not_to_contain_text(before.group(1), timeout=30_000)
+    await expect(diagnosis).to_contain_text("This appointment doesn't meet your synchronization filters")
+    assert await cards.count() == count  # updated in place, not a new message
+    await page.screenshot(path=str(SHOTS / "rechecked.png"), full_page=True)
+
+
+async def test_mailbox_cause_for_a_question_with_typos(page: Page) -> None:
+    cards = page.locator(".ac-adaptiveCard")
+    await expect(cards.first).to_contain_text("I'm Sync Doctor", timeout=30_000)
+    await say(page, "appt from CRM not on my calender")
+    await expect(cards.filter(has_text="Which appointment is missing from Outlook?")).to_have_count(
+        1, timeout=30_000
+    )
