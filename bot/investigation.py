@@ -92,10 +92,29 @@ class Investigator:
     budget: float = 11.0
     user_cache: UserCache | None = None
 
+    async def user_id(self, user_ref: str) -> str | None:
+        """The systemuserid behind an Entra object id or email (cached), None when there is none."""
+        cached = self.user_cache.get(user_ref) if self.user_cache else None
+        if cached is not None:
+            return cached
+        found = await self.dataverse.find_user(user_ref.strip())
+        if found is None:
+            return None
+        if self.user_cache:
+            self.user_cache.put(user_ref, found[0].systemuserid)
+        return found[0].systemuserid
+
     async def run(
-        self, user_ref: str, record_ref: str | None = None, record_type: RecordType = "appointment"
+        self,
+        user_ref: str,
+        record_ref: str | None = None,
+        record_type: RecordType = "appointment",
+        *,
+        record: RecordFacts | None = None,
     ) -> Report:
         """Diagnose why `user_ref`'s record (or, with no record, their mailbox) doesn't sync.
+
+        `record`, when the caller has just read it (e.g. from `recent_records`), saves reading it again.
 
         Raises:
             InputError: the user or record reference can't be used (ambiguous words included).
@@ -107,10 +126,19 @@ class Investigator:
         if not user_ref:
             raise InputError("no user given")
         with deadline(self.budget):
-            facts = await self.gather(user_ref, record_ref, record_type)
+            facts = await self.gather(
+                user_ref, record.id if record else record_ref, record_type, known=record
+            )
         return diagnose(facts)
 
-    async def gather(self, user_ref: str, record_ref: str | None, record_type: RecordType) -> Facts:
+    async def gather(
+        self,
+        user_ref: str,
+        record_ref: str | None,
+        record_type: RecordType,
+        *,
+        known: RecordFacts | None = None,
+    ) -> Facts:
         record_ref = record_ref.strip() if record_ref else None
         words = None if record_ref is None or is_id(record_ref.strip("{}")) else record_words(record_ref)
         if words is not None and not words:
@@ -132,7 +160,11 @@ class Investigator:
 
         # Round 2: everything that needs only the user's id.
         filters_call = _attempt(self._filters(systemuserid, record_type))
-        record_call = self._record(record_type, record_ref, words, systemuserid)
+        record_call = (
+            self._known(known)
+            if known is not None
+            else self._record(record_type, record_ref, words, systemuserid)
+        )
         found_or_none, (filters, filters_error), (record, hint) = await asyncio.gather(
             found_task, filters_call, record_call
         )
@@ -196,6 +228,10 @@ class Investigator:
                 [Candidate(m.id, m.subject or "(no subject)", _iso(m)) for m in matches],
             )
         return (matches[0], None) if matches else (None, None)
+
+    @staticmethod
+    async def _known(record: RecordFacts) -> tuple[RecordFacts | None, str | None]:
+        return record, None
 
     async def _other_type_hint(
         self, record_type: RecordType, record_id: str, systemuserid: str

@@ -129,30 +129,42 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
         await self._send_card(context, card)
 
     async def _answer(self, user: str, record_type: RecordType, text: str) -> Card:
-        """Mailbox-level causes at once; with a healthy mailbox, find the record the message means."""
+        """Find the record the message means and diagnose it; else mailbox-level causes, then a picker."""
         now = datetime.now(UTC)
+        words = subject_words(text) if text else []
         with deadline(self.budget):
             try:
+                if words:
+                    answer = await self._named_record(user, record_type, words, now)
+                    if answer is not None:
+                        return answer
                 report = await self.investigator.run(user, None, record_type)
                 if report.causes or not text:
                     return self._diagnosis_card(report, record_type, now)
-                return await self._record_answer(user, record_type, report, text, now)
+                return await self._pick_record(user, record_type, report, words, now)
             except BackendError as exc:
                 log.warning("diagnosis for %s failed: %s", user, exc)
                 return to_dict(build_checklist_card(record_type=record_type, reason=_reason(exc), user=user))
 
-    async def _record_answer(
-        self, user: str, record_type: RecordType, report: Report, text: str, now: datetime
-    ) -> Card:
-        systemuserid = report.user.systemuserid or ""
+    async def _named_record(
+        self, user: str, record_type: RecordType, words: list[str], now: datetime
+    ) -> Card | None:
+        """The message names one of the user's recent records: one full diagnosis (mailbox included)."""
+        systemuserid = await self.investigator.user_id(user)
+        if systemuserid is None:
+            return None
         recent = await self.investigator.dataverse.recent_records(record_type, systemuserid, around=now)
-        words = subject_words(text)
-        matches = best_matches(words, recent) if words else []
-        if len(matches) == 1:
-            return self._diagnosis_card(
-                await self.investigator.run(user, matches[0].id, record_type), record_type, now
-            )
-        if words and not matches:
+        matches = best_matches(words, recent)
+        if len(matches) != 1:
+            return None
+        report = await self.investigator.run(user, None, record_type, record=matches[0])
+        return self._diagnosis_card(report, record_type, now)
+
+    async def _pick_record(
+        self, user: str, record_type: RecordType, report: Report, words: list[str], now: datetime
+    ) -> Card:
+        """The mailbox is fine and no recent record matched: search by words, else offer recent records."""
+        if words:
             try:  # older or later than the recent window: search by subject words
                 found = await self.investigator.run(user, " ".join(words), record_type)
                 if found.record is not None:
@@ -160,8 +172,9 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
             except AmbiguousRecordError as exc:
                 items = [PickerItem(c.id, c.subject, c.start) for c in exc.candidates]
                 return to_dict(build_picker_card(items, record_type=record_type, user=user))
-        shown = matches or recent
-        items = [PickerItem(r.id, r.subject or "(no subject)", _when(r.start)) for r in shown]
+        systemuserid = report.user.systemuserid or ""
+        recent = await self.investigator.dataverse.recent_records(record_type, systemuserid, around=now)
+        items = [PickerItem(r.id, r.subject or "(no subject)", _when(r.start)) for r in recent]
         return to_dict(build_picker_card(items, record_type=record_type, user=user))
 
     @staticmethod
