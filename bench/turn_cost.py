@@ -1,9 +1,11 @@
 """What a full diagnosis turn costs compared with an echo turn, and the bot's memory.
 
 Both bots run as their own processes on loopback, with the same SDK (CloudAdapter on aiohttp), answering
-through one loopback fake Bot Connector. Sync Doctor runs `serve --sandbox` (the sandbox org in-process,
-no injected latency); each turn asks about a named appointment, so it is a full diagnosis: mailbox
-check, the user's recent appointments, the record, its filters run as the user, Graph.
+through one loopback fake Bot Connector. Each Sync Doctor turn asks about a named appointment, so it is
+a full diagnosis: mailbox, the user's recent appointments, the record's filters run as the user, Graph.
+Sync Doctor is measured twice, with no injected latency: with the sandbox org in another process (as
+Dataverse and Graph are remote in production), and as `serve --sandbox` runs it (the org in-process, so
+the simulator's own work is counted too).
 
 Prints throughput of both, their ratio (goal: a Sync Doctor turn costs at most 2x an echo turn), idle RSS
 after start (goal <= 150 MB) and RSS growth over the soak (goal < 5%).
@@ -100,33 +102,48 @@ async def drive(port: int, service_url: str, text: str, turns: int, concurrency:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--turns", type=int, default=1000)
     parser.add_argument("--soak", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
     runner, service_url = await connector()
-    echo_port, bot_port = free_port(), free_port()
+    echo_port, bot_port, remote_port, org_port = free_port(), free_port(), free_port(), free_port()
+    org_url = f"http://127.0.0.1:{org_port}"
     echo = start([sys.executable, "bench/echo_bot.py", str(echo_port)], echo_port)
+    org = start([sys.executable, "-m", "bot", "sandbox", "--port", str(org_port)], org_port)
+    remote = start(
+        [sys.executable, "bench/bot_with_remote_org.py", str(remote_port), org_url, "sandbox-token"],
+        remote_port,
+    )
     bot = start([sys.executable, "-m", "bot", "serve", "--sandbox", "--port", str(bot_port)], bot_port)
     try:
         idle = rss_mb(bot.pid)
         question = "Quarterly review isn't on my calendar"
-        await drive(bot_port, service_url, question, 50, args.concurrency)  # warm up both
-        await drive(echo_port, service_url, "hello", 50, args.concurrency)
+        for port, text in ((echo_port, "hello"), (remote_port, question), (bot_port, question)):
+            await drive(port, service_url, text, 50, args.concurrency)  # warm up
         echo_rate = await drive(echo_port, service_url, "hello", args.turns, args.concurrency)
+        remote_rate = await drive(remote_port, service_url, question, args.turns, args.concurrency)
         bot_rate = await drive(bot_port, service_url, question, args.turns, args.concurrency)
-        print(f"echo bot:    {echo_rate:8.1f} turns/s")
-        print(f"Sync Doctor: {bot_rate:8.1f} full diagnosis turns/s")
-        print(f"cost of a Sync Doctor turn / an echo turn: {echo_rate / bot_rate:.2f}x (goal <= 2x)")
-        print(f"idle RSS after start: {idle:.0f} MB (goal <= 150 MB)")
+        print(f"echo bot:                          {echo_rate:7.1f} turns/s")
+        print(f"Sync Doctor, org in another process: {remote_rate:5.1f} full diagnosis turns/s")
+        print(f"Sync Doctor, serve --sandbox:        {bot_rate:5.1f} full diagnosis turns/s")
+        print(
+            f"cost of a Sync Doctor turn / an echo turn: {echo_rate / remote_rate:.2f}x with the org remote, "
+            f"{echo_rate / bot_rate:.2f}x with it in-process (goal <= 2x)"
+        )
+        print(f"idle RSS after start (serve --sandbox): {idle:.0f} MB (goal <= 150 MB)")
         before = rss_mb(bot.pid)
         await drive(bot_port, service_url, question, args.soak, args.concurrency)
         after = rss_mb(bot.pid)
         growth = (after - before) / before * 100
-        print(f"RSS over {args.soak} more turns: {before:.0f} MB -> {after:.0f} MB ({growth:+.1f}%, goal < 5%)")
+        print(
+            f"RSS over {args.soak} more turns: {before:.0f} MB -> {after:.0f} MB ({growth:+.1f}%, goal < 5%)"
+        )
     finally:
-        for process in (bot, echo):
+        for process in (bot, remote, org, echo):
             process.terminate()
             process.wait(timeout=20)
         await runner.cleanup()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -39,6 +41,7 @@ __all__ = ["SyncDoctorBot"]
 
 log = logging.getLogger(__name__)
 Card = dict[str, Any]
+TYPING_AFTER = 0.3  # seconds: a quicker answer needs no typing indicator (and saves a connector call)
 
 
 def _when(record_start: datetime | None) -> str | None:
@@ -124,9 +127,20 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
             await context.send_activity(messages.NO_IDENTITY)
             return
         record_type: RecordType = intent.record_type or "appointment"
-        await context.send_activity(Activity(type=ActivityTypes.typing))
-        card = await self._answer(user, record_type, text if intent.name == "diagnose" else "")
+        typing = asyncio.create_task(self._typing_after(context, TYPING_AFTER))
+        try:
+            card = await self._answer(user, record_type, text if intent.name == "diagnose" else "")
+        finally:
+            typing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await typing
         await self._send_card(context, card)
+
+    @staticmethod
+    async def _typing_after(context: TurnContext, delay: float) -> None:
+        """Show "typing…" only when the answer takes long enough for a person to notice."""
+        await asyncio.sleep(delay)
+        await context.send_activity(Activity(type=ActivityTypes.typing))
 
     async def _answer(self, user: str, record_type: RecordType, text: str) -> Card:
         """Find the record the message means and diagnose it; else mailbox-level causes, then a picker."""
