@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 BOT = web.AppKey("bot", SyncDoctorBot)
 ADAPTER = web.AppKey("adapter", CloudAdapter)
-SANDBOX_URL = web.AppKey("sandbox_url", str)
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,6 @@ def create_app(
 
                 local = await stack.enter_async_context(local_org(None if sandbox is True else sandbox))
                 chosen = local.clients
-                app[SANDBOX_URL] = local.url
                 log.warning(
                     "serving the sandbox org from %s at %s", local.running.sandbox.org.source, local.url
                 )
