@@ -1,0 +1,1 @@
+"""Escalations: tickets, the helpdesk channel, and delivering their messages through a durable outbox."""

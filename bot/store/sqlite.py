@@ -1,0 +1,265 @@
+"""The default store: one SQLite file, no server. Blocking calls run in a worker thread, one at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError
+from bot.store.base import Conflict, OutboxEntry, Store, Ticket
+
+__all__ = ["SqliteStore", "open_store"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS refs (key TEXT PRIMARY KEY, reference TEXT NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tickets (number INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL,
+    user_aad TEXT NOT NULL, status TEXT NOT NULL, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, dedupe_key TEXT UNIQUE NOT NULL,
+    kind TEXT NOT NULL, payload TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0, due REAL NOT NULL, last_error TEXT, result TEXT);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, due);
+"""
+FIRST_TICKET = 1001  # tickets read SD-1001, SD-1002, ...
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SqliteStore:
+    """`Store` on SQLite. Safe for one process; several processes share the file through SQLite's locks."""
+
+    def __init__(self, path: str) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.row_factory = sqlite3.Row
+        if path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        if self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'tickets'").fetchone() is None:
+            self._db.execute(
+                "INSERT INTO sqlite_sequence (name, seq) VALUES ('tickets', ?)", (FIRST_TICKET - 1,)
+            )
+        self._lock = asyncio.Lock()
+
+    async def _run(self, work: Any, *args: Any) -> Any:
+        async with self._lock:
+            return await asyncio.to_thread(work, *args)
+
+    async def close(self) -> None:
+        await self._run(self._db.close)
+
+    # --- conversation references ---------------------------------------------------------------------
+
+    async def save_reference(self, tenant: str, user_aad: str, reference: dict[str, Any]) -> None:
+        def work() -> None:
+            self._db.execute(
+                "INSERT INTO refs (key, reference, updated) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET reference = excluded.reference, updated = excluded.updated",
+                (f"{tenant.lower()}/{user_aad.lower()}", json.dumps(reference), time.time()),
+            )
+
+        await self._run(work)
+
+    async def get_reference(self, tenant: str, user_aad: str) -> dict[str, Any] | None:
+        def work() -> dict[str, Any] | None:
+            row = self._db.execute(
+                "SELECT reference FROM refs WHERE key = ?", (f"{tenant.lower()}/{user_aad.lower()}",)
+            ).fetchone()
+            return None if row is None else dict(json.loads(row["reference"]))
+
+        result: dict[str, Any] | None = await self._run(work)
+        return result
+
+    async def delete_reference(self, tenant: str, user_aad: str) -> None:
+        await self._run(
+            self._db.execute, "DELETE FROM refs WHERE key = ?", (f"{tenant.lower()}/{user_aad.lower()}",)
+        )
+
+    # --- settings ------------------------------------------------------------------------------------
+
+    async def set_setting(self, key: str, value: dict[str, Any]) -> None:
+        await self._run(
+            self._db.execute,
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    async def get_setting(self, key: str) -> dict[str, Any] | None:
+        def work() -> dict[str, Any] | None:
+            row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+            return None if row is None else dict(json.loads(row["value"]))
+
+        result: dict[str, Any] | None = await self._run(work)
+        return result
+
+    # --- tickets -------------------------------------------------------------------------------------
+
+    async def create_ticket(self, draft: Ticket) -> Ticket:
+        def work() -> Ticket:
+            now = _now()
+            body = {**asdict(draft), "created_at": now, "changed_at": now, "version": 1}
+            cursor = self._db.execute(
+                "INSERT INTO tickets (body, user_aad, status, version) VALUES (?, ?, ?, 1)",
+                (json.dumps(body), draft.user_aad.lower(), draft.status),
+            )
+            number = int(cursor.lastrowid or 0)
+            ticket = Ticket(**{**body, "number": number})
+            self._db.execute(
+                "UPDATE tickets SET body = ? WHERE number = ?", (json.dumps(asdict(ticket)), number)
+            )
+            return ticket
+
+        result: Ticket = await self._run(work)
+        return result
+
+    async def get_ticket(self, number: int) -> Ticket | None:
+        def work() -> Ticket | None:
+            row = self._db.execute("SELECT body FROM tickets WHERE number = ?", (number,)).fetchone()
+            return None if row is None else Ticket(**json.loads(row["body"]))
+
+        result: Ticket | None = await self._run(work)
+        return result
+
+    async def update_ticket(self, ticket: Ticket, *, expected_version: int) -> Ticket:
+        """Write `ticket` if the stored version is still `expected_version`.
+
+        Raises:
+            Conflict: with the current ticket, when someone else changed it first.
+        """
+
+        def work() -> Ticket:
+            saved = replace(ticket, version=expected_version + 1, changed_at=_now())
+            cursor = self._db.execute(
+                "UPDATE tickets SET body = ?, status = ?, version = ? WHERE number = ? AND version = ?",
+                (json.dumps(asdict(saved)), saved.status, saved.version, ticket.number, expected_version),
+            )
+            if cursor.rowcount == 1:
+                return saved
+            row = self._db.execute("SELECT body FROM tickets WHERE number = ?", (ticket.number,)).fetchone()
+            if row is None:
+                raise KeyError(ticket.key)
+            raise Conflict(Ticket(**json.loads(row["body"])))
+
+        result: Ticket = await self._run(work)
+        return result
+
+    async def list_tickets(
+        self, *, user_aad: str | None = None, open_only: bool = False, limit: int = 20
+    ) -> list[Ticket]:
+        def work() -> list[Ticket]:
+            query, args = "SELECT body FROM tickets WHERE 1 = 1", []
+            if user_aad is not None:
+                query += " AND user_aad = ?"
+                args.append(user_aad.lower())
+            if open_only:
+                query += " AND status != 'resolved'"
+            query += " ORDER BY number DESC LIMIT ?"
+            rows = self._db.execute(query, (*args, limit)).fetchall()
+            return [Ticket(**json.loads(r["body"])) for r in rows]
+
+        result: list[Ticket] = await self._run(work)
+        return result
+
+    # --- outbox --------------------------------------------------------------------------------------
+
+    async def enqueue(self, dedupe_key: str, kind: str, payload: dict[str, Any]) -> bool:
+        """Add a message to deliver; False when one with this key exists already (insert-if-absent)."""
+
+        def work() -> bool:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO outbox (dedupe_key, kind, payload, due) VALUES (?, ?, ?, ?)",
+                (dedupe_key, kind, json.dumps(payload), time.time()),
+            )
+            return cursor.rowcount == 1
+
+        result: bool = await self._run(work)
+        return result
+
+    async def claim_due(self, *, limit: int, lease_seconds: float) -> list[OutboxEntry]:
+        """Take up to `limit` due entries; each is invisible to other claimers for `lease_seconds`."""
+
+        def work() -> list[OutboxEntry]:
+            now = time.time()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._db.execute(
+                    "SELECT * FROM outbox WHERE status = 'pending' AND due <= ? ORDER BY id LIMIT ?",
+                    (now, limit),
+                ).fetchall()
+                for row in rows:
+                    self._db.execute(
+                        "UPDATE outbox SET due = ?, attempts = attempts + 1 WHERE id = ?",
+                        (now + lease_seconds, row["id"]),
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return [
+                OutboxEntry(
+                    id=row["id"],
+                    dedupe_key=row["dedupe_key"],
+                    kind=row["kind"],
+                    payload=json.loads(row["payload"]),
+                    attempts=row["attempts"] + 1,
+                    last_error=row["last_error"],
+                )
+                for row in rows
+            ]
+
+        result: list[OutboxEntry] = await self._run(work)
+        return result
+
+    async def mark_sent(self, entry_id: int, result: dict[str, Any] | None = None) -> None:
+        await self._run(
+            self._db.execute,
+            "UPDATE outbox SET status = 'sent', result = ? WHERE id = ?",
+            (json.dumps(result or {}), entry_id),
+        )
+
+    async def mark_retry(self, entry_id: int, *, delay: float, error: str) -> None:
+        await self._run(
+            self._db.execute,
+            "UPDATE outbox SET due = ?, last_error = ? WHERE id = ?",
+            (time.time() + delay, error, entry_id),
+        )
+
+    async def mark_dead(self, entry_id: int, *, error: str) -> None:
+        await self._run(
+            self._db.execute,
+            "UPDATE outbox SET status = 'dead', last_error = ? WHERE id = ?",
+            (error, entry_id),
+        )
+
+    async def outbox_status(self) -> dict[str, int]:
+        def work() -> dict[str, int]:
+            rows = self._db.execute("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status").fetchall()
+            return {r["status"]: r["n"] for r in rows}
+
+        result: dict[str, int] = await self._run(work)
+        return result
+
+
+def open_store(url: str) -> Store:
+    """The store named by STORE_URL: `sqlite:///path` (or `sqlite://:memory:`).
+
+    Raises:
+        ConfigError: for a URL this build can't open.
+    """
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return SqliteStore(path)
+    if url in ("sqlite://:memory:", "sqlite://"):
+        return SqliteStore(":memory:")
+    raise ConfigError(
+        f"STORE_URL {url.split('?')[0][:40]!r} is not supported yet; use sqlite:///path/to/file.sqlite3"
+    )
