@@ -1,0 +1,207 @@
+"""Delivers what the outbox holds through the Bot Connector: ticket posts, card updates, user notices.
+
+Every message is written to the store before anything is sent; this worker claims due entries under a
+lease, sends, and marks them sent. 429, 412, 502, 504, timeouts and connection errors are retried with
+jittered backoff (honouring Retry-After); 403 and 404 (uninstalled, blocked, deleted) are permanent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from botbuilder.core import CardFactory, MessageFactory, TurnContext
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import (
+    Activity,
+    ActivityTypes,
+    ChannelAccount,
+    ConversationParameters,
+    ConversationReference,
+)
+
+from bot.store.base import Conflict, OutboxEntry, Store, Ticket
+from cards.common import to_dict
+from cards.ticket import build_ticket_card
+
+__all__ = ["Deliverer", "channel_key"]
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = frozenset({408, 412, 429, 500, 502, 503, 504})
+PERMANENT = frozenset({400, 401, 403, 404})
+MAX_ATTEMPTS = 8
+NO_CHANNEL_RETRY = 60.0  # seconds: a ticket waits for a helpdesk channel to be set up
+
+
+def channel_key(tenant: str) -> str:
+    return f"helpdesk_channel:{tenant.lower()}"
+
+
+class _Undeliverable(Exception):
+    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+def _status_of(error: Exception) -> tuple[int | None, float | None]:
+    response = getattr(error, "response", None)
+    status = getattr(response, "status_code", None)
+    headers = getattr(response, "headers", None) or {}
+    retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
+    try:
+        wait = float(retry_after) if retry_after is not None else None
+    except ValueError:
+        wait = None
+    return (int(status) if isinstance(status, int) else None), wait
+
+
+class Deliverer:
+    """Sends outbox entries. `drain()` may run from several tasks or processes: leases keep them apart."""
+
+    def __init__(
+        self, adapter: CloudAdapter, store: Store, *, app_id: str = "", lease_seconds: float = 30.0
+    ) -> None:
+        self.adapter = adapter
+        self.store = store
+        self.app_id = app_id
+        self.lease_seconds = lease_seconds
+        self._handlers: dict[str, Callable[[OutboxEntry], Awaitable[dict[str, Any] | None]]] = {
+            "post_ticket": self._post_ticket,
+            "update_ticket_card": self._update_ticket_card,
+            "notify_user": self._notify_user,
+        }
+
+    async def drain(self, *, limit: int = 50) -> int:
+        """Deliver what is due now; returns how many were sent."""
+        sent = 0
+        for entry in await self.store.claim_due(limit=limit, lease_seconds=self.lease_seconds):
+            handler = self._handlers.get(entry.kind)
+            if handler is None:
+                await self.store.mark_dead(entry.id, error=f"unknown kind {entry.kind}")
+                continue
+            try:
+                result = await handler(entry)
+            except _Undeliverable as exc:
+                await self._failed(entry, str(exc), permanent=exc.permanent, retry_after=exc.retry_after)
+                continue
+            except Exception as exc:  # the connector's errors carry an HTTP status; anything else: retry
+                status, retry_after = _status_of(exc)
+                permanent = status in PERMANENT
+                reason = f"HTTP {status}" if status else type(exc).__name__
+                await self._failed(entry, reason, permanent=permanent, retry_after=retry_after)
+                continue
+            await self.store.mark_sent(entry.id, result)
+            sent += 1
+        return sent
+
+    async def _failed(
+        self, entry: OutboxEntry, reason: str, *, permanent: bool, retry_after: float | None
+    ) -> None:
+        if permanent or entry.attempts >= MAX_ATTEMPTS:
+            log.warning("outbox %s (%s) undeliverable: %s", entry.id, entry.kind, reason)
+            await self.store.mark_dead(entry.id, error=reason)
+            return
+        backoff = min(60.0, 2.0**entry.attempts) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter only
+        delay = retry_after if retry_after is not None else backoff
+        log.info("outbox %s (%s) will retry in %.1f s: %s", entry.id, entry.kind, delay, reason)
+        await self.store.mark_retry(entry.id, delay=delay, error=reason)
+
+    # --- kinds ----------------------------------------------------------------------------------------
+
+    async def _ticket(self, entry: OutboxEntry) -> Ticket:
+        ticket = await self.store.get_ticket(int(entry.payload["number"]))
+        if ticket is None:
+            raise _Undeliverable(f"ticket {entry.payload['number']} is gone", permanent=True)
+        return ticket
+
+    async def _post_ticket(self, entry: OutboxEntry) -> dict[str, Any]:
+        ticket = await self._ticket(entry)
+        if ticket.channel_activity_id:
+            return {"activity_id": ticket.channel_activity_id}  # posted by an earlier, interrupted attempt
+        channel = await self.store.get_setting(channel_key(ticket.tenant))
+        if channel is None:
+            raise _Undeliverable("no helpdesk channel yet", permanent=False, retry_after=NO_CHANNEL_RETRY)
+        posted: dict[str, str] = {}
+
+        async def remember(context: TurnContext) -> None:
+            posted["activity_id"] = context.activity.id
+            posted["conversation_id"] = context.activity.conversation.id
+
+        parameters = ConversationParameters(
+            is_group=True,
+            bot=ChannelAccount(id=channel.get("bot_id") or self.app_id),
+            tenant_id=ticket.tenant,
+            channel_data={"channel": {"id": channel["channel_id"]}, "tenant": {"id": ticket.tenant}},
+            activity=MessageFactory.attachment(CardFactory.adaptive_card(to_dict(build_ticket_card(ticket)))),
+        )
+        await self.adapter.create_conversation(
+            self.app_id, remember, parameters, "msteams", channel["service_url"], None
+        )
+        thread = {"conversation_id": posted["conversation_id"], "service_url": channel["service_url"]}
+        while True:  # record where the card is, whatever else changed on the ticket meanwhile
+            try:
+                await self.store.update_ticket(
+                    replace(ticket, channel_activity_id=posted["activity_id"], channel_thread=thread),
+                    expected_version=ticket.version,
+                )
+                break
+            except Conflict as conflict:
+                ticket = conflict.current
+        return posted
+
+    async def _continue(
+        self, reference: dict[str, Any], logic: Callable[[TurnContext], Awaitable[None]]
+    ) -> None:
+        ref = ConversationReference().deserialize(reference)
+        await self.adapter.continue_conversation(ref, logic, self.app_id)
+
+    async def _update_ticket_card(self, entry: OutboxEntry) -> dict[str, Any] | None:
+        ticket = await self._ticket(entry)
+        if not ticket.channel_activity_id or not ticket.channel_thread:
+            raise _Undeliverable("the ticket card is not posted yet", permanent=False, retry_after=5.0)
+        reference = {
+            "conversation": {"id": ticket.channel_thread["conversation_id"], "isGroup": True},
+            "serviceUrl": ticket.channel_thread["service_url"],
+            "channelId": "msteams",
+            "bot": {"id": self.app_id},
+        }
+        card = CardFactory.adaptive_card(to_dict(build_ticket_card(ticket)))
+
+        async def update(context: TurnContext) -> None:
+            activity = Activity(type=ActivityTypes.message, id=ticket.channel_activity_id, attachments=[card])
+            await context.update_activity(activity)
+
+        await self._continue(reference, update)
+        return None
+
+    async def _notify_user(self, entry: OutboxEntry) -> dict[str, Any] | None:
+        payload = entry.payload
+        reference = await self.store.get_reference(payload["tenant"], payload["user"])
+        if reference is None:
+            raise _Undeliverable("no conversation with the user yet", permanent=True)
+        ticket = await self.store.get_ticket(int(payload["number"])) if payload.get("number") else None
+
+        async def send(context: TurnContext) -> None:
+            await context.send_activity(MessageFactory.text(payload["text"]))
+            if ticket is not None:
+                card = to_dict(build_ticket_card(ticket, for_agents=False))
+                await context.send_activity(MessageFactory.attachment(CardFactory.adaptive_card(card)))
+
+        await self._continue(reference, send)
+        return None
+
+
+async def drain_forever(deliverer: Deliverer, *, every: float = 5.0) -> None:
+    """Keep delivering (used by `serve`): retries come due, and other instances' leases expire."""
+    while True:
+        try:
+            await deliverer.drain()
+        except Exception:
+            log.exception("outbox delivery round failed; trying again")
+        await asyncio.sleep(every)

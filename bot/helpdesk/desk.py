@@ -1,0 +1,179 @@
+"""The helpdesk's side of the conversation: escalating, the helpdesk channel, and agents' ticket actions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from bot.diagnosis import RecordType
+from bot.errors import BackendError
+from bot.helpdesk import tickets
+from bot.helpdesk.delivery import Deliverer, channel_key
+from bot.investigation import Investigator
+from bot.store.base import Conflict, Store, Ticket
+from cards.common import to_dict
+from cards.ticket import build_ticket_card, build_ticket_list_card
+
+__all__ = ["Helpdesk"]
+
+log = logging.getLogger(__name__)
+Card = dict[str, Any]
+
+_NOTICES = {
+    "ticket_assign": "Your ticket {key} was assigned to {who}: they're on it.",
+    "ticket_resolve": "Your ticket {key} was resolved by {who}.",
+    "ticket_reopen": "Your ticket {key} was reopened by {who}.",
+    "ticket_rerun": "{who} re-ran the diagnosis on your ticket {key}.",
+}
+
+
+class Helpdesk:
+    """Tickets are stored first, then their messages go through the outbox (never lost, never twice)."""
+
+    def __init__(
+        self, store: Store, deliverer: Deliverer | None, investigator: Investigator, agents: frozenset[str]
+    ):
+        self.store = store
+        self.deliverer = deliverer
+        self.investigator = investigator
+        self.agents = frozenset(a.lower() for a in agents)
+        self._tasks: set[asyncio.Task[int]] = set()
+
+    def is_agent(self, user: str | None) -> bool:
+        return bool(user) and str(user).lower() in self.agents
+
+    def kick(self) -> None:
+        """Deliver now, in the background: the turn doesn't wait for the connector."""
+        if self.deliverer is None:
+            return
+        task = asyncio.create_task(self.deliverer.drain())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait for background deliveries (tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def escalate(
+        self,
+        *,
+        tenant: str,
+        user: str,
+        user_name: str,
+        record_type: RecordType,
+        record: str | None,
+        comment: str,
+    ) -> tuple[Ticket, bool]:
+        """Store a ticket with a fresh diagnosis and queue its post. Returns (ticket, a channel is set up)."""
+        try:
+            report = (await self.investigator.run(user, record, record_type)).to_dict()
+        except BackendError as exc:
+            report = {"findings": [], "error": f"diagnosis unavailable: {exc.service}"}
+        subject = (
+            (report.get("record") or {}).get("subject") if isinstance(report.get("record"), dict) else None
+        )
+        draft = Ticket(
+            number=0,
+            tenant=tenant,
+            user_aad=user,
+            user_name=user_name,
+            record_type=record_type,
+            record_id=record,
+            subject=subject,
+            report=report,
+            comment=comment.strip()[:1000],
+            changed_by=user_name,
+        )
+        ticket = await self.store.create_ticket(draft)
+        await self.store.enqueue(f"ticket:{ticket.number}:post", "post_ticket", {"number": ticket.number})
+        has_channel = await self.store.get_setting(channel_key(tenant)) is not None
+        if not has_channel:
+            log.warning(
+                "%s kept, but no helpdesk channel is set: a helpdesk agent (HELPDESK_AGENTS) should @mention the bot "
+                "in the channel with 'use this channel for helpdesk'",
+                ticket.key,
+            )
+        self.kick()
+        return ticket, has_channel
+
+    async def set_channel(self, *, tenant: str, channel_id: str, service_url: str, bot_id: str) -> None:
+        await self.store.set_setting(
+            channel_key(tenant), {"channel_id": channel_id, "service_url": service_url, "bot_id": bot_id}
+        )
+        # Tickets that waited for a channel go out now.
+        for ticket in await self.store.list_tickets(open_only=True, limit=200):
+            if ticket.tenant.lower() == tenant.lower() and not ticket.channel_activity_id:
+                await self.store.enqueue(
+                    f"ticket:{ticket.number}:post:{channel_id}", "post_ticket", {"number": ticket.number}
+                )
+        self.kick()
+
+    async def act(self, *, verb: str, data: dict[str, Any], agent: str, agent_name: str) -> Card | str:
+        """An agent pressed a button on a ticket card: the new card, or a message when nothing changed."""
+        number, version = data.get("ticket"), data.get("version")
+        if not isinstance(number, int) or not isinstance(version, int):
+            return "That ticket card is missing its ticket number. Ask “open tickets” for a fresh one."
+        ticket = await self.store.get_ticket(number)
+        if ticket is None:
+            return f"There is no ticket SD-{number}."
+        if ticket.version != version:
+            who = ticket.changed_by or "someone"
+            return to_dict(
+                build_ticket_card(
+                    ticket, notice=f"{who} changed this ticket just before you; here it is now."
+                )
+            )
+        try:
+            if verb == "ticket_assign":
+                changed = tickets.assign(ticket, agent, agent_name)
+            elif verb == "ticket_resolve":
+                changed = tickets.resolve(ticket, agent_name, str(data.get("note") or ""))
+            elif verb == "ticket_reopen":
+                changed = tickets.reopen(ticket, agent_name)
+            elif verb == "ticket_rerun":
+                report = await self.investigator.run(ticket.user_aad, ticket.record_id, ticket.record_type)  # type: ignore[arg-type]
+                changed = tickets.rerun(ticket, agent_name, report.to_dict())
+            else:
+                return "I don't know that ticket button."
+        except tickets.TransitionError as exc:
+            return to_dict(build_ticket_card(ticket, notice=str(exc)))
+        except BackendError as exc:
+            return to_dict(
+                build_ticket_card(
+                    ticket, notice=f"Couldn't re-run the diagnosis: {exc.service} didn't answer."
+                )
+            )
+        try:
+            saved = await self.store.update_ticket(changed, expected_version=ticket.version)
+        except Conflict as conflict:
+            who = conflict.current.changed_by or "someone"
+            return to_dict(
+                build_ticket_card(conflict.current, notice=f"{who} changed this ticket just before you.")
+            )
+        await self._announce(saved, verb, agent_name)
+        return to_dict(build_ticket_card(saved))
+
+    async def _announce(self, ticket: Ticket, verb: str, agent_name: str) -> None:
+        """Queue the channel card's update (for everyone) and the user's notice: once per ticket version."""
+        await self.store.enqueue(
+            f"ticket:{ticket.number}:v{ticket.version}:card", "update_ticket_card", {"number": ticket.number}
+        )
+        text = _NOTICES[verb].format(key=ticket.key, who=agent_name)
+        if ticket.resolution and verb == "ticket_resolve":
+            text += f" Note: {ticket.resolution}"
+        payload = {"tenant": ticket.tenant, "user": ticket.user_aad, "text": text, "number": ticket.number}
+        await self.store.enqueue(f"ticket:{ticket.number}:v{ticket.version}:notify", "notify_user", payload)
+        self.kick()
+
+    async def list_for(self, user: str) -> Card:
+        mine = await self.store.list_tickets(user_aad=user, limit=10)
+        return to_dict(build_ticket_list_card(mine, title="Your tickets"))
+
+    async def list_open(self) -> Card:
+        return to_dict(
+            build_ticket_list_card(
+                await self.store.list_tickets(open_only=True, limit=20), title="Open tickets"
+            )
+        )
