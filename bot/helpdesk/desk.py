@@ -71,9 +71,8 @@ class Helpdesk:
             report = (await self.investigator.run(user, record, record_type)).to_dict()
         except BackendError as exc:
             report = {"findings": [], "error": f"diagnosis unavailable: {exc.service}"}
-        subject = (
-            (report.get("record") or {}).get("subject") if isinstance(report.get("record"), dict) else None
-        )
+        found = report.get("record")
+        subject = found.get("subject") if isinstance(found, dict) else None
         draft = Ticket(
             number=0,
             tenant=tenant,
