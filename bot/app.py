@@ -5,6 +5,8 @@ One factory, `create_app`, used by `python -m bot serve` and by the tests.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -19,7 +21,10 @@ from botbuilder.schema import Activity
 
 from bot.clients.factory import Clients, clients_from_settings
 from bot.config import Settings
+from bot.helpdesk.delivery import Deliverer, drain_forever
+from bot.helpdesk.desk import Helpdesk
 from bot.investigation import Investigator, UserCache
+from bot.store import Store, open_store
 from bot.teams import messages
 from bot.teams.bot import SyncDoctorBot
 
@@ -95,13 +100,19 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def create_app(
-    settings: Settings, *, sandbox: str | Path | bool | None = None, clients: Clients | None = None
+    settings: Settings,
+    *,
+    sandbox: str | Path | bool | None = None,
+    clients: Clients | None = None,
+    store: Store | None = None,
+    delivery_interval: float = 5.0,
 ) -> web.Application:
     """The bot's web app.
 
     Args:
         sandbox: True for the sample org, or a fixture path: start the simulator in-process and use it.
         clients: use these clients (tests); otherwise built from settings or the sandbox.
+        store: use this store (tests); otherwise the one STORE_URL names.
     """
     app = web.Application(client_max_size=256 * 1024)
     app[ADAPTER] = _adapter(settings)
@@ -126,12 +137,26 @@ def create_app(
                 budget=settings.diagnosis_budget_seconds,
                 user_cache=UserCache(),
             )
+            chosen_store = store or open_store(settings.store_url)
+            if store is None:
+                stack.push_async_callback(chosen_store.close)
+            deliverer = Deliverer(app[ADAPTER], chosen_store, app_id=settings.microsoft_app_id)
+            helpdesk = Helpdesk(chosen_store, deliverer, investigator, settings.helpdesk_agent_ids)
             app[BOT] = SyncDoctorBot(
                 investigator,
                 allowed_tenants=settings.allowed_tenant_ids,
                 budget=settings.diagnosis_budget_seconds,
+                helpdesk=helpdesk,
             )
-            yield
+            # Retries come due and interrupted deliveries resume: the outbox is drained while serving.
+            worker = asyncio.create_task(drain_forever(deliverer, every=delivery_interval))
+            try:
+                yield
+            finally:
+                worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+                await helpdesk.settle()
 
     app.cleanup_ctx.append(resources)
     app.router.add_post("/api/messages", messages_route)

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         return ssl.create_default_context(cafile=cafile) if cafile else True
 
     @property
+    def helpdesk_agent_ids(self) -> frozenset[str]:
+        return frozenset(a.strip().lower() for a in self.helpdesk_agents.split(",") if a.strip())
+
+    @property
     def allowed_tenant_ids(self) -> frozenset[str]:
         return frozenset(t.strip().lower() for t in self.allowed_tenants.split(",") if t.strip())
 

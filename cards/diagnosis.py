@@ -25,6 +25,7 @@ def action_data(report: Report, *, record_type: str, show_all: bool = False) -> 
         "record": report.record.id if report.record else None,
         "type": record_type,
         "show_all": show_all,
+        "subject": report.record.subject if report.record else None,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -22,6 +23,7 @@ from botbuilder.schema import (
 from bot.clients.http import deadline
 from bot.diagnosis import RECORD_TYPES, RecordType, Report
 from bot.errors import AmbiguousRecordError, BackendError, InputError
+from bot.helpdesk.desk import Helpdesk
 from bot.ids import is_id
 from bot.investigation import Investigator
 from bot.teams import messages
@@ -36,6 +38,7 @@ from cards.conversation import (
     build_welcome_card,
 )
 from cards.diagnosis import build_diagnosis_card
+from cards.ticket import build_escalate_card, build_ticket_card
 
 __all__ = ["SyncDoctorBot"]
 
@@ -63,15 +66,17 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
         *,
         allowed_tenants: frozenset[str] = frozenset(),
         budget: float = 11.0,
+        helpdesk: Helpdesk | None = None,
     ):
         super().__init__()
         self.investigator = investigator
+        self.helpdesk = helpdesk
         self.allowed_tenants = allowed_tenants
         self.budget = budget
         self._routes: dict[str, Callable[[TurnContext, Intent, str], Awaitable[None]]] = {
             "diagnose": self._diagnose,
             "check_mailbox": self._diagnose,
-            "escalate": self._reply_text(messages.ESCALATE_SOON),
+            "escalate": self._escalate_text,
             "help": self._reply_card(lambda: to_dict(build_help_card())),
             "greeting": self._greet,
             "thanks": self._reply_text(messages.THANKS),
@@ -106,6 +111,33 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
     async def _greet(self, context: TurnContext, intent: Intent, message: str) -> None:
         await self._send_card(context, to_dict(build_welcome_card(context.activity.from_property.name)))
 
+    # --- every turn: remember how to reach the person later --------------------------------------------
+
+    async def on_turn(self, turn_context: TurnContext) -> None:
+        await self._remember_conversation(turn_context)
+        await super().on_turn(turn_context)
+
+    async def _remember_conversation(self, context: TurnContext) -> None:
+        activity = context.activity
+        if self.helpdesk is None or activity.conversation is None or activity.from_property is None:
+            return
+        user, tenant = activity.from_property.aad_object_id, _tenant(context)
+        personal = (activity.conversation.conversation_type or "personal") == "personal"
+        if not (user and tenant and personal) or not self._tenant_allowed(context):
+            return
+        if activity.type == ActivityTypes.installation_update and activity.action in (
+            "remove",
+            "remove-upgrade",
+        ):
+            await self.helpdesk.store.delete_reference(tenant, user)
+        elif activity.type in (
+            ActivityTypes.message,
+            ActivityTypes.conversation_update,
+            ActivityTypes.installation_update,
+        ):
+            reference = TurnContext.get_conversation_reference(activity)
+            await self.helpdesk.store.save_reference(tenant, user, reference.serialize())
+
     # --- messages -------------------------------------------------------------------------------------
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
@@ -117,9 +149,89 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
         if not text.strip() and activity.attachments:
             await turn_context.send_activity(messages.ATTACHMENTS_ONLY)
             return
+        if await self._command(turn_context, text):
+            return
         intent = classify(text)
         log.info("turn %s: intent %s/%s", activity.id, intent.name, intent.record_type)
         await self._routes[intent.name](turn_context, intent, text)
+
+    async def _command(self, context: TurnContext, text: str) -> bool:
+        """Helpdesk commands, said exactly: they are not questions to understand."""
+        said = _MENTION.sub(" ", text).strip().lower().rstrip(".!?")
+        said = " ".join(said.split())
+        user = context.activity.from_property.aad_object_id if context.activity.from_property else None
+        if self.helpdesk is None:
+            return False
+        if said in ("my tickets", "my ticket", "show my tickets"):
+            if user:
+                await self._send_card(context, await self.helpdesk.list_for(user))
+            return True
+        if said in ("open tickets", "show open tickets"):
+            if self.helpdesk.is_agent(user):
+                await self._send_card(context, await self.helpdesk.list_open())
+            else:
+                await context.send_activity(messages.AGENTS_ONLY)
+            return True
+        if _SET_CHANNEL.fullmatch(said):
+            await self._set_channel(context, user)
+            return True
+        other = _DIAGNOSE_OTHER.fullmatch(said)
+        if other:
+            if not self.helpdesk.is_agent(user):
+                await context.send_activity(messages.ONLY_YOURSELF)
+            else:
+                card = await self._answer(other.group(1), "appointment", "")
+                await self._send_card(context, card)
+            return True
+        return False
+
+    async def _set_channel(self, context: TurnContext, user: str | None) -> None:
+        assert self.helpdesk is not None
+        activity = context.activity
+        data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
+        channel = (data.get("channel") or {}).get("id") if isinstance(data.get("channel"), dict) else None
+        if (
+            activity.conversation is None
+            or activity.conversation.conversation_type != "channel"
+            or not channel
+        ):
+            await context.send_activity(messages.SET_CHANNEL_IN_A_CHANNEL)
+            return
+        if not self.helpdesk.is_agent(user):
+            await context.send_activity(messages.AGENTS_ONLY)
+            return
+        tenant = _tenant(context) or ""
+        bot_id = activity.recipient.id if activity.recipient else ""
+        await self.helpdesk.set_channel(
+            tenant=tenant, channel_id=channel, service_url=activity.service_url, bot_id=bot_id
+        )
+        await context.send_activity(messages.CHANNEL_SET)
+
+    async def _escalate_text(self, context: TurnContext, intent: Intent, text: str) -> None:
+        user = context.activity.from_property.aad_object_id if context.activity.from_property else None
+        if self.helpdesk is None:
+            await context.send_activity(messages.ESCALATE_SOON)
+            return
+        if not user:
+            await context.send_activity(messages.NO_IDENTITY)
+            return
+        await self._send_card(context, await self._escalate(context, user, None, "appointment", text))
+
+    async def _escalate(
+        self, context: TurnContext, user: str, record: str | None, record_type: RecordType, comment: str
+    ) -> Card:
+        assert self.helpdesk is not None
+        name = context.activity.from_property.name or user
+        ticket, has_channel = await self.helpdesk.escalate(
+            tenant=_tenant(context) or "",
+            user=user,
+            user_name=name,
+            record_type=record_type,
+            record=record,
+            comment=comment,
+        )
+        notice = (messages.ESCALATED if has_channel else messages.ESCALATED_NO_CHANNEL).format(key=ticket.key)
+        return to_dict(build_ticket_card(ticket, for_agents=False, notice=notice))
 
     async def _diagnose(self, context: TurnContext, intent: Intent, text: str) -> None:
         user = context.activity.from_property.aad_object_id if context.activity.from_property else None
@@ -213,16 +325,38 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
             return _message(messages.TENANT_REFUSED)
         if not user:
             return _message(messages.NO_IDENTITY)
+        if verb.startswith("ticket_"):
+            if self.helpdesk is None or not self.helpdesk.is_agent(user):
+                return _message(messages.AGENTS_ONLY)
+            name = turn_context.activity.from_property.name or user
+            result = await self.helpdesk.act(verb=verb, data=data, agent=user, agent_name=name)
+            return _message(result) if isinstance(result, str) else _card(result)
         owner = data.get("user")
-        if owner is not None and str(owner).lower() != user.lower():
+        agent = self.helpdesk is not None and self.helpdesk.is_agent(user)
+        if owner is not None and str(owner).lower() != user.lower() and not agent:
             log.warning("turn %s: %s pressed %s on %s's card", turn_context.activity.id, user, verb, owner)
             return _message(messages.NOT_YOURS)
         record_type: RecordType = next((t for t in RECORD_TYPES if t == data.get("type")), "appointment")
         record = data.get("record")
         if record is not None and not (isinstance(record, str) and is_id(record)):
             return _message(messages.UNKNOWN_ACTION)
+        subject_of = str(owner or user)
         if verb == "escalate":
-            return _message(messages.ESCALATE_SOON)
+            if self.helpdesk is None:
+                return _message(messages.ESCALATE_SOON)
+            subject = data.get("subject") if isinstance(data.get("subject"), str) else None
+            return _card(
+                to_dict(
+                    build_escalate_card(
+                        user=subject_of, record=record, record_type=record_type, subject=subject
+                    )
+                )
+            )
+        if verb == "escalate_send":
+            if self.helpdesk is None:
+                return _message(messages.ESCALATE_SOON)
+            comment = str(data.get("comment") or "")
+            return _card(await self._escalate(turn_context, subject_of, record, record_type, comment))
         if verb not in ("recheck", "details", "pick", "check_mailbox"):
             return _message(messages.UNKNOWN_ACTION)
         if verb == "pick" and record is None:
@@ -258,6 +392,20 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
                 else None
             )
             await self._send_card(turn_context, to_dict(build_welcome_card(name)))
+
+
+_MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE)
+_SET_CHANNEL = re.compile(r"(please )?(use|set) this channel (for|as) (the )?help ?desk( channel)?")
+_DIAGNOSE_OTHER = re.compile(r"(?:diagnose|check) (\S+@\S+|[0-9a-f-]{36,37})")
+
+
+def _tenant(context: TurnContext) -> str | None:
+    data = context.activity.channel_data if isinstance(context.activity.channel_data, dict) else {}
+    tenant = data.get("tenant") if isinstance(data.get("tenant"), dict) else {}
+    found = tenant.get("id") if isinstance(tenant, dict) else None
+    if not found and context.activity.conversation is not None:
+        found = context.activity.conversation.tenant_id
+    return str(found).lower() if found else None
 
 
 def _reason(exc: BackendError) -> str:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 __all__ = [
+    "AGENTS_ONLY",
     "ATTACHMENTS_ONLY",
+    "CHANNEL_SET",
+    "ESCALATED",
+    "ESCALATED_NO_CHANNEL",
     "ESCALATE_SOON",
     "NOT_YOURS",
     "NO_IDENTITY",
+    "ONLY_YOURSELF",
     "OUT_OF_SCOPE",
+    "SET_CHANNEL_IN_A_CHANNEL",
     "SOMETHING_WRONG",
     "TENANT_REFUSED",
     "THANKS",
@@ -32,3 +38,17 @@ ESCALATE_SOON = (
     "it has everything they need."
 )
 SOMETHING_WRONG = "Sorry, something went wrong on my side. Please try again in a minute."
+
+AGENTS_ONLY = (
+    "Only helpdesk agents can do that. Ask your admin to add you to HELPDESK_AGENTS if you should be one."
+)
+ONLY_YOURSELF = "I can only diagnose your own records for you. Helpdesk agents can diagnose other people."
+SET_CHANNEL_IN_A_CHANNEL = "Say that in the team channel the helpdesk should use, and @mention me there."
+CHANNEL_SET = (
+    "This channel now gets Sync Doctor tickets: each in its own thread, with the diagnosis attached."
+)
+ESCALATED = "Ticket {key} is with the helpdesk. I'll tell you here when it's assigned or resolved."
+ESCALATED_NO_CHANNEL = (
+    "I've kept your ticket {key}, but no helpdesk channel is set up yet, so nobody has seen it. "
+    "Your admin has been told how to set one up; it will be posted as soon as there is one."
+)

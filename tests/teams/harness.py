@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from bot.app import create_app
+from bot.app import BOT, create_app
 from bot.config import Settings
 from bot.sandbox import LocalOrg
+from bot.store import SqliteStore, Store
 
 TENANT = "00000000-0000-0000-0000-0000000000001"
 BOT_ID = "00000000-0000-0000-0000-00000000000011"
@@ -27,11 +28,32 @@ class Connector:
     url: str = ""
     sent: list[dict[str, Any]] = field(default_factory=list)
     updated: list[dict[str, Any]] = field(default_factory=list)
+    created: list[dict[str, Any]] = field(default_factory=list)  # new conversations (channel threads)
+    failures: list[int] = field(default_factory=list)  # statuses to answer before succeeding, in order
 
     def app(self) -> web.Application:
         async def post(request: web.Request) -> web.Response:
-            self.sent.append(await request.json())
+            if self.failures:
+                status = self.failures.pop(0)
+                return web.json_response(
+                    {"error": {"code": "Throttled"}}, status=status, headers={"Retry-After": "0"}
+                )
+            body = await request.json()
+            body["conversation_id"] = request.match_info["conversation"]
+            self.sent.append(body)
             return web.json_response({"id": f"reply-{next(_ids)}"})
+
+        async def create(request: web.Request) -> web.Response:
+            if self.failures:
+                status = self.failures.pop(0)
+                return web.json_response(
+                    {"error": {"code": "Throttled"}}, status=status, headers={"Retry-After": "0"}
+                )
+            body = await request.json()
+            self.created.append(body)
+            message = f"{next(_ids)}"
+            channel = ((body.get("channelData") or {}).get("channel") or {}).get("id", "19:channel")
+            return web.json_response({"id": f"{channel};messageid={message}", "activityId": message})
 
         async def put(request: web.Request) -> web.Response:
             self.updated.append(await request.json())
@@ -45,6 +67,7 @@ class Connector:
 
         app = web.Application()
         app.router.add_get("/v3/conversations/{conversation}/members/{member}", member)
+        app.router.add_post("/v3/conversations", create)
         app.router.add_post("/v3/conversations/{conversation}/activities", post)
         app.router.add_post("/v3/conversations/{conversation}/activities/{activity}", post)
         app.router.add_put("/v3/conversations/{conversation}/activities/{activity}", put)
@@ -71,7 +94,14 @@ class Teams:
 
     http: httpx.AsyncClient
     connector: Connector
+    app: web.Application | None = None
+    store: Store | None = None
     conversation: str = "a:personal-chat-1"
+
+    async def settle(self) -> None:
+        """Wait until the bot's background deliveries are done."""
+        assert self.app is not None
+        await self.app[BOT].helpdesk.settle()
 
     def activity(
         self, kind: str = "message", *, user: str | None, display_name: str = "Alex Wilber", **extra: Any
@@ -103,21 +133,25 @@ class Teams:
 
 
 @asynccontextmanager
-async def running_bot(local: LocalOrg, settings: Settings | None = None) -> AsyncIterator[Teams]:
+async def running_bot(
+    local: LocalOrg, settings: Settings | None = None, store: Store | None = None
+) -> AsyncIterator[Teams]:
     connector = Connector()
     connector_runner = web.AppRunner(connector.app())
     await connector_runner.setup()
     site = web.TCPSite(connector_runner, "127.0.0.1", 0)
     await site.start()
     connector.url = f"http://127.0.0.1:{connector_runner.addresses[0][1]}"
-    bot_runner = web.AppRunner(create_app(settings or Settings(), clients=local.clients))
+    store = store or SqliteStore(":memory:")
+    app = create_app(settings or Settings(), clients=local.clients, store=store, delivery_interval=0.2)
+    bot_runner = web.AppRunner(app)
     await bot_runner.setup()
     bot_site = web.TCPSite(bot_runner, "127.0.0.1", 0)
     await bot_site.start()
     bot_url = f"http://127.0.0.1:{bot_runner.addresses[0][1]}"
     try:
         async with httpx.AsyncClient(base_url=bot_url, timeout=30) as http:
-            yield Teams(http=http, connector=connector)
+            yield Teams(http=http, connector=connector, app=app, store=store)
     finally:
         await bot_runner.cleanup()
         await connector_runner.cleanup()

@@ -118,7 +118,13 @@ async def test_diagnosis_card_shows_verdict_evidence_steps_and_source(local: Loc
     assert "1. In Dynamics 365, select the gear icon" in text
     assert "https://support.microsoft.com/help/4509420" in text
     data = card["actions"][0]["data"]
-    assert data == {"user": ALEX, "record": report.record.id, "type": "appointment", "show_all": False}  # type: ignore[union-attr]
+    assert data == {
+        "user": ALEX,
+        "record": report.record.id,  # type: ignore[union-attr]
+        "type": "appointment",
+        "show_all": False,
+        "subject": "Quarterly review with Contoso",
+    }
 
 
 @pytest.mark.parametrize("show_all", [False, True])

@@ -162,9 +162,15 @@ async def test_forged_or_incomplete_card_data_gets_a_clear_answer(
     assert body["value"] == messages.UNKNOWN_ACTION
 
 
-async def test_escalate_says_coming_soon_and_keeps_the_card(teams: Teams) -> None:
-    body = (await teams.press("escalate", {"user": ALEX, "record": QUARTERLY}, user=ALEX)).json()
-    assert body["value"] == messages.ESCALATE_SOON
+async def test_escalate_asks_for_a_comment_first(teams: Teams) -> None:
+    body = (
+        await teams.press(
+            "escalate", {"user": ALEX, "record": QUARTERLY, "subject": "Quarterly review"}, user=ALEX
+        )
+    ).json()
+    card = body["value"]
+    assert "Escalate to the helpdesk" in card_text(card) and "“Quarterly review”" in card_text(card)
+    assert buttons(card)["Send to helpdesk"]["verb"] == "escalate_send"
 
 
 async def test_unknown_invoke_name_is_501(teams: Teams) -> None:
