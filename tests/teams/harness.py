@@ -19,6 +19,12 @@ from bot.store import SqliteStore, Store
 TENANT = "00000000-0000-0000-0000-0000000000001"
 BOT_ID = "00000000-0000-0000-0000-00000000000011"
 _ids = itertools.count(1)
+_PLAYGROUND = "00000000-0000-0000-0000-00000000000"
+NAMES = {
+    _PLAYGROUND + "20": "Alex Wilber",
+    _PLAYGROUND + "21": "Megan Bowen",
+    _PLAYGROUND + "22": "Adele Vance",
+}
 
 
 @dataclass
@@ -127,9 +133,14 @@ class Teams:
     async def say(self, text: str, *, user: str | None, **extra: Any) -> httpx.Response:
         return await self.send(self.activity(user=user, text=text, **extra))
 
-    async def press(self, verb: str, data: dict[str, Any], *, user: str | None) -> httpx.Response:
+    async def press(
+        self, verb: str, data: dict[str, Any], *, user: str | None, display_name: str | None = None
+    ) -> httpx.Response:
         value = {"action": {"type": "Action.Execute", "verb": verb, "data": data}, "trigger": "manual"}
-        return await self.send(self.activity("invoke", user=user, name="adaptiveCard/action", value=value))
+        name = display_name or NAMES.get(user or "", "Alex Wilber")
+        return await self.send(
+            self.activity("invoke", user=user, display_name=name, name="adaptiveCard/action", value=value)
+        )
 
 
 @asynccontextmanager

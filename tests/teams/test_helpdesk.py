@@ -1,0 +1,196 @@
+"""Escalation to the helpdesk channel: tickets stored first, delivered through the outbox, agents act on them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot.config import Settings
+from bot.sandbox import LocalOrg
+from bot.teams import messages
+from tests.conftest import ALEX, PLAYGROUND
+from tests.teams.harness import TENANT, Teams, running_bot
+from tests.teams.test_conversation import buttons, card_text
+
+MEGAN, ADELE = PLAYGROUND + "21", PLAYGROUND + "22"
+QUARTERLY = "c3000000-0000-4000-8000-000000000001"
+CHANNEL = "19:helpdesk@thread.tacv2"
+AGENTS = Settings(HELPDESK_AGENTS=f"{MEGAN},{ADELE}")
+
+
+@pytest.fixture
+async def desk(local: LocalOrg) -> AsyncIterator[Teams]:
+    async with running_bot(local, AGENTS) as teams:
+        yield teams
+
+
+def in_channel(teams: Teams, text: str, *, user: str, display_name: str) -> dict[str, Any]:
+    activity = teams.activity(user=user, display_name=display_name, text=f"<at>Sync Doctor</at> {text}")
+    activity["conversation"] = {
+        "id": f"{CHANNEL};messageid=1",
+        "conversationType": "channel",
+        "tenantId": TENANT,
+    }
+    activity["channelData"] = {
+        "tenant": {"id": TENANT},
+        "channel": {"id": CHANNEL},
+        "team": {"id": "19:team"},
+    }
+    return activity
+
+
+async def set_channel(teams: Teams) -> None:
+    await teams.send(
+        in_channel(teams, "use this channel for helpdesk", user=MEGAN, display_name="Megan Bowen")
+    )
+    assert teams.connector.texts()[-1] == messages.CHANNEL_SET
+
+
+async def escalate(teams: Teams, comment: str = "Still not in Outlook after an hour") -> dict[str, Any]:
+    data = {"user": ALEX, "record": QUARTERLY, "type": "appointment", "comment": comment}
+    body = (await teams.press("escalate_send", data, user=ALEX)).json()
+    await teams.settle()
+    return body
+
+
+async def until(condition: Any, what: str) -> None:
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_only_agents_set_the_channel_and_only_in_a_channel(desk: Teams) -> None:
+    await desk.send(in_channel(desk, "use this channel for helpdesk", user=ALEX, display_name="Alex Wilber"))
+    assert desk.connector.texts()[-1] == messages.AGENTS_ONLY
+    await desk.say("use this channel for helpdesk", user=MEGAN)
+    assert desk.connector.texts()[-1] == messages.SET_CHANNEL_IN_A_CHANNEL
+    await set_channel(desk)
+
+
+async def test_escalation_posts_a_ticket_card_to_the_channel(desk: Teams) -> None:
+    await set_channel(desk)
+    body = await escalate(desk)
+    confirmation = card_text(body["value"])
+    assert "Ticket SD-1001 is with the helpdesk" in confirmation
+    [thread] = desk.connector.created
+    assert thread["channelData"]["channel"]["id"] == CHANNEL
+    ticket_card = thread["activity"]["attachments"][0]["content"]
+    text = card_text(ticket_card)
+    assert "SD-1001: Open" in text and "Alex Wilber" in text
+    assert "This appointment doesn't meet your synchronization filters" in text  # the diagnosis, attached
+    assert "Still not in Outlook after an hour" in text
+    assert set(buttons(ticket_card)) == {"Assign to me", "Re-run diagnosis", "Resolve"}
+
+
+async def test_without_a_channel_the_ticket_is_kept_and_posted_once_one_is_set(desk: Teams) -> None:
+    body = await escalate(desk)
+    assert "no helpdesk channel is set up yet" in card_text(body["value"])
+    assert desk.connector.created == []
+    assert desk.store is not None and (await desk.store.get_ticket(1001)) is not None
+    await set_channel(desk)
+    await desk.settle()
+    await until(lambda: len(desk.connector.created) == 1, "the waiting ticket to be posted")
+
+
+async def test_assign_resolve_reopen_update_the_card_and_tell_the_user(desk: Teams) -> None:
+    await desk.say("hi", user=ALEX)  # Alex's 1:1 chat: where notices go
+    await set_channel(desk)
+    await escalate(desk)
+    assigned = (await desk.press("ticket_assign", {"ticket": 1001, "version": 2}, user=MEGAN)).json()["value"]
+    assert "SD-1001: Assigned" in card_text(assigned) and "Megan" in card_text(assigned)
+    await desk.settle()
+    await until(lambda: any("assigned to" in t for t in desk.connector.texts()), "the user's notice")
+    await until(lambda: len(desk.connector.updated) >= 1, "the channel card's update")
+    notice = next(a for a in desk.connector.sent if "assigned to" in (a.get("text") or ""))
+    assert notice["conversation_id"] == "a:personal-chat-1"  # the user's own chat
+    version = 3
+    resolved = (
+        await desk.press(
+            "ticket_resolve",
+            {"ticket": 1001, "version": version, "note": "Made Alex an attendee"},
+            user=MEGAN,
+        )
+    ).json()
+    assert "Resolution: Made Alex an attendee" in card_text(resolved["value"])
+    assert set(buttons(resolved["value"])) == {"Reopen"}
+    await desk.settle()
+    await until(
+        lambda: any("resolved by" in t and "Made Alex an attendee" in t for t in desk.connector.texts()),
+        "resolve notice",
+    )
+    reopened = (
+        await desk.press("ticket_reopen", {"ticket": 1001, "version": version + 1}, user=ADELE)
+    ).json()
+    assert "SD-1001: Assigned" in card_text(reopened["value"]) and "Adele" in card_text(reopened["value"])
+
+
+async def test_two_agents_assign_at_once_one_wins_no_lost_update(desk: Teams) -> None:
+    await set_channel(desk)
+    await escalate(desk)
+    first, second = await asyncio.gather(
+        desk.press("ticket_assign", {"ticket": 1001, "version": 2}, user=MEGAN),
+        desk.press("ticket_assign", {"ticket": 1001, "version": 2}, user=ADELE),
+    )
+    texts = [card_text(r.json()["value"]) for r in (first, second)]
+    assert sum("changed this ticket just before you" in t for t in texts) == 1
+    assert desk.store is not None
+    ticket = await desk.store.get_ticket(1001)
+    assert ticket is not None and ticket.version == 3
+    winner = "Megan" if "Megan" in (ticket.assignee_name or "") else "Adele"
+    assert all(winner in t for t in texts)  # both now see the same, current state
+
+
+async def test_forged_and_stale_ticket_actions(desk: Teams) -> None:
+    await set_channel(desk)
+    await escalate(desk)
+    body = (await desk.press("ticket_assign", {"ticket": 1001, "version": 2}, user=ALEX)).json()
+    assert body["value"] == messages.AGENTS_ONLY
+    stale = (await desk.press("ticket_resolve", {"ticket": 1001, "version": 1}, user=MEGAN)).json()
+    assert "changed this ticket just before you" in card_text(stale["value"])
+    missing = (await desk.press("ticket_assign", {"ticket": 9999, "version": 1}, user=MEGAN)).json()
+    assert missing["value"] == "There is no ticket SD-9999."
+    garbled = (await desk.press("ticket_assign", {"ticket": "1001; drop", "version": 2}, user=MEGAN)).json()
+    assert "missing its ticket number" in garbled["value"]
+    assert desk.store is not None and (await desk.store.get_ticket(1001)).status == "open"  # type: ignore[union-attr]
+
+
+async def test_a_throttled_post_is_retried_and_delivered_once(desk: Teams) -> None:
+    await set_channel(desk)
+    desk.connector.failures = [429]
+    await escalate(desk)
+    await until(lambda: len(desk.connector.created) == 1, "the retried post")
+    await asyncio.sleep(0.5)  # a few more delivery rounds: nothing is posted twice
+    assert len(desk.connector.created) == 1
+
+
+async def test_my_tickets_and_open_tickets(desk: Teams) -> None:
+    await set_channel(desk)
+    await escalate(desk)
+    await desk.say("my tickets", user=ALEX)
+    assert "SD-1001" in card_text(desk.connector.cards()[-1])
+    await desk.say("open tickets", user=ALEX)
+    assert desk.connector.texts()[-1] == messages.AGENTS_ONLY
+    await desk.say("open tickets", user=MEGAN)
+    assert "SD-1001" in card_text(desk.connector.cards()[-1])
+
+
+async def test_talk_to_a_human_opens_a_ticket(desk: Teams) -> None:
+    await set_channel(desk)
+    await desk.say("I need to talk to a human", user=ALEX)
+    await desk.settle()
+    assert "Ticket SD-1001 is with the helpdesk" in card_text(desk.connector.cards()[-1])
+    await until(lambda: len(desk.connector.created) == 1, "the ticket post")
+
+
+async def test_agents_may_diagnose_anyone_others_only_themselves(desk: Teams) -> None:
+    await desk.say("diagnose meganb@example.com", user=ALEX)
+    assert desk.connector.texts()[-1] == messages.ONLY_YOURSELF
+    await desk.say("diagnose meganb@example.com", user=ADELE)
+    assert "Appointments, Contacts, and Tasks are not set to synchronize" in card_text(
+        desk.connector.cards()[-1]
+    )
