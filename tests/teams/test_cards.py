@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from bot.investigation import Investigator
 from bot.sandbox import LocalOrg
+from bot.store import Ticket
 from cards.common import to_dict
 from cards.conversation import (
     PickerItem,
@@ -22,11 +24,24 @@ from cards.conversation import (
     build_welcome_card,
 )
 from cards.diagnosis import build_diagnosis_card
+from cards.ticket import build_escalate_card, build_ticket_card, build_ticket_list_card
 from tests.conftest import ALEX, PLAYGROUND
 
 ROOT = Path(__file__).resolve().parents[2]
 VALIDATOR = Path(__file__).with_name("validate_cards.js")
 NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+TICKET = Ticket(
+    number=1001,
+    tenant="t",
+    user_aad=ALEX,
+    user_name="Alex Wilber",
+    record_type="appointment",
+    record_id=None,
+    subject="Quarterly review",
+    report={"findings": [{"id": "outside-sync-filter", "status": "fail", "title": "Outside your filters"}]},
+    comment="please help",
+    changed_at="2026-11-25T18:00:00Z",
+)
 ALLOWED_COLORS = {"Default", "Dark", "Light", "Accent", "Good", "Warning", "Attention"}
 
 
@@ -63,6 +78,18 @@ async def all_cards(local: LocalOrg) -> dict[str, dict[str, Any]]:
         "checklist": to_dict(
             build_checklist_card(record_type="appointment", reason="Dataverse timed out", user=ALEX)
         ),
+        "escalate": to_dict(
+            build_escalate_card(user=ALEX, record=None, record_type="appointment", subject="Demo")
+        ),
+        "tickets": to_dict(build_ticket_list_card([TICKET], title="Open tickets")),
+        "tickets-empty": to_dict(build_ticket_list_card([], title="Your tickets")),
+        "ticket-open": to_dict(
+            build_ticket_card(TICKET, notice="Adele changed this ticket just before you.")
+        ),
+        "ticket-user": to_dict(
+            build_ticket_card(TICKET, for_agents=False, notice="Ticket SD-1001 is with the helpdesk.")
+        ),
+        "ticket-resolved": to_dict(build_ticket_card(replace(TICKET, status="resolved", resolution="Fixed"))),
     }
     for user, record in [
         (ALEX, "quarterly review"),
