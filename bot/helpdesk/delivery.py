@@ -11,7 +11,6 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
@@ -24,7 +23,7 @@ from botbuilder.schema import (
     ConversationReference,
 )
 
-from bot.store.base import Conflict, OutboxEntry, Store, Ticket
+from bot.store.base import OutboxEntry, Store, Ticket
 from cards.common import to_dict
 from cards.ticket import build_ticket_card
 
@@ -40,6 +39,12 @@ NO_CHANNEL_RETRY = 60.0  # seconds: a ticket waits for a helpdesk channel to be 
 
 def channel_key(tenant: str) -> str:
     return f"helpdesk_channel:{tenant.lower()}"
+
+
+def card_key(number: int) -> str:
+    """Where a ticket's card was posted. Kept beside the ticket, not in it: posting is not a change
+    an agent could conflict with, so it must not bump the version the card's buttons carry."""
+    return f"ticket_card:{number}"
 
 
 class _Undeliverable(Exception):
@@ -122,8 +127,9 @@ class Deliverer:
 
     async def _post_ticket(self, entry: OutboxEntry) -> dict[str, Any]:
         ticket = await self._ticket(entry)
-        if ticket.channel_activity_id:
-            return {"activity_id": ticket.channel_activity_id}  # posted by an earlier, interrupted attempt
+        earlier = await self.store.get_setting(card_key(ticket.number))
+        if earlier is not None:
+            return earlier  # posted by an earlier, interrupted attempt
         channel = await self.store.get_setting(channel_key(ticket.tenant))
         if channel is None:
             raise _Undeliverable("no helpdesk channel yet", permanent=False, retry_after=NO_CHANNEL_RETRY)
@@ -143,16 +149,8 @@ class Deliverer:
         await self.adapter.create_conversation(
             self.app_id, remember, parameters, "msteams", channel["service_url"], None
         )
-        thread = {"conversation_id": posted["conversation_id"], "service_url": channel["service_url"]}
-        while True:  # record where the card is, whatever else changed on the ticket meanwhile
-            try:
-                await self.store.update_ticket(
-                    replace(ticket, channel_activity_id=posted["activity_id"], channel_thread=thread),
-                    expected_version=ticket.version,
-                )
-                break
-            except Conflict as conflict:
-                ticket = conflict.current
+        posted["service_url"] = channel["service_url"]
+        await self.store.set_setting(card_key(ticket.number), posted)
         return posted
 
     async def _continue(
@@ -163,18 +161,19 @@ class Deliverer:
 
     async def _update_ticket_card(self, entry: OutboxEntry) -> dict[str, Any] | None:
         ticket = await self._ticket(entry)
-        if not ticket.channel_activity_id or not ticket.channel_thread:
+        where = await self.store.get_setting(card_key(ticket.number))
+        if where is None:
             raise _Undeliverable("the ticket card is not posted yet", permanent=False, retry_after=5.0)
         reference = {
-            "conversation": {"id": ticket.channel_thread["conversation_id"], "isGroup": True},
-            "serviceUrl": ticket.channel_thread["service_url"],
+            "conversation": {"id": where["conversation_id"], "isGroup": True},
+            "serviceUrl": where["service_url"],
             "channelId": "msteams",
             "bot": {"id": self.app_id},
         }
         card = CardFactory.adaptive_card(to_dict(build_ticket_card(ticket)))
 
         async def update(context: TurnContext) -> None:
-            activity = Activity(type=ActivityTypes.message, id=ticket.channel_activity_id, attachments=[card])
+            activity = Activity(type=ActivityTypes.message, id=where["activity_id"], attachments=[card])
             await context.update_activity(activity)
 
         await self._continue(reference, update)

@@ -9,7 +9,7 @@ from typing import Any
 from bot.diagnosis import RecordType
 from bot.errors import BackendError
 from bot.helpdesk import tickets
-from bot.helpdesk.delivery import Deliverer, channel_key
+from bot.helpdesk.delivery import Deliverer, card_key, channel_key
 from bot.investigation import Investigator
 from bot.store.base import Conflict, Store, Ticket
 from cards.common import to_dict
@@ -103,7 +103,10 @@ class Helpdesk:
         )
         # Tickets that waited for a channel go out now.
         for ticket in await self.store.list_tickets(open_only=True, limit=200):
-            if ticket.tenant.lower() == tenant.lower() and not ticket.channel_activity_id:
+            if (
+                ticket.tenant.lower() == tenant.lower()
+                and await self.store.get_setting(card_key(ticket.number)) is None
+            ):
                 await self.store.enqueue(
                     f"ticket:{ticket.number}:post:{channel_id}", "post_ticket", {"number": ticket.number}
                 )

@@ -39,8 +39,6 @@ class Ticket:
     changed_at: str = ""
     created_at: str = ""
     version: int = 1
-    channel_activity_id: str | None = None  # the ticket card's message in the helpdesk channel
-    channel_thread: dict[str, str] | None = None  # {"conversation_id", "service_url"} of that message
 
     @property
     def key(self) -> str:
