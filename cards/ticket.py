@@ -41,7 +41,9 @@ def _causes(ticket: Ticket) -> str:
     return "; ".join(str(t) for t in titles) or "no blocking cause found"
 
 
-def build_ticket_card(ticket: Ticket, *, for_agents: bool = True, notice: str | None = None) -> AdaptiveCard:
+def build_ticket_card(
+    ticket: Ticket, *, for_agents: bool = True, notice: str | None = None, notice_color: str = "Warning"
+) -> AdaptiveCard:
     """The ticket as it is now: who, which record, the diagnosis, the comment, its state and last change."""
     facts = [
         Fact(title="User", value=ticket.user_name or ticket.user_aad),
@@ -64,7 +66,7 @@ def build_ticket_card(ticket: Ticket, *, for_agents: bool = True, notice: str | 
         FactSet(facts=facts),
     ]
     if notice:
-        body.insert(1, text(notice, color="Warning"))
+        body.insert(1, text(notice, color=notice_color))
     if ticket.comment:
         body.append(text(f"“{ticket.comment}”", subtle=True))
     if ticket.resolution:

@@ -231,7 +231,8 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
             comment=comment,
         )
         notice = (messages.ESCALATED if has_channel else messages.ESCALATED_NO_CHANNEL).format(key=ticket.key)
-        return to_dict(build_ticket_card(ticket, for_agents=False, notice=notice))
+        color = "Good" if has_channel else "Warning"
+        return to_dict(build_ticket_card(ticket, for_agents=False, notice=notice, notice_color=color))
 
     async def _diagnose(self, context: TurnContext, intent: Intent, text: str) -> None:
         user = context.activity.from_property.aad_object_id if context.activity.from_property else None

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PLAYGROUND = ROOT / "node_modules" / ".bin" / "agentsplayground"
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "tests" / "e2e" / "screenshots"
+ALEX = "00000000-0000-0000-0000-0000000000020"  # the Playground's default user
 
 
 def free_port() -> int:
@@ -49,6 +50,9 @@ def bot_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log_path = tmp_path_factory.mktemp("bot") / "bot.log"
     env = {k: v for k, v in os.environ.items() if k not in ("MicrosoftAppId", "ALLOWED_TENANTS")}
+    # The Playground signs in one user, Alex Wilber: here he is also the helpdesk agent.
+    env["HELPDESK_AGENTS"] = ALEX
+    env["STORE_URL"] = f"sqlite:///{log_path.parent / 'store.sqlite3'}"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--sandbox", "--port", str(port)],

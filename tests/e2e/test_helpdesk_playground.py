@@ -1,0 +1,74 @@
+"""Helpdesk end to end in the Agents Playground: set the channel, escalate from personal chat, then in the
+team channel assign and resolve the ticket, and see the user told in their chat.
+
+The Playground signs in one user, so Alex Wilber is both the user and (through HELPDESK_AGENTS) the agent.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import Page, expect
+
+from tests.e2e.conftest import SHOTS
+from tests.e2e.test_playground import page, say
+
+__all__ = ["page"]
+
+
+async def test_escalate_assign_resolve_and_the_user_is_told(page: Page) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    cards = page.locator(".ac-adaptiveCard")
+    await expect(cards.first).to_contain_text("I'm Sync Doctor", timeout=30_000)
+
+    # In the team channel, an agent @mentions the bot to make it the helpdesk channel.
+    await page.get_by_text("General", exact=True).first.click()
+    composer = page.locator('[role="textbox"]').first
+    await composer.click()
+    await composer.type("@")
+    await page.locator(".fui-MenuItem__content").filter(has_text="Test Bot").first.click()
+    await page.keyboard.type(" use this channel for helpdesk")
+    await page.get_by_role("button", name="Post").click()
+    await expect(page.get_by_text("This channel now gets Sync Doctor tickets").first).to_be_visible(
+        timeout=30_000
+    )
+
+    # In personal chat, the user escalates the diagnosis with a comment.
+    await page.get_by_text("Personal Chat", exact=True).first.click()
+    await say(page, "Quarterly review isn't on my calendar")
+    diagnosis = cards.filter(has_text="Why “Quarterly review with Contoso” isn't in Outlook")
+    await expect(diagnosis).to_have_count(1, timeout=30_000)
+    await diagnosis.get_by_role("button", name="Escalate to helpdesk").click()
+    form = cards.filter(has_text="Escalate to the helpdesk")
+    await expect(form).to_have_count(1, timeout=30_000)
+    await form.locator("textarea").fill("Still missing after an hour")
+    await form.get_by_role("button", name="Send to helpdesk").click()
+    confirmation = cards.filter(has_text="is with the helpdesk")
+    await expect(confirmation).to_have_count(1, timeout=30_000)
+    found = re.search(r"SD-\d+", await confirmation.inner_text())
+    assert found is not None
+    key = found.group(0)
+
+    # In the channel, the ticket card carries the diagnosis and the comment; the agent assigns and resolves.
+    await page.get_by_text("General", exact=True).first.click()
+    ticket = cards.filter(has_text=f"{key}: ")
+    await expect(ticket).to_have_count(1, timeout=30_000)
+    await expect(ticket).to_contain_text("This appointment doesn't meet your synchronization filters")
+    await expect(ticket).to_contain_text("Still missing after an hour")
+    await ticket.get_by_role("button", name="Assign to me").click()
+    await expect(ticket).to_contain_text(f"{key}: Assigned", timeout=30_000)
+    await ticket.locator("textarea").fill("Added you as a required attendee")
+    await ticket.get_by_role("button", name="Resolve").click()
+    await expect(ticket).to_contain_text(f"{key}: Resolved", timeout=30_000)
+    await expect(ticket).to_contain_text("Resolution: Added you as a required attendee")
+    await page.screenshot(path=str(SHOTS / "helpdesk-channel.png"), full_page=True)
+
+    # Back in personal chat, the user was told at each step.
+    await page.get_by_text("Personal Chat", exact=True).first.click()
+    await expect(page.get_by_text(f"Your ticket {key} was assigned to Alex Wilber").first).to_be_visible(
+        timeout=30_000
+    )
+    await expect(page.get_by_text(f"Your ticket {key} was resolved by Alex Wilber").first).to_be_visible(
+        timeout=30_000
+    )
+    await page.screenshot(path=str(SHOTS / "helpdesk-user.png"), full_page=True)
