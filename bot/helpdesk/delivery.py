@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 RETRYABLE = frozenset({408, 412, 429, 500, 502, 503, 504})
 PERMANENT = frozenset({400, 401, 403, 404})
-MAX_ATTEMPTS = 8
+MAX_ATTEMPTS = 60  # with backoff capped at 5 minutes: several hours of outage before giving up
+MAX_BACKOFF = 300.0
 NO_CHANNEL_RETRY = 60.0  # seconds: a ticket waits for a helpdesk channel to be set up
 
 
@@ -112,8 +113,9 @@ class Deliverer:
             log.warning("outbox %s (%s) undeliverable: %s", entry.id, entry.kind, reason)
             await self.store.mark_dead(entry.id, error=reason)
             return
-        backoff = min(60.0, 2.0**entry.attempts) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter only
-        delay = retry_after if retry_after is not None else backoff
+        backoff = min(MAX_BACKOFF, 2.0**entry.attempts) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter only
+        # Never sooner than the service asked; never a hot loop when it asks for 0.
+        delay = max(retry_after or 0.0, backoff)
         log.info("outbox %s (%s) will retry in %.1f s: %s", entry.id, entry.kind, delay, reason)
         await self.store.mark_retry(entry.id, delay=delay, error=reason)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,25 +144,35 @@ class Teams:
 
 
 @asynccontextmanager
-async def running_bot(
-    local: LocalOrg, settings: Settings | None = None, store: Store | None = None
-) -> AsyncIterator[Teams]:
+async def running_connector() -> AsyncIterator[Connector]:
     connector = Connector()
-    connector_runner = web.AppRunner(connector.app())
-    await connector_runner.setup()
-    site = web.TCPSite(connector_runner, "127.0.0.1", 0)
-    await site.start()
-    connector.url = f"http://127.0.0.1:{connector_runner.addresses[0][1]}"
-    store = store or SqliteStore(":memory:")
-    app = create_app(settings or Settings(), clients=local.clients, store=store, delivery_interval=0.2)
-    bot_runner = web.AppRunner(app)
-    await bot_runner.setup()
-    bot_site = web.TCPSite(bot_runner, "127.0.0.1", 0)
-    await bot_site.start()
-    bot_url = f"http://127.0.0.1:{bot_runner.addresses[0][1]}"
+    runner = web.AppRunner(connector.app())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    connector.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
+        yield connector
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def running_bot(
+    local: LocalOrg,
+    settings: Settings | None = None,
+    store: Store | None = None,
+    connector: Connector | None = None,
+) -> AsyncIterator[Teams]:
+    """The bot's app on loopback, with a fake connector (a fresh one unless `connector` is given)."""
+    async with AsyncExitStack() as stack:
+        if connector is None:
+            connector = await stack.enter_async_context(running_connector())
+        store = store or SqliteStore(":memory:")
+        app = create_app(settings or Settings(), clients=local.clients, store=store, delivery_interval=0.2)
+        bot_runner = web.AppRunner(app)
+        await bot_runner.setup()
+        await web.TCPSite(bot_runner, "127.0.0.1", 0).start()
+        stack.push_async_callback(bot_runner.cleanup)
+        bot_url = f"http://127.0.0.1:{bot_runner.addresses[0][1]}"
         async with httpx.AsyncClient(base_url=bot_url, timeout=30) as http:
             yield Teams(http=http, connector=connector, app=app, store=store)
-    finally:
-        await bot_runner.cleanup()
-        await connector_runner.cleanup()

@@ -12,7 +12,7 @@ from bot.config import Settings
 from bot.sandbox import LocalOrg
 from bot.teams import messages
 from tests.conftest import ALEX, PLAYGROUND
-from tests.teams.harness import TENANT, Teams, running_bot
+from tests.teams.harness import TENANT, Teams, running_bot, running_connector
 from tests.teams.test_conversation import buttons, card_text
 
 MEGAN, ADELE = PLAYGROUND + "21", PLAYGROUND + "22"
@@ -62,7 +62,7 @@ def posted_buttons(teams: Teams) -> dict[str, dict[str, Any]]:
 
 
 async def until(condition: Any, what: str) -> None:
-    for _ in range(100):
+    for _ in range(300):
         if condition():
             return
         await asyncio.sleep(0.05)
@@ -201,3 +201,26 @@ async def test_agents_may_diagnose_anyone_others_only_themselves(desk: Teams) ->
     assert "Appointments, Contacts, and Tasks are not set to synchronize" in card_text(
         desk.connector.cards()[-1]
     )
+
+
+async def test_a_restart_loses_no_ticket_and_posts_none_twice(local: LocalOrg, tmp_path: Any) -> None:
+    from bot.store import SqliteStore
+
+    path = str(tmp_path / "store.sqlite3")
+    async with running_connector() as connector:
+        first_store = SqliteStore(path)
+        async with running_bot(local, AGENTS, store=first_store, connector=connector) as teams:
+            await set_channel(teams)
+            connector.failures = [503] * 1000  # the connector is down: nothing gets out
+            await escalate(teams)
+            assert connector.created == []
+        await first_store.close()
+        # The bot restarts (same store file) and the connector is back: the waiting ticket goes out, once.
+        connector.failures = []
+        second_store = SqliteStore(path)
+        async with running_bot(local, AGENTS, store=second_store, connector=connector) as teams:
+            await until(lambda: len(teams.connector.created) == 1, "the ticket post after the restart")
+            await asyncio.sleep(0.6)
+            assert len(teams.connector.created) == 1
+            assert "SD-1001" in card_text(teams.connector.created[0]["activity"]["attachments"][0]["content"])
+        await second_store.close()
