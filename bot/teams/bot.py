@@ -27,7 +27,7 @@ from bot.helpdesk.desk import Helpdesk
 from bot.ids import is_id
 from bot.investigation import Investigator
 from bot.teams import messages
-from bot.teams.intents import Intent, classify
+from bot.teams.intents import MENTION, Intent, classify
 from bot.teams.records import best_matches, subject_words
 from cards.common import CARD_CONTENT_TYPE, to_dict
 from cards.conversation import (
@@ -157,7 +157,7 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
 
     async def _command(self, context: TurnContext, text: str) -> bool:
         """Helpdesk commands, said exactly: they are not questions to understand."""
-        said = _MENTION.sub(" ", text).strip().lower().rstrip(".!?")
+        said = MENTION.sub(" ", text).strip().lower().rstrip(".!?")
         said = " ".join(said.split())
         user = context.activity.from_property.aad_object_id if context.activity.from_property else None
         if self.helpdesk is None:
@@ -395,7 +395,6 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
             await self._send_card(turn_context, to_dict(build_welcome_card(name)))
 
 
-_MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE)
 _SET_CHANNEL = re.compile(r"(please )?(use|set) this channel (for|as) (the )?help ?desk( channel)?")
 _DIAGNOSE_OTHER = re.compile(r"(?:diagnose|check) (\S+@\S+|[0-9a-f-]{36,37})")
 

@@ -14,7 +14,7 @@ from typing import Literal
 
 from bot.diagnosis import RecordType
 
-__all__ = ["INTENTS", "Intent", "IntentName", "classify", "is_vocabulary"]
+__all__ = ["INTENTS", "MENTION", "Intent", "IntentName", "classify", "is_vocabulary"]
 
 IntentName = Literal["diagnose", "check_mailbox", "escalate", "help", "greeting", "thanks", "out_of_scope"]
 INTENTS: tuple[IntentName, ...] = (
@@ -285,7 +285,7 @@ _PHRASES = (
     (re.compile(r"\bfollow[ -]?up\b"), " followup "),
 )
 _MAX_CHARS = 1000  # a question is short; a 10,000-character paste is judged by its start
-_MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE)
+MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE)
 _TOKEN = re.compile(r"[a-z0-9']+")
 _VOCABULARY = sorted(_CONCEPTS)
 
@@ -333,7 +333,7 @@ def _correct(word: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """Normalised, typo-corrected words of a message (an @mention of the bot is dropped)."""
-    lowered = _MENTION.sub(" ", text).lower().replace("’", "'")
+    lowered = MENTION.sub(" ", text).lower().replace("’", "'")
     for pattern, replacement in _PHRASES:
         lowered = pattern.sub(replacement, lowered)
     words: list[str] = []
@@ -451,7 +451,7 @@ def classify(text: str) -> Intent:
     """
     words = tokens(text[:_MAX_CHARS])
     if not words:  # empty, only an @mention, or only punctuation: show what the bot can do
-        return Intent("help") if _MENTION.sub("", text).strip(" ?!.") == "" else Intent("out_of_scope")
+        return Intent("help") if MENTION.sub("", text).strip(" ?!.") == "" else Intent("out_of_scope")
     signals = _Signals(
         words=words,
         concepts={c: [w for w in words if c in _CONCEPTS.get(w, ())] for c in _ALL_CONCEPTS},

@@ -6,17 +6,16 @@ import re
 from collections.abc import Sequence
 
 from bot.diagnosis import RecordFacts
-from bot.teams.intents import is_vocabulary
+from bot.teams.intents import MENTION, is_vocabulary
 
 __all__ = ["best_matches", "subject_words"]
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
-_MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE)
 
 
 def subject_words(text: str) -> list[str]:
     """The words of a message that could come from a subject: not the question's own vocabulary."""
-    words = _WORD.findall(_MENTION.sub(" ", text[:1000]).lower())
+    words = _WORD.findall(MENTION.sub(" ", text[:1000]).lower())
     return [w for w in words if not is_vocabulary(w) and len(w) > 1][:8]
 
 
