@@ -88,6 +88,23 @@ class GraphClient:
             pages += 1
         return events
 
+    async def is_team_owner(self, team_group_id: str, user_id: str) -> bool:
+        """Whether the user owns the team (application permission TeamMember.Read.All)."""
+        team = require_id(team_group_id, "team group id")
+        user = require_id(user_id, "Entra object id")
+        url: str | None = f"teams/{team}/members"
+        for _ in range(20):  # pages of members; a team has at most a few thousand
+            if url is None:
+                break
+            response = await send(self._http, self._http.build_request("GET", url), SERVICE, self._policy)
+            body = response.json()
+            for member in body.get("value") or []:
+                if str(member.get("userId", "")).lower() == user and "owner" in (member.get("roles") or []):
+                    return True
+            link = body.get("@odata.nextLink")
+            url = link if isinstance(link, str) else None
+        return False
+
 
 def _event(item: dict[str, Any]) -> CalendarEvent:
     start = item.get("start") or {}

@@ -81,6 +81,7 @@ class Org:
 
     tables: dict[str, list[Row]]
     events: dict[str, list[Row]] = field(default_factory=dict)  # lower-case Entra id -> Graph events
+    team_members: dict[str, list[Row]] = field(default_factory=dict)  # team (group) id -> Graph members
     source: str = "<memory>"
     fault_specs: list[dict[str, Any]] = field(default_factory=list)  # the fixture's "$faults" (see Fault)
 
@@ -171,7 +172,11 @@ class Org:
         if not isinstance(faults, list) or not all(isinstance(x, dict) and "route" in x for x in faults):
             raise fail("$faults must be a list of objects, each with a 'route'")
         org = cls(
-            tables=tables, events=_graph_events(data.get("graph"), fail), source=source, fault_specs=faults
+            tables=tables,
+            events=_graph_events(data.get("graph"), fail),
+            team_members=_team_members(data.get("graph"), fail),
+            source=source,
+            fault_specs=faults,
         )
         anchor = data.get("$relative_to")
         if anchor is not None:
@@ -208,6 +213,22 @@ def _shifted(value: Any, delta: timedelta) -> Any:
     except ValueError:
         return value
     return moved.strftime("%Y-%m-%dT%H:%M:%S") + value[19:]
+
+
+def _team_members(graph: Any, fail: Any) -> dict[str, list[Row]]:
+    """Optional `graph.teams`: {team id: {"members": [{"userId", "displayName", "roles": ["owner"]}]}}."""
+    teams = graph.get("teams") if isinstance(graph, dict) else None
+    if teams is None:
+        return {}
+    if not isinstance(teams, dict):
+        raise fail("graph.teams must be an object keyed by team (group) id")
+    members: dict[str, list[Row]] = {}
+    for team_id, entry in teams.items():
+        rows = entry.get("members") if isinstance(entry, dict) else None
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and "userId" in r for r in rows):
+            raise fail(f"graph.teams[{team_id!r}] must have a 'members' list of objects with a userId")
+        members[_key(team_id)] = [dict(r) for r in rows]
+    return members
 
 
 def _graph_events(graph: Any, fail: Any) -> dict[str, list[Row]]:

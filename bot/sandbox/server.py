@@ -127,6 +127,7 @@ class Sandbox:
         app.router.add_get(DATAVERSE + "{path:.+}", self.dataverse_get)
         app.router.add_patch(DATAVERSE + "{path:.+}", self.dataverse_patch)
         app.router.add_get(GRAPH + "users/{user}/calendarView", self.calendar_view)
+        app.router.add_get(GRAPH + "teams/{team}/members", self.team_members)
         app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", self.openid_configuration)
         app.router.add_post("/{tenant}/oauth2/v2.0/token", self.token)
         app.router.add_get("/healthz", self.health)
@@ -359,6 +360,12 @@ class Sandbox:
 
     # --- Graph ---------------------------------------------------------------------------------------
 
+    async def team_members(self, request: web.Request) -> web.Response:
+        members = self.org.team_members.get(request.match_info["team"].lower())
+        if members is None:
+            return _error(404, "NotFound", "No team found with Group Id " + request.match_info["team"])
+        return web.json_response({"value": [_member(m) for m in members]})
+
     async def calendar_view(self, request: web.Request) -> web.Response:
         user = request.match_info["user"].lower()
         if "@" in user:
@@ -405,6 +412,16 @@ def _column_key(name: str, row: Row) -> tuple[int, float, str]:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return (0, float(value), "")
     return (0, 0.0, str(value).casefold())
+
+
+def _member(row: Row) -> Row:
+    return {
+        "@odata.type": "#microsoft.graph.aadUserConversationMember",
+        "id": row.get("id") or row["userId"],
+        "displayName": row.get("displayName"),
+        "roles": list(row.get("roles") or []),
+        "userId": row["userId"],
+    }
 
 
 def _is_other_users_filter_query(node: Node | None) -> bool:

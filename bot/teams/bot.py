@@ -197,8 +197,8 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
         ):
             await context.send_activity(messages.SET_CHANNEL_IN_A_CHANNEL)
             return
-        if not self.helpdesk.is_agent(user):
-            await context.send_activity(messages.AGENTS_ONLY)
+        if not (self.helpdesk.is_agent(user) or await self._owns_team(data, user)):
+            await context.send_activity(messages.AGENTS_OR_OWNERS_ONLY)
             return
         tenant = _tenant(context) or ""
         bot_id = activity.recipient.id if activity.recipient else ""
@@ -206,6 +206,19 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
             tenant=tenant, channel_id=channel, service_url=activity.service_url, bot_id=bot_id
         )
         await context.send_activity(messages.CHANNEL_SET)
+
+    async def _owns_team(self, channel_data: dict[str, Any], user: str | None) -> bool:
+        """Team owners may choose the helpdesk channel too: Graph knows who owns the team."""
+        team = channel_data.get("team") if isinstance(channel_data.get("team"), dict) else {}
+        group = team.get("aadGroupId") if isinstance(team, dict) else None
+        if not (user and group and self.investigator.graph):
+            return False
+        try:
+            with deadline(self.budget):
+                return await self.investigator.graph.is_team_owner(str(group), user)
+        except (BackendError, InputError) as exc:
+            log.warning("could not check whether %s owns team %s: %s", user, group, exc)
+            return False
 
     async def _escalate_text(self, context: TurnContext, intent: Intent, text: str) -> None:
         user = context.activity.from_property.aad_object_id if context.activity.from_property else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "AGENTS_ONLY",
+    "AGENTS_OR_OWNERS_ONLY",
     "ATTACHMENTS_ONLY",
     "CHANNEL_SET",
     "ESCALATED",
@@ -51,4 +52,7 @@ ESCALATED = "Ticket {key} is with the helpdesk. I'll tell you here when it's ass
 ESCALATED_NO_CHANNEL = (
     "I've kept your ticket {key}, but no helpdesk channel is set up yet, so nobody has seen it. "
     "Your admin has been told how to set one up; it will be posted as soon as there is one."
+)
+AGENTS_OR_OWNERS_ONLY = (
+    "Only helpdesk agents (HELPDESK_AGENTS) or the team's owners can choose the helpdesk channel."
 )

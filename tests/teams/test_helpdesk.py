@@ -19,6 +19,7 @@ MEGAN, ADELE = PLAYGROUND + "21", PLAYGROUND + "22"
 QUARTERLY = "c3000000-0000-4000-8000-000000000001"
 CHANNEL = "19:helpdesk@thread.tacv2"
 AGENTS = Settings(HELPDESK_AGENTS=f"{MEGAN},{ADELE}")
+TEAM_GROUP = "7e000000-0000-4000-8000-000000000001"
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def in_channel(teams: Teams, text: str, *, user: str, display_name: str) -> dict
     activity["channelData"] = {
         "tenant": {"id": TENANT},
         "channel": {"id": CHANNEL},
-        "team": {"id": "19:team"},
+        "team": {"id": "19:team", "aadGroupId": TEAM_GROUP},
     }
     return activity
 
@@ -71,7 +72,7 @@ async def until(condition: Any, what: str) -> None:
 
 async def test_only_agents_set_the_channel_and_only_in_a_channel(desk: Teams) -> None:
     await desk.send(in_channel(desk, "use this channel for helpdesk", user=ALEX, display_name="Alex Wilber"))
-    assert desk.connector.texts()[-1] == messages.AGENTS_ONLY
+    assert desk.connector.texts()[-1] == messages.AGENTS_OR_OWNERS_ONLY
     await desk.say("use this channel for helpdesk", user=MEGAN)
     assert desk.connector.texts()[-1] == messages.SET_CHANNEL_IN_A_CHANNEL
     await set_channel(desk)
@@ -224,3 +225,26 @@ async def test_a_restart_loses_no_ticket_and_posts_none_twice(local: LocalOrg, t
             assert len(teams.connector.created) == 1
             assert "SD-1001" in card_text(teams.connector.created[0]["activity"]["attachments"][0]["content"])
         await second_store.close()
+
+
+async def test_a_team_owner_may_choose_the_channel(org_data: dict[str, Any]) -> None:
+    from tests.conftest import make_local
+
+    org_data["graph"]["teams"] = {
+        TEAM_GROUP: {
+            "members": [
+                {"userId": ALEX, "displayName": "Alex Wilber", "roles": ["owner"]},
+                {"userId": PLAYGROUND + "23", "displayName": "Isaiah Langer", "roles": []},
+            ]
+        }
+    }
+    async with make_local(org_data) as local, running_bot(local, AGENTS) as teams:
+        isaiah = in_channel(
+            teams, "use this channel for helpdesk", user=PLAYGROUND + "23", display_name="Isaiah"
+        )
+        await teams.send(isaiah)
+        assert teams.connector.texts()[-1] == messages.AGENTS_OR_OWNERS_ONLY  # a member, not an owner
+        await teams.send(
+            in_channel(teams, "use this channel for helpdesk", user=ALEX, display_name="Alex Wilber")
+        )
+        assert teams.connector.texts()[-1] == messages.CHANNEL_SET
