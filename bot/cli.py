@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.clients.factory import clients_from_settings, missing_settings
 from bot.config import load_settings
@@ -87,6 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     intent.add_argument("text", nargs="*", help="messages (default: read lines from standard input)")
 
+    sweep = commands.add_parser(
+        "sweep",
+        help="find people whose mailbox can't sync appointments and tell each once",
+        description="The proactive sweep: set-based, paged reads of users and mailboxes; one notice per problem.",
+    )
+    sweep.add_argument(
+        "--dry-run", action="store_true", help="say who would be told and why; send and write nothing"
+    )
+    sweep.add_argument("--fixture", help="sweep this fixture through the local sandbox")
+    sweep.add_argument("--json", action="store_true", help="print the result as JSON")
+    sweep.add_argument(
+        "--deliver-for", type=float, default=600.0, metavar="SECONDS", help="deliver for at most this long"
+    )
+
     manifest = commands.add_parser(
         "manifest",
         help="build and validate the Teams app package",
@@ -125,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_diagnose(args))
         if args.command == "sandbox":
             return asyncio.run(_sandbox(args))
+        if args.command == "sweep":
+            return asyncio.run(_sweep(args))
         if args.command == "manifest":
             return _manifest(args)
         if args.command == "intent":
@@ -260,6 +276,79 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"Sync Doctor listening on http://{args.host}:{args.port}/api/messages", flush=True)
     web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
     return EXIT_OK
+
+
+async def _sweep(args: argparse.Namespace) -> int:
+    from bot.app import _adapter
+    from bot.helpdesk.delivery import Deliverer
+    from bot.notify.sweep import run_sweep
+    from bot.store import open_store
+
+    try:
+        settings = load_settings()
+        async with AsyncExitStack() as stack:
+            if args.fixture:
+                from bot.sandbox import local_org
+
+                clients = (await stack.enter_async_context(local_org(args.fixture))).clients
+            else:
+                clients = clients_from_settings(settings)
+                stack.push_async_callback(clients.aclose)
+            store = open_store(settings.store_url)
+            stack.push_async_callback(store.close)
+            _progress("reading users and mailboxes")
+            result = await run_sweep(clients.dataverse, store, dry_run=args.dry_run)
+            if not args.dry_run:
+                deliverer = Deliverer(_adapter(settings), store, app_id=settings.microsoft_app_id)
+                delivered = await _deliver(deliverer, args.deliver_for)
+    except (ConfigError, FixtureError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BackendError as exc:
+        print(f"error: could not sweep: {exc}", file=sys.stderr)
+        return EXIT_BACKEND
+    if args.dry_run:
+        out = result.dry_run_json()
+    else:
+        out = {
+            **result.dry_run_json(),
+            "queued": result.queued,
+            "already_told": result.already_told,
+            "muted": result.muted,
+            "fixed": result.fixed,
+            "delivered": delivered,
+        }
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(
+            f"{len(result.affected)} affected ({result.reachable} reachable, {result.unreachable} not yet), "
+            f"{result.dataverse_requests} Dataverse requests for {result.pages} page(s)"
+        )
+        for person in result.affected:
+            print(f"  {person.email or person.aad_object_id}: {', '.join(person.causes)}")
+        if not args.dry_run:
+            print(
+                f"queued {result.queued}, already told {result.already_told}, muted {result.muted}, delivered {delivered}"
+            )
+    return EXIT_OK
+
+
+async def _deliver(deliverer: Any, limit_seconds: float) -> int:
+    """Deliver until the outbox has nothing due (including entries left by an interrupted run)."""
+    import time
+
+    sent, ends, idle = 0, time.monotonic() + limit_seconds, 0
+    while time.monotonic() < ends and idle < 3:
+        count = await deliverer.drain(limit=100)
+        sent += count
+        idle = idle + 1 if count == 0 else 0
+        if count == 0:
+            await asyncio.sleep(0.5)
+    return sent
 
 
 def _manifest(args: argparse.Namespace) -> int:

@@ -252,6 +252,17 @@ class DataverseClient:
         rows.sort(key=lambda r: bool(r.get("isdisabled")))
         return _user_facts(rows[0]), _pick_mailbox(rows[0])
 
+    async def users_with_mailboxes(self) -> AsyncIterator[list[tuple[UserFacts, MailboxFacts | None]]]:
+        """Every user who signs in with Entra ID, with their mailbox, a page at a time (set-based: one
+        request per page, however many users)."""
+        params = {
+            "$select": _USER_COLUMNS,
+            "$filter": "azureactivedirectoryobjectid ne null",
+            "$expand": f"{_MAILBOX_NAV}($select={_MAILBOX_COLUMNS})",
+        }
+        async for page in self.pages("systemusers", params):
+            yield [(_user_facts(row), _pick_mailbox(row)) for row in page]
+
     async def get_user(self, systemuserid: str) -> tuple[UserFacts, MailboxFacts | None] | None:
         """The same as `find_user`, by systemuserid (a key lookup: used when the id is already known)."""
         key = require_id(systemuserid, "systemuserid")

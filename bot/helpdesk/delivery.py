@@ -23,8 +23,10 @@ from botbuilder.schema import (
     ConversationReference,
 )
 
+from bot.notify.limits import SendLimiter
 from bot.store.base import OutboxEntry, Store, Ticket
 from cards.common import to_dict
+from cards.notice import build_digest_card, build_problem_card
 from cards.ticket import build_ticket_card
 
 __all__ = ["Deliverer", "channel_key"]
@@ -40,6 +42,9 @@ NO_CHANNEL_RETRY = 60.0  # seconds: a ticket waits for a helpdesk channel to be 
 
 def channel_key(tenant: str) -> str:
     return f"helpdesk_channel:{tenant.lower()}"
+
+
+DEFAULT_CHANNEL = "helpdesk_channel:default"  # the last channel set in any tenant: where digests go
 
 
 def card_key(number: int) -> str:
@@ -81,7 +86,10 @@ class Deliverer:
             "post_ticket": self._post_ticket,
             "update_ticket_card": self._update_ticket_card,
             "notify_user": self._notify_user,
+            "notify_problem": self._notify_problem,
+            "digest": self._digest,
         }
+        self.limiter = SendLimiter()
 
     async def drain(self, *, limit: int = 50) -> int:
         """Deliver what is due now; returns how many were sent."""
@@ -188,6 +196,8 @@ class Deliverer:
             raise _Undeliverable("no conversation with the user yet", permanent=True)
         ticket = await self.store.get_ticket(int(payload["number"])) if payload.get("number") else None
 
+        await self.limiter.wait(str((reference.get("conversation") or {}).get("id", "")))
+
         async def send(context: TurnContext) -> None:
             await context.send_activity(MessageFactory.text(payload["text"]))
             if ticket is not None:
@@ -195,6 +205,41 @@ class Deliverer:
                 await context.send_activity(MessageFactory.attachment(CardFactory.adaptive_card(card)))
 
         await self._continue(reference, send)
+        return None
+
+    async def _notify_problem(self, entry: OutboxEntry) -> dict[str, Any] | None:
+        payload = entry.payload
+        reference = await self.store.get_reference(payload["tenant"], payload["user"])
+        if reference is None:
+            raise _Undeliverable("no conversation with the user any more", permanent=True)
+        await self.limiter.wait(str((reference.get("conversation") or {}).get("id", "")))
+        card = to_dict(build_problem_card(payload["finding"], user=payload["user"]))
+
+        async def send(context: TurnContext) -> None:
+            await context.send_activity(MessageFactory.attachment(CardFactory.adaptive_card(card)))
+
+        await self._continue(reference, send)
+        return None
+
+    async def _digest(self, entry: OutboxEntry) -> dict[str, Any] | None:
+        channel = await self.store.get_setting(DEFAULT_CHANNEL)
+        if channel is None:
+            raise _Undeliverable("no helpdesk channel yet", permanent=False, retry_after=NO_CHANNEL_RETRY)
+        payload = entry.payload
+        card = to_dict(build_digest_card(payload["counts"], payload["people"], total=int(payload["total"])))
+        parameters = ConversationParameters(
+            is_group=True,
+            bot=ChannelAccount(id=channel.get("bot_id") or self.app_id),
+            channel_data={"channel": {"id": channel["channel_id"]}},
+            activity=MessageFactory.attachment(CardFactory.adaptive_card(card)),
+        )
+
+        async def done(context: TurnContext) -> None:
+            return None
+
+        await self.adapter.create_conversation(
+            self.app_id, done, parameters, "msteams", channel["service_url"], None
+        )
         return None
 
 

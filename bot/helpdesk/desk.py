@@ -9,7 +9,7 @@ from typing import Any
 from bot.diagnosis import RecordType
 from bot.errors import BackendError
 from bot.helpdesk import tickets
-from bot.helpdesk.delivery import Deliverer, card_key, channel_key
+from bot.helpdesk.delivery import DEFAULT_CHANNEL, Deliverer, card_key, channel_key
 from bot.investigation import Investigator
 from bot.store.base import Conflict, Store, Ticket
 from cards.common import to_dict
@@ -98,9 +98,9 @@ class Helpdesk:
         return ticket, has_channel
 
     async def set_channel(self, *, tenant: str, channel_id: str, service_url: str, bot_id: str) -> None:
-        await self.store.set_setting(
-            channel_key(tenant), {"channel_id": channel_id, "service_url": service_url, "bot_id": bot_id}
-        )
+        channel = {"channel_id": channel_id, "service_url": service_url, "bot_id": bot_id}
+        await self.store.set_setting(channel_key(tenant), channel)
+        await self.store.set_setting(DEFAULT_CHANNEL, channel)
         # Tickets that waited for a channel go out now.
         for ticket in await self.store.list_tickets(open_only=True, limit=200):
             if (

@@ -77,6 +77,57 @@ class SqliteStore:
         result: dict[str, Any] | None = await self._run(work)
         return result
 
+    async def find_reference(self, user_aad: str) -> tuple[str, dict[str, Any]] | None:
+        """(tenant, reference) for a user in any tenant: the sweep knows users, not tenants."""
+
+        def work() -> tuple[str, dict[str, Any]] | None:
+            row = self._db.execute(
+                "SELECT key, reference FROM refs WHERE key LIKE ? ORDER BY updated DESC LIMIT 1",
+                (f"%/{user_aad.lower()}",),
+            ).fetchone()
+            return None if row is None else (row["key"].split("/")[0], dict(json.loads(row["reference"])))
+
+        result: tuple[str, dict[str, Any]] | None = await self._run(work)
+        return result
+
+    async def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Take a named lease if it is free or expired: one sweep at a time."""
+
+        def work() -> bool:
+            now = time.time()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT value FROM settings WHERE key = ?", (f"lease:{name}",)
+                ).fetchone()
+                held = json.loads(row["value"]) if row else None
+                if held and held["owner"] != owner and held["until"] > now:
+                    self._db.execute("ROLLBACK")
+                    return False
+                self._db.execute(
+                    "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (f"lease:{name}", json.dumps({"owner": owner, "until": now + seconds})),
+                )
+                self._db.execute("COMMIT")
+                return True
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+        result: bool = await self._run(work)
+        return result
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        def work() -> None:
+            row = self._db.execute("SELECT value FROM settings WHERE key = ?", (f"lease:{name}",)).fetchone()
+            if row and json.loads(row["value"])["owner"] == owner:
+                self._db.execute("DELETE FROM settings WHERE key = ?", (f"lease:{name}",))
+
+        await self._run(work)
+
+    async def delete_setting(self, key: str) -> None:
+        await self._run(self._db.execute, "DELETE FROM settings WHERE key = ?", (key,))
+
     async def delete_reference(self, tenant: str, user_aad: str) -> None:
         await self._run(
             self._db.execute, "DELETE FROM refs WHERE key = ?", (f"{tenant.lower()}/{user_aad.lower()}",)

@@ -371,6 +371,17 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
                 return _message(messages.ESCALATE_SOON)
             comment = str(data.get("comment") or "")
             return _card(await self._escalate(turn_context, subject_of, record, record_type, comment))
+        if verb in ("watch", "mute"):
+            if self.helpdesk is None:
+                return _message(messages.UNKNOWN_ACTION)
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if verb == "mute":
+                await self.helpdesk.store.set_setting(f"mute:{user.lower()}", {"since": stamp})
+                return _message(messages.MUTED)
+            cause = data.get("cause")
+            causes = [cause] if isinstance(cause, str) else []
+            await self.helpdesk.store.set_setting(f"watch:{user.lower()}", {"causes": causes, "since": stamp})
+            return _message(messages.WATCHING)
         if verb not in ("recheck", "details", "pick", "check_mailbox"):
             return _message(messages.UNKNOWN_ACTION)
         if verb == "pick" and record is None:

@@ -10,6 +10,7 @@ __all__ = [
     "ESCALATED",
     "ESCALATED_NO_CHANNEL",
     "ESCALATE_SOON",
+    "MUTED",
     "NOT_YOURS",
     "NO_IDENTITY",
     "ONLY_YOURSELF",
@@ -19,6 +20,7 @@ __all__ = [
     "TENANT_REFUSED",
     "THANKS",
     "UNKNOWN_ACTION",
+    "WATCHING",
 ]
 
 OUT_OF_SCOPE = (
@@ -56,3 +58,5 @@ ESCALATED_NO_CHANNEL = (
 AGENTS_OR_OWNERS_ONLY = (
     "Only helpdesk agents (HELPDESK_AGENTS) or the team's owners can choose the helpdesk channel."
 )
+WATCHING = "OK: I'll check again with each sweep and tell you here once it's fixed."
+MUTED = "OK: I won't send you these sync notices any more. You can still ask me anytime."

@@ -1,0 +1,48 @@
+"""Token buckets for Teams' documented send limits (domain.md section 6)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+__all__ = ["SendLimiter", "TokenBucket"]
+
+
+class TokenBucket:
+    """`rate` tokens per second, up to `burst` saved; `take()` waits for one."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._tokens = burst
+        self._stamp = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self.rate)
+
+
+class SendLimiter:
+    """Per app per tenant 50 messages a second; per conversation 7 a second (and 60 in 30 s)."""
+
+    def __init__(self, per_tenant: float = 50.0, per_conversation: float = 7.0) -> None:
+        self._tenant = TokenBucket(per_tenant, per_tenant)
+        self._per_conversation = per_conversation
+        self._conversations: dict[str, tuple[TokenBucket, TokenBucket]] = {}
+
+    async def wait(self, conversation_id: str) -> None:
+        buckets = self._conversations.get(conversation_id)
+        if buckets is None:
+            buckets = (TokenBucket(self._per_conversation, self._per_conversation), TokenBucket(2.0, 60.0))
+            self._conversations[conversation_id] = buckets
+        for bucket in buckets:
+            await bucket.take()
+        await self._tenant.take()

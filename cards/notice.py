@@ -1,0 +1,56 @@
+"""Proactive cards: a sync problem found by the sweep, and the digest of people the bot can't reach."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from microsoft_teams.cards.core import AdaptiveCard, CardElement, Fact, FactSet
+
+from cards.common import card, execute, heading, text
+
+__all__ = ["build_digest_card", "build_problem_card"]
+
+DIGEST_LIST_LIMIT = 25
+
+
+def build_problem_card(finding: Mapping[str, Any], *, user: str) -> AdaptiveCard:
+    """What is wrong, what it means for the person, the steps, and what they can do from here."""
+    steps = [str(s) for s in finding.get("steps") or []]
+    body: list[CardElement] = [
+        heading("Your Dynamics 365 appointments can't reach Outlook", size="Medium"),
+        text(f"**{finding.get('title', finding.get('id', 'A sync problem'))}**", color="Attention"),
+        text(
+            "Until this is fixed, new appointments, contacts and tasks from Dynamics 365 won't show up in Outlook."
+        ),
+    ]
+    if steps:
+        body.append(text("How to fix it:\n" + "\n".join(f"{n}. {s}" for n, s in enumerate(steps, start=1))))
+    body.append(
+        text(
+            "Mailbox settings usually need your Dynamics 365 admin: forward this to them, or escalate.",
+            subtle=True,
+        )
+    )
+    data = {"user": user, "record": None, "type": "appointment", "cause": finding.get("id")}
+    actions = [
+        execute("Re-check now", "recheck", data, style="positive"),
+        execute("Tell me when it's fixed", "watch", data),
+        execute("Mute these", "mute", data),
+    ]
+    return card(body, actions, fallback_text=str(finding.get("title", "A sync problem with your mailbox")))
+
+
+def build_digest_card(counts: Mapping[str, int], people: Sequence[str], *, total: int) -> AdaptiveCard:
+    """For the helpdesk: people with a broken mailbox that the bot can't message yet (no chat with it)."""
+    shown = list(people[:DIGEST_LIST_LIMIT])
+    more = total - len(shown)
+    body: list[CardElement] = [
+        heading(f"Sync sweep: {total} people I can't reach", size="Medium"),
+        text(
+            "Their mailboxes can't sync appointments, but they haven't chatted with me yet, so I can't tell them."
+        ),
+        FactSet(facts=[Fact(title=cause, value=str(n)) for cause, n in sorted(counts.items())]),
+        text("\n".join(f"- {p}" for p in shown) + (f"\n- … and {more} more" if more > 0 else "")),
+    ]
+    return card(body, fallback_text=f"{total} people with sync problems I can't reach")
