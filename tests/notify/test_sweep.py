@@ -1,0 +1,153 @@
+"""The proactive sweep: who is affected (as diagnose says), told once, muted, told when fixed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot.app import _adapter
+from bot.config import Settings
+from bot.diagnosis import MAILBOX_RULE_IDS
+from bot.helpdesk.delivery import Deliverer
+from bot.investigation import Investigator
+from bot.notify.sweep import run_sweep
+from bot.sandbox import SAMPLE_ORG, LocalOrg
+from bot.store import SqliteStore
+from tests.conftest import PLAYGROUND, make_local
+from tests.teams.harness import Connector, running_connector
+
+MEGAN, ISAIAH = PLAYGROUND + "21", PLAYGROUND + "23"
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[SqliteStore]:
+    s = SqliteStore(":memory:")
+    yield s
+    await s.close()
+
+
+def reference(connector: Connector, user: str) -> dict[str, Any]:
+    return {
+        "conversation": {"id": f"a:chat-{user[-2:]}", "conversationType": "personal", "tenantId": "t1"},
+        "serviceUrl": connector.url,
+        "channelId": "msteams",
+        "bot": {"id": "28:bot"},
+        "user": {"id": f"29:{user}", "aadObjectId": user},
+    }
+
+
+async def test_dry_run_agrees_with_diagnose_and_reads_in_pages(local: LocalOrg, store: SqliteStore) -> None:
+    result = await run_sweep(local.clients.dataverse, store, dry_run=True)
+    out = result.dry_run_json()
+    investigator = Investigator(local.clients.dataverse, local.clients.graph)
+    for person in out["affected"]:
+        report = await investigator.run(person["aad_object_id"])
+        assert person["causes"] == [c for c in report.causes if c in MAILBOX_RULE_IDS]
+    emails = {p["email"] for p in out["affected"]}
+    assert {"meganb@example.com", "isaiahl@example.com", "pattif@example.com", "leeg@example.com"} <= emails
+    assert "alexw@example.com" not in emails and "adelev@example.com" not in emails  # healthy mailboxes
+    assert out["dataverse_requests"] == result.pages == 1
+    assert out["reachable"] == 0 and out["unreachable"] == len(out["affected"])
+    assert await store.outbox_status() == {}  # a dry run writes nothing
+
+
+async def test_requests_grow_with_pages_not_users(sample_data: dict[str, Any], store: SqliteStore) -> None:
+    data = json.loads(json.dumps(sample_data))
+    template = next(u for u in data["systemusers"] if u["fullname"] == "Megan Bowen")
+    for n in range(1, 1201):  # 1,200 more users, no mailbox each
+        data["systemusers"].append(
+            {
+                **template,
+                "systemuserid": f"a2000000-0000-4000-8000-{n:012d}",
+                "_defaultmailbox_value": None,
+                "azureactivedirectoryobjectid": f"0f000000-0000-4000-8000-{n:012d}",
+                "internalemailaddress": f"u{n}@example.com",
+            }
+        )
+    async with make_local(data) as local:
+        local.clients.dataverse._page_size = 500
+        result = await run_sweep(local.clients.dataverse, store, dry_run=True)
+    assert result.pages == 3
+    assert result.dataverse_requests == result.pages  # <= pages + 3
+    assert len(result.affected) >= 1200
+
+
+async def deliver(store: SqliteStore) -> int:
+    deliverer = Deliverer(_adapter(Settings()), store)
+    total = 0
+    for _ in range(5):
+        total += await deliverer.drain()
+    return total
+
+
+async def test_told_once_muted_and_told_when_fixed(local: LocalOrg, store: SqliteStore) -> None:
+    async with running_connector() as connector:
+        await store.save_reference("t1", MEGAN, reference(connector, MEGAN))
+        await store.save_reference("t1", ISAIAH, reference(connector, ISAIAH))
+        first = await run_sweep(local.clients.dataverse, store, dry_run=False)
+        assert first.reachable == 2 and first.queued == 2
+        assert await deliver(store) >= 2
+        cards = [a["attachments"][0]["content"] for a in connector.sent if a.get("attachments")]
+        assert len(cards) == 2
+        assert any(
+            "Appointments, Contacts, and Tasks are not set to synchronize" in json.dumps(c) for c in cards
+        )
+        assert {b["title"] for b in cards[0]["actions"]} == {
+            "Re-check now",
+            "Tell me when it's fixed",
+            "Mute these",
+        }
+
+        again = await run_sweep(local.clients.dataverse, store, dry_run=False)  # nothing new: nothing sent
+        assert again.queued == 0 and again.already_told == 2
+        await deliver(store)
+        assert len([a for a in connector.sent if a.get("attachments")]) == 2
+
+        await store.set_setting(f"mute:{ISAIAH.lower()}", {"since": "now"})
+        await store.set_setting(
+            f"watch:{MEGAN.lower()}", {"causes": ["act-not-server-side-sync"], "since": "t0"}
+        )
+        mailbox = next(
+            m
+            for m in local.running.sandbox.org.rows("mailboxes")
+            if m["emailaddress"] == "meganb@example.com"
+        )
+        mailbox["actdeliverymethod"], mailbox["actstatus"] = 1, 1  # the admin fixed Megan's mailbox
+        third = await run_sweep(local.clients.dataverse, store, dry_run=False)
+        assert third.muted == 1 and third.fixed == 1
+        await deliver(store)
+        fixed = [a["text"] for a in connector.sent if "is fixed" in (a.get("text") or "")]
+        assert len(fixed) == 1
+        fourth = await run_sweep(local.clients.dataverse, store, dry_run=False)
+        await deliver(store)
+        assert (
+            fourth.fixed == 0 and len([a for a in connector.sent if "is fixed" in (a.get("text") or "")]) == 1
+        )
+
+
+async def test_one_sweep_at_a_time(local: LocalOrg, store: SqliteStore) -> None:
+    assert await store.acquire_lease("sweep", "someone-else", 60)
+    with pytest.raises(RuntimeError, match="another sweep is running"):
+        await run_sweep(local.clients.dataverse, store, dry_run=False)
+    await store.release_lease("sweep", "someone-else")
+    await run_sweep(local.clients.dataverse, store, dry_run=False)
+
+
+def test_cli_dry_run_json_contract(tmp_path: Any) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "sweep", "--dry-run", "--fixture", str(SAMPLE_ORG), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"STORE_URL": f"sqlite:///{tmp_path / 's.sqlite3'}", "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert set(out) == {"affected", "reachable", "unreachable", "dataverse_requests"}
+    assert all(set(a) == {"aad_object_id", "email", "causes"} for a in out["affected"])
