@@ -166,8 +166,20 @@ class Deliverer:
     async def _continue(
         self, reference: dict[str, Any], logic: Callable[[TurnContext], Awaitable[None]]
     ) -> None:
+        """Run `logic` in the conversation and let its failure reach the caller: the adapter's turn
+        pipeline would hand it to on_turn_error (and a lost message would be marked sent)."""
         ref = ConversationReference().deserialize(reference)
-        await self.adapter.continue_conversation(ref, logic, self.app_id)
+        failures: list[Exception] = []
+
+        async def guarded(context: TurnContext) -> None:
+            try:
+                await logic(context)
+            except Exception as exc:
+                failures.append(exc)
+
+        await self.adapter.continue_conversation(ref, guarded, self.app_id)
+        if failures:
+            raise failures[0]
 
     async def _update_ticket_card(self, entry: OutboxEntry) -> dict[str, Any] | None:
         ticket = await self._ticket(entry)

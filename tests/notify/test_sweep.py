@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -151,3 +152,45 @@ def test_cli_dry_run_json_contract(tmp_path: Any) -> None:
     out = json.loads(done.stdout)
     assert set(out) == {"affected", "reachable", "unreachable", "dataverse_requests"}
     assert all(set(a) == {"aad_object_id", "email", "causes"} for a in out["affected"])
+
+
+async def test_unreachable_people_are_reported_to_the_helpdesk_once(
+    local: LocalOrg, store: SqliteStore
+) -> None:
+    async with running_connector() as connector:
+        channel = {"channel_id": "19:helpdesk", "service_url": connector.url, "bot_id": "28:bot"}
+        await store.set_setting("helpdesk_channel:default", channel)
+        result = await run_sweep(local.clients.dataverse, store, dry_run=False)
+        await deliver(store)
+        [digest] = connector.created
+        text = json.dumps(digest["activity"])
+        assert f"Sync sweep: {result.unreachable} people I can't reach" in text
+        assert "act-not-server-side-sync" in text and "Megan Bowen" in text
+        await run_sweep(local.clients.dataverse, store, dry_run=False)  # same people: no second digest
+        await deliver(store)
+        assert len(connector.created) == 1
+
+
+async def test_uninstalled_or_blocked_is_final(local: LocalOrg, store: SqliteStore) -> None:
+    async with running_connector() as connector:
+        await store.save_reference("t1", MEGAN, reference(connector, MEGAN))
+        connector.failures = [403]
+        await run_sweep(local.clients.dataverse, store, dry_run=False)
+        await deliver(store)
+        assert connector.sent == []
+        assert (await store.outbox_status()).get("dead") == 1
+
+
+async def test_delivery_keeps_to_the_per_conversation_limit() -> None:
+    from bot.notify.limits import SendLimiter
+
+    limiter = SendLimiter(per_tenant=50, per_conversation=7)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for _ in range(14):  # 7 at once, then 7 more at 7 a second
+        await limiter.wait("a:one-chat")
+    assert loop.time() - started >= 0.9
+    started = loop.time()
+    for n in range(14):  # different people: only the per-tenant 50/s applies
+        await limiter.wait(f"a:chat-{n}")
+    assert loop.time() - started < 0.5
