@@ -19,11 +19,13 @@ from botbuilder.core.serializer_helper import serializer_helper
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
 from botbuilder.schema import Activity
 
+from bot.clients.dataverse import DataverseClient
 from bot.clients.factory import Clients, clients_from_settings
 from bot.config import Settings
 from bot.helpdesk.delivery import Deliverer, drain_forever
 from bot.helpdesk.desk import Helpdesk
 from bot.investigation import Investigator, UserCache
+from bot.notify.sweep import run_sweep
 from bot.store import Store, open_store
 from bot.teams import messages
 from bot.teams.bot import SyncDoctorBot
@@ -99,6 +101,22 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def sweep_forever(
+    dataverse: DataverseClient, store: Store, helpdesk: Helpdesk, *, every: float
+) -> None:
+    """The proactive sweep on an interval (SWEEP_INTERVAL_MINUTES); its notices go out through the outbox."""
+    while True:
+        try:
+            result = await run_sweep(dataverse, store, dry_run=False)
+            log.info("sweep: %d affected, %d queued", len(result.affected), result.queued)
+            helpdesk.kick()
+        except RuntimeError as exc:  # another instance is sweeping
+            log.info("sweep skipped: %s", exc)
+        except Exception:
+            log.exception("sweep failed; trying again next time")
+        await asyncio.sleep(every)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -149,13 +167,19 @@ def create_app(
                 helpdesk=helpdesk,
             )
             # Retries come due and interrupted deliveries resume: the outbox is drained while serving.
-            worker = asyncio.create_task(drain_forever(deliverer, every=delivery_interval))
+            workers = [asyncio.create_task(drain_forever(deliverer, every=delivery_interval))]
+            if settings.sweep_interval_minutes > 0:
+                every = settings.sweep_interval_minutes * 60
+                workers.append(
+                    asyncio.create_task(sweep_forever(chosen.dataverse, chosen_store, helpdesk, every=every))
+                )
             try:
                 yield
             finally:
-                worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker
+                for worker in workers:
+                    worker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
                 await helpdesk.settle()
 
     app.cleanup_ctx.append(resources)

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
     )
 
+    # `serve` runs the proactive sweep this often (0: never; schedule `python -m bot sweep` instead).
+    sweep_interval_minutes: float = Field(0.0, alias="SWEEP_INTERVAL_MINUTES", ge=0)
+
     # How long one diagnosis may take, all retries included; Teams wants an answer within 15 s.
     diagnosis_budget_seconds: float = Field(11.0, alias="DIAGNOSIS_BUDGET_SECONDS", gt=0, le=60)
 

@@ -24,6 +24,7 @@ from cards.conversation import (
     build_welcome_card,
 )
 from cards.diagnosis import build_diagnosis_card
+from cards.notice import build_digest_card, build_problem_card
 from cards.ticket import build_escalate_card, build_ticket_card, build_ticket_list_card
 from tests.conftest import ALEX, PLAYGROUND
 
@@ -90,6 +91,12 @@ async def all_cards(local: LocalOrg) -> dict[str, dict[str, Any]]:
             build_ticket_card(TICKET, for_agents=False, notice="Ticket SD-1001 is with the helpdesk.")
         ),
         "ticket-resolved": to_dict(build_ticket_card(replace(TICKET, status="resolved", resolution="Fixed"))),
+        "notice": to_dict(
+            build_problem_card({"id": "act-sync-failing", "title": "Failing", "steps": ["Do it"]}, user=ALEX)
+        ),
+        "digest": to_dict(
+            build_digest_card({"mailbox-missing": 30}, [f"user {n}" for n in range(30)], total=30)
+        ),
     }
     for user, record in [
         (ALEX, "quarterly review"),
