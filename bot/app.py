@@ -158,7 +158,12 @@ def create_app(
             chosen_store = store or open_store(settings.store_url)
             if store is None:
                 stack.push_async_callback(chosen_store.close)
-            deliverer = Deliverer(app[ADAPTER], chosen_store, app_id=settings.microsoft_app_id)
+            deliverer = Deliverer(
+                app[ADAPTER],
+                chosen_store,
+                app_id=settings.microsoft_app_id,
+                lease_seconds=settings.outbox_lease_seconds,
+            )
             helpdesk = Helpdesk(chosen_store, deliverer, investigator, settings.helpdesk_agent_ids)
             app[BOT] = SyncDoctorBot(
                 investigator,

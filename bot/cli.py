@@ -299,8 +299,14 @@ async def _sweep(args: argparse.Namespace) -> int:
             _progress("reading users and mailboxes")
             result = await run_sweep(clients.dataverse, store, dry_run=args.dry_run)
             if not args.dry_run:
-                deliverer = Deliverer(_adapter(settings), store, app_id=settings.microsoft_app_id)
-                delivered = await _deliver(deliverer, args.deliver_for)
+                deliverer = Deliverer(
+                    _adapter(settings),
+                    store,
+                    app_id=settings.microsoft_app_id,
+                    lease_seconds=settings.outbox_lease_seconds,
+                )
+                _progress(f"delivering {result.queued} new notice(s) and anything left from earlier runs")
+                delivered = await _deliver(deliverer, store, args.deliver_for)
     except (ConfigError, FixtureError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -337,17 +343,23 @@ async def _sweep(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _deliver(deliverer: Any, limit_seconds: float) -> int:
-    """Deliver until the outbox has nothing due (including entries left by an interrupted run)."""
+async def _deliver(deliverer: Any, store: Any, limit_seconds: float) -> int:
+    """Deliver until nothing is pending, or only what waits longer than a lease (a helpdesk channel to
+    be set up, a long Retry-After), or the time limit: that waits for the next run or `serve`.
+    Entries an interrupted run had claimed come due when their lease ends, so they are delivered here."""
     import time
 
-    sent, ends, idle = 0, time.monotonic() + limit_seconds, 0
-    while time.monotonic() < ends and idle < 3:
-        count = await deliverer.drain(limit=100)
-        sent += count
-        idle = idle + 1 if count == 0 else 0
-        if count == 0:
-            await asyncio.sleep(0.5)
+    sent, ends = 0, time.monotonic() + limit_seconds
+    while time.monotonic() < ends:
+        sent += await deliverer.drain(limit=20)
+        waiting, due_in = await store.pending()
+        if waiting == 0 or (due_in is not None and due_in > deliverer.lease_seconds + 1):
+            if waiting:
+                print(
+                    f"{waiting} message(s) wait to be retried later (next in {due_in:.0f} s)", file=sys.stderr
+                )
+            break
+        await asyncio.sleep(min(max(due_in or 0.0, 0.05), 1.0, max(0.0, ends - time.monotonic())))
     return sent
 
 

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     # `serve` runs the proactive sweep this often (0: never; schedule `python -m bot sweep` instead).
     sweep_interval_minutes: float = Field(0.0, alias="SWEEP_INTERVAL_MINUTES", ge=0)
 
+    # How long a delivery worker holds the outbox entries it claimed before others may take them over.
+    outbox_lease_seconds: float = Field(30.0, alias="OUTBOX_LEASE_SECONDS", gt=0, le=3600)
+
     # How long one diagnosis may take, all retries included; Teams wants an answer within 15 s.
     diagnosis_budget_seconds: float = Field(11.0, alias="DIAGNOSIS_BUDGET_SECONDS", gt=0, le=60)
 

@@ -91,7 +91,7 @@ class Deliverer:
         }
         self.limiter = SendLimiter()
 
-    async def drain(self, *, limit: int = 50) -> int:
+    async def drain(self, *, limit: int = 20) -> int:
         """Deliver what is due now; returns how many were sent."""
         sent = 0
         for entry in await self.store.claim_due(limit=limit, lease_seconds=self.lease_seconds):

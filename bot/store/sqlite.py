@@ -289,6 +289,19 @@ class SqliteStore:
             (error, entry_id),
         )
 
+    async def pending(self) -> tuple[int, float | None]:
+        """(entries still to deliver, seconds until the next one is due; 0 when due now)."""
+
+        def work() -> tuple[int, float | None]:
+            row = self._db.execute(
+                "SELECT COUNT(*) AS n, MIN(due) AS due FROM outbox WHERE status = 'pending'"
+            ).fetchone()
+            wait = None if row["due"] is None else max(0.0, row["due"] - time.time())
+            return int(row["n"]), wait
+
+        result: tuple[int, float | None] = await self._run(work)
+        return result
+
     async def outbox_status(self) -> dict[str, int]:
         def work() -> dict[str, int]:
             rows = self._db.execute("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status").fetchall()

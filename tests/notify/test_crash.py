@@ -1,0 +1,108 @@
+"""Kill -9 the delivering sweep mid-run, run it again: every affected person got exactly one message."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot.sandbox import SAMPLE_ORG
+from bot.sandbox.connector import FakeConnector
+from bot.store import SqliteStore
+
+ROOT = Path(__file__).resolve().parents[2]
+PEOPLE = 40
+
+
+def broken_org(path: Path) -> list[str]:
+    """The sample org plus PEOPLE users whose mailboxes have Appointments, Contacts, and Tasks set to None."""
+    data = json.loads(SAMPLE_ORG.read_text())
+    user = next(u for u in data["systemusers"] if u["fullname"] == "Megan Bowen")
+    mailbox = next(m for m in data["mailboxes"] if m["_regardingobjectid_value"] == user["systemuserid"])
+    ids = []
+    for n in range(1, PEOPLE + 1):
+        systemuserid = f"a3000000-0000-4000-8000-{n:012d}"
+        aad = f"0c000000-0000-4000-8000-{n:012d}"
+        ids.append(aad)
+        data["systemusers"].append(
+            {
+                **user,
+                "systemuserid": systemuserid,
+                "azureactivedirectoryobjectid": aad,
+                "fullname": f"Person {n}",
+                "internalemailaddress": f"p{n}@example.com",
+                "_defaultmailbox_value": f"b3000000-0000-4000-8000-{n:012d}",
+            }
+        )
+        data["mailboxes"].append(
+            {
+                **mailbox,
+                "mailboxid": f"b3000000-0000-4000-8000-{n:012d}",
+                "_regardingobjectid_value": systemuserid,
+                "emailaddress": f"p{n}@example.com",
+            }
+        )
+    path.write_text(json.dumps(data))
+    return ids
+
+
+async def sweep(fixture: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "sweep",
+        "--fixture",
+        str(fixture),
+        "--json",
+        "--deliver-for",
+        "60",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def test_sigkill_mid_delivery_then_resume_exactly_once(tmp_path: Path) -> None:
+    fixture = tmp_path / "org.json"
+    people = broken_org(fixture)
+    connector = FakeConnector(latency=0.01, hang_at=15)
+    await connector.start()
+    store_path = tmp_path / "store.sqlite3"
+    store = SqliteStore(str(store_path))
+    for n, aad in enumerate(people):
+        reference: dict[str, Any] = {
+            "conversation": {"id": f"a:chat-{n}", "conversationType": "personal"},
+            "serviceUrl": connector.url,
+            "channelId": "msteams",
+            "bot": {"id": "28:bot"},
+        }
+        await store.save_reference("t1", aad, reference)
+    await store.close()
+    env = {**os.environ, "STORE_URL": f"sqlite:///{store_path}", "OUTBOX_LEASE_SECONDS": "2"}
+    try:
+        first = await sweep(fixture, env)
+        await asyncio.wait_for(connector.hanging.wait(), timeout=60)
+        first.send_signal(signal.SIGKILL)  # mid-send, the 15th message in flight
+        await first.wait()
+        assert first.returncode == -signal.SIGKILL
+        before = connector.total
+        assert 0 < before < PEOPLE
+
+        connector.release.set()
+        connector.hang_at = None
+        second = await sweep(fixture, env)
+        out, err = await asyncio.wait_for(second.communicate(), timeout=120)
+        assert second.returncode == 0, err.decode()
+        result = json.loads(out)
+        assert result["queued"] == 0  # everything was queued by the first run; nothing queued twice
+        counts = {conversation: len(messages) for conversation, messages in connector.delivered.items()}
+        ours = {f"a:chat-{n}" for n in range(PEOPLE)}
+        assert {c: counts.get(c, 0) for c in ours} == dict.fromkeys(ours, 1)  # none lost, none twice
+    finally:
+        await connector.close()
