@@ -326,6 +326,7 @@ async def _sweep(args: argparse.Namespace) -> int:
             "muted": result.muted,
             "fixed": result.fixed,
             "delivered": delivered,
+            "pages": result.pages,
         }
     if args.json:
         print(json.dumps(out, indent=2))
@@ -359,7 +360,8 @@ async def _deliver(deliverer: Any, store: Any, limit_seconds: float) -> int:
                     f"{waiting} message(s) wait to be retried later (next in {due_in:.0f} s)", file=sys.stderr
                 )
             break
-        await asyncio.sleep(min(max(due_in or 0.0, 0.05), 1.0, max(0.0, ends - time.monotonic())))
+        if due_in:  # nothing due now: wait for the next one (a retry, an abandoned lease)
+            await asyncio.sleep(min(max(due_in, 0.05), 1.0, max(0.0, ends - time.monotonic())))
     return sent
 
 

@@ -92,27 +92,41 @@ class Deliverer:
         self.limiter = SendLimiter()
 
     async def drain(self, *, limit: int = 20) -> int:
-        """Deliver what is due now; returns how many were sent."""
-        sent = 0
+        """Deliver what is due now; returns how many were sent.
+
+        Entries for one person or one ticket go out in order, one after another; different people's
+        concurrently (the send limiter keeps the pace Teams allows).
+        """
+        lanes: dict[str, list[OutboxEntry]] = {}
         for entry in await self.store.claim_due(limit=limit, lease_seconds=self.lease_seconds):
-            handler = self._handlers.get(entry.kind)
-            if handler is None:
-                await self.store.mark_dead(entry.id, error=f"unknown kind {entry.kind}")
-                continue
-            try:
-                result = await handler(entry)
-            except _Undeliverable as exc:
-                await self._failed(entry, str(exc), permanent=exc.permanent, retry_after=exc.retry_after)
-                continue
-            except Exception as exc:  # the connector's errors carry an HTTP status; anything else: retry
-                status, retry_after = _status_of(exc)
-                permanent = status in PERMANENT
-                reason = f"HTTP {status}" if status else type(exc).__name__
-                await self._failed(entry, reason, permanent=permanent, retry_after=retry_after)
-                continue
-            await self.store.mark_sent(entry.id, result)
-            sent += 1
-        return sent
+            lane = str(
+                entry.payload.get("user") or entry.payload.get("number") or f"entry-{entry.id}"
+            ).lower()
+            lanes.setdefault(lane, []).append(entry)
+
+        async def run(entries: list[OutboxEntry]) -> int:
+            return sum([await self._deliver_one(entry) for entry in entries])
+
+        return sum(await asyncio.gather(*(run(entries) for entries in lanes.values())))
+
+    async def _deliver_one(self, entry: OutboxEntry) -> int:
+        handler = self._handlers.get(entry.kind)
+        if handler is None:
+            await self.store.mark_dead(entry.id, error=f"unknown kind {entry.kind}")
+            return 0
+        try:
+            result = await handler(entry)
+        except _Undeliverable as exc:
+            await self._failed(entry, str(exc), permanent=exc.permanent, retry_after=exc.retry_after)
+            return 0
+        except Exception as exc:  # the connector's errors carry an HTTP status; anything else: retry
+            status, retry_after = _status_of(exc)
+            permanent = status in PERMANENT
+            reason = f"HTTP {status}" if status else type(exc).__name__
+            await self._failed(entry, reason, permanent=permanent, retry_after=retry_after)
+            return 0
+        await self.store.mark_sent(entry.id, result)
+        return 1
 
     async def _failed(
         self, entry: OutboxEntry, reason: str, *, permanent: bool, retry_after: float | None

@@ -34,14 +34,16 @@ class SendLimiter:
     """Per app per tenant 50 messages a second; per conversation 7 a second (and 60 in 30 s)."""
 
     def __init__(self, per_tenant: float = 50.0, per_conversation: float = 7.0) -> None:
-        self._tenant = TokenBucket(per_tenant, per_tenant)
+        # Evenly paced a little under the limit: Teams counts any one-second window, so a full burst
+        # on top of a full second's refill would draw 429s.
+        self._tenant = TokenBucket(per_tenant * 0.96, 1.0)
         self._per_conversation = per_conversation
         self._conversations: dict[str, tuple[TokenBucket, TokenBucket]] = {}
 
     async def wait(self, conversation_id: str) -> None:
         buckets = self._conversations.get(conversation_id)
         if buckets is None:
-            buckets = (TokenBucket(self._per_conversation, self._per_conversation), TokenBucket(2.0, 60.0))
+            buckets = (TokenBucket(self._per_conversation * 0.96, 1.0), TokenBucket(2.0, 60.0))
             self._conversations[conversation_id] = buckets
         for bucket in buckets:
             await bucket.take()

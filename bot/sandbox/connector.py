@@ -27,6 +27,7 @@ class FakeConnector:
     hang_at: int | None = None  # hold the N-th accepted-looking request open until `release` is set
     delivered: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     throttled: int = 0
+    accepted_at: list[float] = field(default_factory=list)  # monotonic time of each 2xx
     url: str = ""
     hanging: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -66,6 +67,7 @@ class FakeConnector:
         if self.latency:
             await asyncio.sleep(self.latency)
         self.delivered[conversation].append(body)
+        self.accepted_at.append(time.monotonic())
         return web.json_response({"id": f"m{next(self._ids)}"})
 
     async def start(self) -> str:

@@ -84,6 +84,9 @@ class Org:
     team_members: dict[str, list[Row]] = field(default_factory=dict)  # team (group) id -> Graph members
     source: str = "<memory>"
     fault_specs: list[dict[str, Any]] = field(default_factory=list)  # the fixture's "$faults" (see Fault)
+    _indexes: dict[tuple[str, str], tuple[int, dict[str, list[Row]]]] = field(
+        default_factory=dict, repr=False
+    )
 
     def rows(self, entity_set: str) -> list[Row]:
         return self.tables.get(entity_set, [])
@@ -102,12 +105,20 @@ class Org:
         local = row.get(nav.local)
         if local is None:
             return []
-        wanted = _key(local)
-        return [
-            r
-            for r in self.rows(nav.target)
-            if r.get(nav.remote) is not None and _key(r[nav.remote]) == wanted
-        ]
+        return list(self._index(nav.target, nav.remote).get(_key(local), []))
+
+    def _index(self, entity_set: str, column: str) -> dict[str, list[Row]]:
+        """Rows by one column's value, rebuilt when the table grows or shrinks (tests add rows)."""
+        rows = self.rows(entity_set)
+        cached = self._indexes.get((entity_set, column))
+        if cached is not None and cached[0] == len(rows):
+            return cached[1]
+        index: dict[str, list[Row]] = {}
+        for candidate in rows:
+            if candidate.get(column) is not None:
+                index.setdefault(_key(candidate[column]), []).append(candidate)
+        self._indexes[(entity_set, column)] = (len(rows), index)
+        return index
 
     def user_by_aad(self, aad_object_id: str) -> Row | None:
         wanted = _key(aad_object_id)
