@@ -248,3 +248,15 @@ async def test_a_team_owner_may_choose_the_channel(org_data: dict[str, Any]) -> 
             in_channel(teams, "use this channel for helpdesk", user=ALEX, display_name="Alex Wilber")
         )
         assert teams.connector.texts()[-1] == messages.CHANNEL_SET
+
+
+async def test_references_are_kept_per_person_and_dropped_on_uninstall(desk: Teams) -> None:
+    assert desk.store is not None
+    await desk.say("hi", user=ALEX)
+    saved = await desk.store.get_reference(TENANT, ALEX)
+    assert saved is not None and saved["conversation"]["id"] == "a:personal-chat-1"
+    assert saved["serviceUrl"] == desk.connector.url
+    await desk.send(in_channel(desk, "help", user=MEGAN, display_name="Megan Bowen"))  # channels aren't 1:1 chats
+    assert await desk.store.get_reference(TENANT, MEGAN) is None
+    await desk.send(desk.activity("installationUpdate", user=ALEX, action="remove"))
+    assert await desk.store.get_reference(TENANT, ALEX) is None
