@@ -256,7 +256,8 @@ async def test_references_are_kept_per_person_and_dropped_on_uninstall(desk: Tea
     saved = await desk.store.get_reference(TENANT, ALEX)
     assert saved is not None and saved["conversation"]["id"] == "a:personal-chat-1"
     assert saved["serviceUrl"] == desk.connector.url
-    await desk.send(in_channel(desk, "help", user=MEGAN, display_name="Megan Bowen"))  # channels aren't 1:1 chats
+    # A channel is not a 1:1 chat: nothing to remember there.
+    await desk.send(in_channel(desk, "help", user=MEGAN, display_name="Megan Bowen"))
     assert await desk.store.get_reference(TENANT, MEGAN) is None
     await desk.send(desk.activity("installationUpdate", user=ALEX, action="remove"))
     assert await desk.store.get_reference(TENANT, ALEX) is None
