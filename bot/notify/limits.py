@@ -31,19 +31,25 @@ class TokenBucket:
 
 
 class SendLimiter:
-    """Per app per tenant 50 messages a second; per conversation 7 a second (and 60 in 30 s)."""
+    """Per app per tenant 50 messages a second; per conversation 7 in 1 s, 8 in 2 s, 60 in 30 s and
+    1,800 in an hour (Teams' documented limits)."""
 
     def __init__(self, per_tenant: float = 50.0, per_conversation: float = 7.0) -> None:
         # Evenly paced a little under the limit: Teams counts any one-second window, so a full burst
         # on top of a full second's refill would draw 429s.
         self._tenant = TokenBucket(per_tenant * 0.96, 1.0)
         self._per_conversation = per_conversation
-        self._conversations: dict[str, tuple[TokenBucket, TokenBucket]] = {}
+        self._conversations: dict[str, tuple[TokenBucket, ...]] = {}
 
     async def wait(self, conversation_id: str) -> None:
         buckets = self._conversations.get(conversation_id)
         if buckets is None:
-            buckets = (TokenBucket(self._per_conversation * 0.96, 1.0), TokenBucket(2.0, 60.0))
+            buckets = (
+                TokenBucket(self._per_conversation * 0.96, 1.0),
+                TokenBucket(4.0, 8.0),
+                TokenBucket(2.0, 60.0),
+                TokenBucket(0.5, 1800.0),
+            )
             self._conversations[conversation_id] = buckets
         for bucket in buckets:
             await bucket.take()
