@@ -86,11 +86,7 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
     # --- plumbing -------------------------------------------------------------------------------------
 
     def _tenant_allowed(self, context: TurnContext) -> bool:
-        if not self.allowed_tenants:
-            return True
-        data = context.activity.channel_data or {}
-        tenant = ((data.get("tenant") or {}).get("id") or "") if isinstance(data, dict) else ""
-        return tenant.lower() in self.allowed_tenants
+        return not self.allowed_tenants or (_tenant(context) or "") in self.allowed_tenants
 
     @staticmethod
     async def _send_card(context: TurnContext, card: Card) -> None:
@@ -234,7 +230,9 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
         self, context: TurnContext, user: str, record: str | None, record_type: RecordType, comment: str
     ) -> Card:
         assert self.helpdesk is not None
-        name = context.activity.from_property.name or user
+        presser = context.activity.from_property
+        # An agent may escalate someone else's diagnosis: the ticket is about that person, not the agent.
+        name = (presser.name or user) if (presser.aad_object_id or "").lower() == user.lower() else user
         ticket, has_channel = await self.helpdesk.escalate(
             tenant=_tenant(context) or "",
             user=user,
@@ -386,14 +384,16 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
             return _message(messages.UNKNOWN_ACTION)
         if verb == "pick" and record is None:
             return _message(messages.UNKNOWN_ACTION)
-        show_all = bool(data.get("show_all")) if verb == "details" else bool(data.get("show_all", False))
+        show_all = bool(data.get("show_all"))
         now = datetime.now(UTC)
         with deadline(self.budget):
             try:
-                report = await self.investigator.run(user, record, record_type)
+                report = await self.investigator.run(subject_of, record, record_type)
             except BackendError as exc:
                 return _card(
-                    to_dict(build_checklist_card(record_type=record_type, reason=_reason(exc), user=user))
+                    to_dict(
+                        build_checklist_card(record_type=record_type, reason=_reason(exc), user=subject_of)
+                    )
                 )
             except InputError:
                 return _message(messages.UNKNOWN_ACTION)

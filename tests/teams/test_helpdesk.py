@@ -261,3 +261,15 @@ async def test_references_are_kept_per_person_and_dropped_on_uninstall(desk: Tea
     assert await desk.store.get_reference(TENANT, MEGAN) is None
     await desk.send(desk.activity("installationUpdate", user=ALEX, action="remove"))
     assert await desk.store.get_reference(TENANT, ALEX) is None
+
+
+async def test_an_agent_rechecks_the_person_on_the_card_not_themselves(desk: Teams) -> None:
+    from tests.teams.test_conversation import QUARTERLY as RECORD
+
+    data = {"user": ALEX, "record": RECORD, "type": "appointment", "show_all": False}
+    body = (
+        await desk.press("recheck", data, user=MEGAN)
+    ).json()  # Megan's own mailbox is broken; Alex's isn't
+    text = card_text(body["value"])
+    assert "Alex Wilber" in text and "doesn't meet your synchronization filters" in text
+    assert "not set to synchronize" not in text
