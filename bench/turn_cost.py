@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -74,7 +76,11 @@ def activity(service_url: str, text: str) -> dict[str, object]:
 
 
 def start(command: list[str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = Path(tempfile.mkdtemp(prefix="turn-cost-")) / "store.sqlite3"  # each bot its own store
+    env = {**os.environ, "STORE_URL": f"sqlite:///{store}"}
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,7 @@ __all__ = ["SyncDoctorBot"]
 
 log = logging.getLogger(__name__)
 Card = dict[str, Any]
+_REFERENCE_CACHE = 50_000  # people whose stored conversation this process remembers
 TYPING_AFTER = 0.3  # seconds: a quicker answer needs no typing indicator (and saves a connector call)
 
 
@@ -73,6 +75,7 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
         self.helpdesk = helpdesk
         self.allowed_tenants = allowed_tenants
         self.budget = budget
+        self._saved_references: dict[str, str] = {}  # what this process last stored for each person
         self._routes: dict[str, Callable[[TurnContext, Intent, str], Awaitable[None]]] = {
             "diagnose": self._diagnose,
             "check_mailbox": self._diagnose,
@@ -126,13 +129,20 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
             "remove-upgrade",
         ):
             await self.helpdesk.store.delete_reference(tenant, user)
+            self._saved_references.pop(f"{tenant}/{user.lower()}", None)
         elif activity.type in (
             ActivityTypes.message,
             ActivityTypes.conversation_update,
             ActivityTypes.installation_update,
         ):
-            reference = TurnContext.get_conversation_reference(activity)
-            await self.helpdesk.store.save_reference(tenant, user, reference.serialize())
+            reference = TurnContext.get_conversation_reference(activity).serialize()
+            key, value = f"{tenant}/{user.lower()}", json.dumps(reference, sort_keys=True)
+            if self._saved_references.get(key) == value:
+                return  # unchanged: no write per message
+            if len(self._saved_references) > _REFERENCE_CACHE:
+                self._saved_references.clear()
+            await self.helpdesk.store.save_reference(tenant, user, reference)
+            self._saved_references[key] = value
 
     # --- messages -------------------------------------------------------------------------------------
 
