@@ -2,7 +2,7 @@
 
 It answers 429 with Retry-After when a conversation gets more than 7 messages in a second or the app
 more than `per_tenant` in a second, records what it accepted per conversation, and can add latency or
-hold one request open (to kill a sender mid-send). Only what it answered 2xx counts as delivered.
+hold requests open from the N-th on (to kill a sender mid-send). Only what it answered 2xx counts as delivered.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class FakeConnector:
     per_conversation: int = 7  # messages per second per conversation
     per_tenant: int = 50  # messages per second per app per tenant
     latency: float = 0.0
-    hang_at: int | None = None  # hold the N-th accepted-looking request open until `release` is set
+    hang_from: int | None = None  # hold the N-th request and every later one open until `release` is set
     delivered: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     throttled: int = 0
     accepted_at: list[float] = field(default_factory=list)  # monotonic time of each 2xx
@@ -59,7 +59,7 @@ class FakeConnector:
         self._recent[conversation].append(now)
         self._all.append(now)
         self._seen += 1
-        if self.hang_at is not None and self._seen == self.hang_at:
+        if self.hang_from is not None and self._seen >= self.hang_from:
             self.hanging.set()
             await self.release.wait()
             if request.transport is None or request.transport.is_closing():

@@ -52,7 +52,7 @@ async def test_429_beyond_the_budget_raises_throttled_without_waiting() -> None:
     async with client(handler) as dv:
         with pytest.raises(Throttled) as caught:
             await dv.query("systemusers", {})
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0  # no waiting for a Retry-After of 120 s
     assert caught.value.retry_after == 120 and "429" in str(caught.value)
     assert len(calls) == 1  # no point asking again before Retry-After
 
@@ -92,7 +92,7 @@ async def test_deadline_bounds_all_retries_together() -> None:
     async with client(handler, slow) as dv:
         with deadline(0.7), pytest.raises(BackendUnavailable):
             await dv.query("systemusers", {})
-    assert time.monotonic() - started < 1.2
+    assert time.monotonic() - started < 2.5  # bounded by the deadline, not by 50 attempts (10 s)
     assert 2 <= len(calls) < 10
 
 

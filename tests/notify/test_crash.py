@@ -71,7 +71,7 @@ async def sweep(fixture: Path, env: dict[str, str]) -> asyncio.subprocess.Proces
 async def test_sigkill_mid_delivery_then_resume_exactly_once(tmp_path: Path) -> None:
     fixture = tmp_path / "org.json"
     people = broken_org(fixture)
-    connector = FakeConnector(latency=0.01, hang_at=15)
+    connector = FakeConnector(latency=0.01, hang_from=15)
     await connector.start()
     store_path = tmp_path / "store.sqlite3"
     store = SqliteStore(str(store_path))
@@ -88,14 +88,16 @@ async def test_sigkill_mid_delivery_then_resume_exactly_once(tmp_path: Path) -> 
     try:
         first = await sweep(fixture, env)
         await asyncio.wait_for(connector.hanging.wait(), timeout=60)
-        first.send_signal(signal.SIGKILL)  # mid-send, the 15th message in flight
+        # Let the sender record what the connector did answer; every later request stays unanswered.
+        await asyncio.sleep(0.5)
+        first.send_signal(signal.SIGKILL)  # mid-send: the 15th message and those sent beside it in flight
         await first.wait()
         assert first.returncode == -signal.SIGKILL
         before = connector.total
         assert 0 < before < PEOPLE
 
+        connector.hang_from = None
         connector.release.set()
-        connector.hang_at = None
         second = await sweep(fixture, env)
         out, err = await asyncio.wait_for(second.communicate(), timeout=120)
         assert second.returncode == 0, err.decode()
