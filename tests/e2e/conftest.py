@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -45,22 +46,28 @@ def answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def bot_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("bot") / "bot.log"
+def bot_env(store: Path, **extra: str) -> dict[str, str]:
+    """The environment a test bot runs with: loopback defaults, its own store."""
     env = {k: v for k, v in os.environ.items() if k not in ("MicrosoftAppId", "ALLOWED_TENANTS")}
-    # The Playground signs in one user, Alex Wilber: here he is also the helpdesk agent.
-    env["HELPDESK_AGENTS"] = ALEX
-    env["STORE_URL"] = f"sqlite:///{log_path.parent / 'store.sqlite3'}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--sandbox", "--port", str(port)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=log,
-            env=env,
-        )
+    return {**env, "STORE_URL": f"sqlite:///{store}", **extra}
+
+
+@contextmanager
+def running_bot(folder: Path, env: dict[str, str], fixture: Path | None = None) -> Iterator[str]:
+    """`python -m bot serve --sandbox [FIXTURE]` on a free loopback port; yields its base URL."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "bot",
+        "serve",
+        "--sandbox",
+        *([str(fixture)] if fixture else []),
+        "--port",
+        str(port),
+    ]
+    with (folder / "bot.log").open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log, env=env)
     try:
         wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), "the bot", process)
         yield f"http://127.0.0.1:{port}"
@@ -69,11 +76,11 @@ def bot_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.wait(timeout=20)
 
 
-@pytest.fixture(scope="session")
-def playground_url(bot_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def running_playground(folder: Path, bot_url: str) -> Iterator[str]:
+    """The Agents Playground (its default configuration), on loopback only, talking to `bot_url`."""
     assert PLAYGROUND.exists(), "the Agents Playground is missing: run `npm ci` (the README's setup does)"
     port = free_port()
-    log_path = tmp_path_factory.mktemp("playground") / "playground.log"
     env = {
         **os.environ,
         "TEAMSAPPTESTER_BROWSER": "none",
@@ -82,15 +89,15 @@ def playground_url(bot_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
     command = [
         str(PLAYGROUND),
         "start",
+        "--disable-telemetry",
         "-e",
         f"{bot_url}/api/messages",
         "-c",
         "msteams",
         "-p",
         str(port),
-        "--disable-telemetry",
     ]
-    with log_path.open("wb") as log:
+    with (folder / "playground.log").open("wb") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log, env=env)
     try:
         wait_until(lambda: answers(f"http://127.0.0.1:{port}/"), "the Agents Playground", process)
@@ -98,6 +105,20 @@ def playground_url(bot_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def bot_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("bot")
+    # The Playground signs in one user, Alex Wilber: here he is also the helpdesk agent.
+    with running_bot(folder, bot_env(folder / "store.sqlite3", HELPDESK_AGENTS=ALEX)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def playground_url(bot_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_playground(tmp_path_factory.mktemp("playground"), bot_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

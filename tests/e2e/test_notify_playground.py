@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from bot.sandbox import SAMPLE_ORG
-from tests.e2e.conftest import ROOT, SHOTS, answers, free_port, wait_until
+from tests.e2e.conftest import ROOT, SHOTS, bot_env, running_bot, running_playground
 from tests.e2e.test_playground import CHROMIUM_ARGS
 
 ALEX = "00000000-0000-0000-0000-0000000000020"
@@ -38,45 +37,9 @@ def services(
     broken_org: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, dict[str, str]]]:
     folder = tmp_path_factory.mktemp("notify")
-    env = {k: v for k, v in os.environ.items() if k not in ("MicrosoftAppId", "ALLOWED_TENANTS")}
-    env["STORE_URL"] = f"sqlite:///{folder / 'store.sqlite3'}"
-    bot_port, playground_port = free_port(), free_port()
-    with (folder / "bot.log").open("wb") as log:
-        bot = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--sandbox", str(broken_org), "--port", str(bot_port)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=log,
-            env=env,
-        )
-    pg_env = {
-        **os.environ,
-        "TEAMSAPPTESTER_BROWSER": "none",
-        "NODE_OPTIONS": f"--require {ROOT / 'tests' / 'e2e' / 'loopback.js'}",
-    }
-    command = [
-        str(ROOT / "node_modules" / ".bin" / "agentsplayground"),
-        "start",
-        "--disable-telemetry",
-        "-e",
-        f"http://127.0.0.1:{bot_port}/api/messages",
-        "-c",
-        "msteams",
-        "-p",
-        str(playground_port),
-    ]
-    with (folder / "playground.log").open("wb") as log:
-        playground = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log, env=pg_env)
-    try:
-        wait_until(lambda: answers(f"http://127.0.0.1:{bot_port}/healthz"), "the bot", bot)
-        wait_until(
-            lambda: answers(f"http://127.0.0.1:{playground_port}/"), "the Agents Playground", playground
-        )
-        yield f"http://127.0.0.1:{playground_port}", env
-    finally:
-        for process in (playground, bot):
-            process.terminate()
-            process.wait(timeout=20)
+    env = bot_env(folder / "store.sqlite3")  # the sweep below shares it, as beside a real serving bot
+    with running_bot(folder, env, broken_org) as bot_url, running_playground(folder, bot_url) as url:
+        yield url, env
 
 
 async def test_the_default_user_gets_the_notice_once(
