@@ -46,6 +46,21 @@ def answers(url: str) -> bool:
         return False
 
 
+@contextmanager
+def serving(
+    command: list[str], env: dict[str, str], log_path: Path, ready_url: str, what: str
+) -> Iterator[None]:
+    """Run `command` (output to `log_path`) until the block ends; enter once `ready_url` answers."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log, env=env)
+    try:
+        wait_until(lambda: answers(ready_url), what, process)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
 def bot_env(store: Path, **extra: str) -> dict[str, str]:
     """The environment a test bot runs with: loopback defaults, its own store."""
     env = {k: v for k, v in os.environ.items() if k not in ("MicrosoftAppId", "ALLOWED_TENANTS")}
@@ -66,14 +81,8 @@ def running_bot(folder: Path, env: dict[str, str], fixture: Path | None = None) 
         "--port",
         str(port),
     ]
-    with (folder / "bot.log").open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log, env=env)
-    try:
-        wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), "the bot", process)
+    with serving(command, env, folder / "bot.log", f"http://127.0.0.1:{port}/healthz", "the bot"):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @contextmanager
@@ -97,14 +106,10 @@ def running_playground(folder: Path, bot_url: str) -> Iterator[str]:
         "-p",
         str(port),
     ]
-    with (folder / "playground.log").open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=log, env=env)
-    try:
-        wait_until(lambda: answers(f"http://127.0.0.1:{port}/"), "the Agents Playground", process)
+    with serving(
+        command, env, folder / "playground.log", f"http://127.0.0.1:{port}/", "the Agents Playground"
+    ):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="session")
