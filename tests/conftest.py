@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.sandbox import SAMPLE_ORG, LocalOrg, Org, SandboxConfig, local_org
+from bot.sandbox.azurite import Azurite, start_azurite
 
 PLAYGROUND = "00000000-0000-0000-0000-00000000000"  # + "20".."25": the Agents Playground's mock users
 ALEX = PLAYGROUND + "20"
@@ -34,3 +35,10 @@ async def local() -> AsyncIterator[LocalOrg]:
 def make_local(data: dict[str, Any] | Org, config: SandboxConfig | None = None, **kwargs: Any) -> Any:
     org = data if isinstance(data, Org) else Org.from_dict(data)
     return local_org(org, config=config, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """One Azurite (npm, in memory, loopback) for the session; each test names its own tables and queues."""
+    with start_azurite() as running:
+        yield running

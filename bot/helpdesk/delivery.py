@@ -112,7 +112,7 @@ class Deliverer:
     async def _deliver_one(self, entry: OutboxEntry) -> int:
         handler = self._handlers.get(entry.kind)
         if handler is None:
-            await self.store.mark_dead(entry.id, error=f"unknown kind {entry.kind}")
+            await self.store.mark_dead(entry, error=f"unknown kind {entry.kind}")
             return 0
         try:
             result = await handler(entry)
@@ -125,7 +125,7 @@ class Deliverer:
             reason = f"HTTP {status}" if status else type(exc).__name__
             await self._failed(entry, reason, permanent=permanent, retry_after=retry_after)
             return 0
-        await self.store.mark_sent(entry.id, result)
+        await self.store.mark_sent(entry, result)
         return 1
 
     async def _failed(
@@ -133,13 +133,13 @@ class Deliverer:
     ) -> None:
         if permanent or entry.attempts >= MAX_ATTEMPTS:
             log.warning("outbox %s (%s) undeliverable: %s", entry.id, entry.kind, reason)
-            await self.store.mark_dead(entry.id, error=reason)
+            await self.store.mark_dead(entry, error=reason)
             return
         backoff = min(MAX_BACKOFF, 2.0**entry.attempts) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter only
         # Never sooner than the service asked; never a hot loop when it asks for 0.
         delay = max(retry_after or 0.0, backoff)
         log.info("outbox %s (%s) will retry in %.1f s: %s", entry.id, entry.kind, delay, reason)
-        await self.store.mark_retry(entry.id, delay=delay, error=reason)
+        await self.store.mark_retry(entry, delay=delay, error=reason)
 
     # --- kinds ----------------------------------------------------------------------------------------
 

@@ -1,6 +1,48 @@
 """Durable state: conversation references, helpdesk settings, tickets and the outbox (design.md section 8)."""
 
-from bot.store.base import Conflict, OutboxEntry, Store, Ticket
-from bot.store.sqlite import SqliteStore, open_store
+from __future__ import annotations
 
-__all__ = ["Conflict", "OutboxEntry", "SqliteStore", "Store", "Ticket", "open_store"]
+from pathlib import Path
+
+from bot.errors import ConfigError
+from bot.store.base import Conflict, OutboxEntry, Store, Ticket
+from bot.store.sqlite import SqliteStore
+
+__all__ = [
+    "Conflict",
+    "OutboxEntry",
+    "SqliteStore",
+    "Store",
+    "Ticket",
+    "is_azure_connection_string",
+    "open_store",
+]
+
+
+def is_azure_connection_string(url: str) -> bool:
+    parts = {p.split("=", 1)[0].strip().lower() for p in url.split(";") if "=" in p}
+    return bool(parts & {"accountname", "usedevelopmentstorage", "tableendpoint", "queueendpoint"})
+
+
+def open_store(url: str) -> Store:
+    """The store named by STORE_URL: `sqlite:///path` (or `sqlite://:memory:`), or an Azure Storage
+    connection string for several instances sharing Azure Tables + Queues.
+
+    Raises:
+        ConfigError: for a URL this build can't open.
+    """
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return SqliteStore(path)
+    if url in ("sqlite://:memory:", "sqlite://"):
+        return SqliteStore(":memory:")
+    if is_azure_connection_string(url):
+        from bot.store.azure import AzureStore  # the Azure SDK loads only when it is used
+
+        return AzureStore(url)
+    raise ConfigError(
+        f"STORE_URL (starting {url.split(':')[0][:12]!r}) is neither sqlite:///path/to/file.sqlite3 "
+        "nor an Azure Storage connection string (DefaultEndpointsProtocol=https;AccountName=...;AccountKey=...)"
+    )

@@ -1,11 +1,16 @@
-"""The `Store` interface and the records it keeps. Implementations: SQLite (default); Azure later."""
+"""The `Store` interface and the records it keeps. Implementations: SQLite (default), Azure Tables + Queues."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-__all__ = ["Conflict", "OutboxEntry", "Store", "Ticket", "TicketStatus"]
+__all__ = ["FIRST_TICKET", "MAX_CLAIMS", "Conflict", "OutboxEntry", "Store", "Ticket", "TicketStatus"]
+
+FIRST_TICKET = 1001  # tickets read SD-1001, SD-1002, ...
+# An entry claimed this often without an outcome keeps killing its worker (or outliving its lease):
+# set it aside as dead instead of retrying it forever. Above the deliverer's own MAX_ATTEMPTS.
+MAX_CLAIMS = 64
 
 TicketStatus = Literal["open", "assigned", "resolved"]
 
@@ -47,9 +52,12 @@ class Ticket:
 
 @dataclass(frozen=True)
 class OutboxEntry:
-    """A message to deliver: `kind` says what, `payload` carries it. Delivered at most once when sent."""
+    """A message to deliver: `kind` says what, `payload` carries it. Delivered at most once when sent.
 
-    id: int
+    `handle` is the store's own proof of the claim (a queue message's pop receipt): pass the entry back to
+    `mark_*` unchanged."""
+
+    id: str
     dedupe_key: str
     kind: str
     payload: dict[str, Any]
@@ -57,6 +65,7 @@ class OutboxEntry:
     status: Literal["pending", "sent", "dead"] = "pending"
     last_error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    handle: Any = field(default=None, compare=False, repr=False)
 
 
 class Store(Protocol):
@@ -92,12 +101,14 @@ class Store(Protocol):
 
     async def claim_due(self, *, limit: int, lease_seconds: float) -> list[OutboxEntry]: ...
 
-    async def mark_sent(self, entry_id: int, result: dict[str, Any] | None = None) -> None: ...
+    async def mark_sent(self, entry: OutboxEntry, result: dict[str, Any] | None = None) -> None: ...
 
     async def pending(self) -> tuple[int, float | None]: ...
 
-    async def mark_retry(self, entry_id: int, *, delay: float, error: str) -> None: ...
+    async def outbox_status(self) -> dict[str, int]: ...
 
-    async def mark_dead(self, entry_id: int, *, error: str) -> None: ...
+    async def mark_retry(self, entry: OutboxEntry, *, delay: float, error: str) -> None: ...
+
+    async def mark_dead(self, entry: OutboxEntry, *, error: str) -> None: ...
 
     async def close(self) -> None: ...

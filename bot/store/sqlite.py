@@ -8,13 +8,11 @@ import sqlite3
 import time
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from bot.errors import ConfigError
-from bot.store.base import Conflict, OutboxEntry, Store, Ticket
+from bot.store.base import FIRST_TICKET, MAX_CLAIMS, Conflict, OutboxEntry, Ticket
 
-__all__ = ["SqliteStore", "open_store"]
+__all__ = ["SqliteStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS refs (key TEXT PRIMARY KEY, reference TEXT NOT NULL, updated REAL NOT NULL);
@@ -26,7 +24,6 @@ CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, dedupe_
     attempts INTEGER NOT NULL DEFAULT 0, due REAL NOT NULL, last_error TEXT, result TEXT);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, due);
 """
-FIRST_TICKET = 1001  # tickets read SD-1001, SD-1002, ...
 
 
 def _now() -> str:
@@ -244,6 +241,13 @@ class SqliteStore:
                     "SELECT * FROM outbox WHERE status = 'pending' AND due <= ? ORDER BY id LIMIT ?",
                     (now, limit),
                 ).fetchall()
+                poisoned = [row for row in rows if row["attempts"] >= MAX_CLAIMS]
+                for row in poisoned:
+                    self._db.execute(
+                        "UPDATE outbox SET status = 'dead', last_error = ? WHERE id = ?",
+                        (f"claimed {row['attempts']} times without an outcome", row["id"]),
+                    )
+                rows = [row for row in rows if row["attempts"] < MAX_CLAIMS]
                 for row in rows:
                     self._db.execute(
                         "UPDATE outbox SET due = ?, attempts = attempts + 1 WHERE id = ?",
@@ -255,7 +259,7 @@ class SqliteStore:
                 raise
             return [
                 OutboxEntry(
-                    id=row["id"],
+                    id=str(row["id"]),
                     dedupe_key=row["dedupe_key"],
                     kind=row["kind"],
                     payload=json.loads(row["payload"]),
@@ -268,25 +272,25 @@ class SqliteStore:
         result: list[OutboxEntry] = await self._run(work)
         return result
 
-    async def mark_sent(self, entry_id: int, result: dict[str, Any] | None = None) -> None:
+    async def mark_sent(self, entry: OutboxEntry, result: dict[str, Any] | None = None) -> None:
         await self._run(
             self._db.execute,
             "UPDATE outbox SET status = 'sent', result = ? WHERE id = ?",
-            (json.dumps(result or {}), entry_id),
+            (json.dumps(result or {}), int(entry.id)),
         )
 
-    async def mark_retry(self, entry_id: int, *, delay: float, error: str) -> None:
+    async def mark_retry(self, entry: OutboxEntry, *, delay: float, error: str) -> None:
         await self._run(
             self._db.execute,
-            "UPDATE outbox SET due = ?, last_error = ? WHERE id = ?",
-            (time.time() + delay, error, entry_id),
+            "UPDATE outbox SET due = ?, last_error = ? WHERE id = ? AND status = 'pending'",
+            (time.time() + delay, error, int(entry.id)),
         )
 
-    async def mark_dead(self, entry_id: int, *, error: str) -> None:
+    async def mark_dead(self, entry: OutboxEntry, *, error: str) -> None:
         await self._run(
             self._db.execute,
             "UPDATE outbox SET status = 'dead', last_error = ? WHERE id = ?",
-            (error, entry_id),
+            (error, int(entry.id)),
         )
 
     async def pending(self) -> tuple[int, float | None]:
@@ -309,21 +313,3 @@ class SqliteStore:
 
         result: dict[str, int] = await self._run(work)
         return result
-
-
-def open_store(url: str) -> Store:
-    """The store named by STORE_URL: `sqlite:///path` (or `sqlite://:memory:`).
-
-    Raises:
-        ConfigError: for a URL this build can't open.
-    """
-    if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        if path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        return SqliteStore(path)
-    if url in ("sqlite://:memory:", "sqlite://"):
-        return SqliteStore(":memory:")
-    raise ConfigError(
-        f"STORE_URL {url.split('?')[0][:40]!r} is not supported yet; use sqlite:///path/to/file.sqlite3"
-    )

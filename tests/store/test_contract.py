@@ -1,0 +1,307 @@
+"""The store contract: SQLite and Azure Tables + Queues (on Azurite) keep what the helpdesk and notifications
+need the same way, and several instances sharing one store lose no update and send nothing twice.
+
+Every test runs on both stores. `instances` gives independent store objects on the same backing data,
+as separate bot processes would have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox.azurite import Azurite
+from bot.store import Conflict, Store, Ticket
+from bot.store.azure import AzureStore
+from bot.store.sqlite import SqliteStore
+
+DRAFT = Ticket(
+    number=0,
+    tenant="t1",
+    user_aad="00000000-0000-0000-0000-0000000000020",
+    user_name="Alex Wilber",
+    record_type="appointment",
+    record_id=None,
+    subject="Quarterly review",
+    report={"causes": ["outside-sync-filter"]},
+    comment="still not there",
+)
+_names = itertools.count(1)
+
+Instances = Callable[[], Store]
+
+
+@pytest.fixture(params=["sqlite", "azure"])
+async def instances(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Instances]:
+    """A factory of store objects that share one backing store (a file, or an Azurite account + prefix)."""
+    opened: list[Store] = []
+    if request.param == "sqlite":
+        path = str(tmp_path / "store.sqlite3")
+
+        def make() -> Store:
+            opened.append(SqliteStore(path))
+            return opened[-1]
+    else:
+        azurite: Azurite = request.getfixturevalue("azurite")
+        prefix = f"t{next(_names)}x{int(time.time() * 1000) % 10**8}"
+
+        def make() -> Store:
+            opened.append(AzureStore(azurite.connection_string, prefix=prefix))
+            return opened[-1]
+
+    yield make
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+def store(instances: Instances) -> Store:
+    return instances()
+
+
+async def test_references_round_trip_update_and_delete(store: Store) -> None:
+    assert await store.get_reference("T1", "AAD") is None
+    await store.save_reference("T1", "AAD", {"conversation": {"id": "a"}})
+    await store.save_reference("t1", "aad", {"conversation": {"id": "b"}})  # same key, any case
+    assert await store.get_reference("T1", "AAD") == {"conversation": {"id": "b"}}
+    await store.delete_reference("t1", "aad")
+    assert await store.get_reference("t1", "aad") is None
+    await store.delete_reference("t1", "aad")  # deleting twice is not an error
+
+
+async def test_find_reference_takes_the_newest_tenant(store: Store) -> None:
+    assert await store.find_reference("user-1") is None
+    await store.save_reference("tenant-a", "User-1", {"conversation": {"id": "old"}})
+    await asyncio.sleep(0.01)
+    await store.save_reference("tenant-b", "user-1", {"conversation": {"id": "new"}})
+    await store.save_reference("tenant-a", "user-2", {"conversation": {"id": "other user"}})
+    assert await store.find_reference("USER-1") == ("tenant-b", {"conversation": {"id": "new"}})
+
+
+async def test_settings_with_any_key(store: Store) -> None:
+    keys = ["card:1001", "helpdesk_channel:default", "watch:a/b#c?d%e", "plain", "mute:", "x:y:z 'q'"]
+    for i, key in enumerate(keys):
+        await store.set_setting(key, {"n": i})
+    assert [await store.get_setting(k) for k in keys] == [{"n": i} for i in range(len(keys))]
+    await store.set_setting("card:1001", {"n": "replaced"})
+    await store.delete_setting("watch:a/b#c?d%e")
+    await store.delete_setting("never-set")
+    assert await store.get_setting("card:1001") == {"n": "replaced"}
+    assert await store.get_setting("watch:a/b#c?d%e") is None
+
+
+async def test_tickets_are_numbered_and_survive_a_restart(instances: Instances) -> None:
+    first = instances()
+    a = await first.create_ticket(DRAFT)
+    b = await first.create_ticket(DRAFT)
+    await first.close()
+    assert (a.key, b.key) == ("SD-1001", "SD-1002")
+    assert a.created_at and a.version == 1
+    again = instances()
+    assert await again.get_ticket(1002) == b
+    assert await again.get_ticket(999) is None
+    assert (await again.create_ticket(DRAFT)).key == "SD-1003"
+
+
+async def test_instances_creating_at_once_get_distinct_numbers(instances: Instances) -> None:
+    one, two = instances(), instances()
+    made = await asyncio.gather(*(s.create_ticket(DRAFT) for s in [one, two] * 6))
+    assert sorted(t.number for t in made) == list(range(1001, 1013))
+
+
+async def test_a_large_diagnosis_is_kept_whole(store: Store) -> None:
+    report = {"findings": [{"id": f"f{i}", "evidence": "x" * 200} for i in range(400)]}  # ~90 KB of JSON
+    ticket = await store.create_ticket(replace(DRAFT, report=report))
+    stored = await store.get_ticket(ticket.number)
+    assert stored is not None and stored.report == report
+
+
+async def test_optimistic_concurrency_one_writer_wins(instances: Instances) -> None:
+    one, two = instances(), instances()
+    ticket = await one.create_ticket(DRAFT)
+    mine = replace(ticket, status="assigned", assignee="agent-1", assignee_name="Megan")
+    theirs = replace(ticket, status="assigned", assignee="agent-2", assignee_name="Adele")
+    results = await asyncio.gather(
+        one.update_ticket(mine, expected_version=ticket.version),
+        two.update_ticket(theirs, expected_version=ticket.version),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if isinstance(r, Ticket)]
+    losers = [r for r in results if isinstance(r, Conflict)]
+    assert len(winners) == 1 and len(losers) == 1, results
+    assert losers[0].current.assignee == winners[0].assignee and losers[0].current.version == 2
+    stored = await two.get_ticket(ticket.number)
+    assert stored is not None and stored.assignee == winners[0].assignee and stored.version == 2
+    with pytest.raises(Conflict):  # a stale version loses even when nobody writes at the same moment
+        await one.update_ticket(replace(ticket, status="resolved"), expected_version=1)
+    with pytest.raises(KeyError):
+        await one.update_ticket(replace(ticket, number=4242), expected_version=1)
+
+
+async def test_many_agents_on_one_ticket_lose_no_update(instances: Instances) -> None:
+    """Each agent re-reads after a conflict and adds their note: every note is there at the end."""
+    stores = [instances(), instances(), instances()]
+    ticket = await stores[0].create_ticket(replace(DRAFT, comment=""))
+
+    async def add_note(store: Store, note: str) -> None:
+        for _ in range(50):
+            current = await store.get_ticket(ticket.number)
+            assert current is not None
+            try:
+                await store.update_ticket(
+                    replace(current, comment=f"{current.comment}{note};"), expected_version=current.version
+                )
+                return
+            except Conflict:
+                await asyncio.sleep(0.005)
+        raise AssertionError(f"{note} never got in")
+
+    notes = [f"n{i}" for i in range(9)]
+    await asyncio.gather(*(add_note(stores[i % 3], note) for i, note in enumerate(notes)))
+    final = await stores[1].get_ticket(ticket.number)
+    assert final is not None
+    assert sorted(final.comment.rstrip(";").split(";")) == sorted(notes) and final.version == 10
+
+
+async def test_listing_by_user_and_open_newest_first(store: Store) -> None:
+    a = await store.create_ticket(DRAFT)
+    await store.create_ticket(replace(DRAFT, user_aad="someone-else"))
+    c = await store.create_ticket(replace(DRAFT, user_aad=DRAFT.user_aad.upper()))
+    await store.update_ticket(replace(a, status="resolved"), expected_version=1)
+    assert [t.key for t in await store.list_tickets(user_aad=DRAFT.user_aad)] == [c.key, "SD-1001"]
+    assert [t.key for t in await store.list_tickets(open_only=True)] == ["SD-1003", "SD-1002"]
+    assert [t.key for t in await store.list_tickets(limit=1)] == ["SD-1003"]
+    assert await store.list_tickets(user_aad="nobody") == []
+
+
+async def test_outbox_dedupes_leases_retries_and_marks_sent(store: Store) -> None:
+    assert await store.enqueue("ticket:1001:post", "post_ticket", {"number": 1001}) is True
+    assert await store.enqueue("ticket:1001:post", "post_ticket", {"number": 1001}) is False
+    [entry] = await store.claim_due(limit=10, lease_seconds=60)
+    assert entry.kind == "post_ticket" and entry.payload == {"number": 1001} and entry.attempts == 1
+    assert await store.claim_due(limit=10, lease_seconds=60) == []  # leased: invisible to others
+    await store.mark_retry(entry, delay=0, error="429")
+    [again] = await store.claim_due(limit=10, lease_seconds=60)
+    assert again.attempts == 2 and again.last_error == "429"
+    await store.mark_sent(again, {"activity_id": "a1"})
+    await store.mark_retry(again, delay=0, error="late")  # a late retry can't resurrect a sent entry
+    assert await store.claim_due(limit=10, lease_seconds=1) == []
+    assert await store.outbox_status() == {"sent": 1}
+    assert await store.enqueue("ticket:1001:post", "post_ticket", {}) is False  # sent keys stay taken
+
+
+async def test_an_expired_lease_is_claimed_again(store: Store) -> None:
+    await store.enqueue("k", "notify_user", {"user": "u"})
+    [first] = await store.claim_due(limit=1, lease_seconds=1)
+    assert await store.claim_due(limit=1, lease_seconds=60) == []
+    await asyncio.sleep(1.3)
+    [second] = await store.claim_due(limit=1, lease_seconds=60)  # the first claimer died: not lost
+    assert first.id == second.id and second.attempts == 2
+
+
+async def test_a_retry_waits_its_delay(store: Store) -> None:
+    await store.enqueue("k", "notify_user", {})
+    [entry] = await store.claim_due(limit=1, lease_seconds=60)
+    await store.mark_retry(entry, delay=1, error="503")
+    assert await store.claim_due(limit=1, lease_seconds=60) == []
+    waiting, due_in = await store.pending()
+    assert waiting == 1 and due_in is not None and 0 < due_in <= 1
+    await asyncio.sleep(1.3)
+    [again] = await store.claim_due(limit=1, lease_seconds=60)
+    assert again.id == entry.id
+
+
+async def test_pending_counts_what_is_left_and_when_it_is_due(store: Store) -> None:
+    assert await store.pending() == (0, None)
+    for i in range(3):
+        await store.enqueue(f"k{i}", "notify_user", {"i": i})
+    assert await store.pending() == (3, 0.0)
+    claimed = await store.claim_due(limit=3, lease_seconds=30)
+    waiting, due_in = await store.pending()
+    assert waiting == 3 and due_in is not None and 25 < due_in <= 30
+    for entry in claimed:
+        await store.mark_sent(entry)
+    assert await store.pending() == (0, None)
+
+
+async def test_dead_entries_are_set_aside(store: Store) -> None:
+    await store.enqueue("k", "notify_user", {})
+    [entry] = await store.claim_due(limit=1, lease_seconds=1)
+    await store.mark_dead(entry, error="uninstalled")
+    await asyncio.sleep(1.2)
+    assert await store.claim_due(limit=1, lease_seconds=1) == []
+    assert await store.outbox_status() == {"dead": 1}
+    assert await store.pending() == (0, None)
+
+
+async def test_an_entry_that_keeps_killing_its_worker_is_set_aside(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("bot.store.sqlite", "bot.store.azure"):
+        monkeypatch.setattr(f"{module}.MAX_CLAIMS", 2)
+    await store.enqueue("k", "notify_user", {})
+    for _ in range(2):  # claimed, and the worker dies before any outcome
+        assert len(await store.claim_due(limit=1, lease_seconds=1)) == 1
+        await asyncio.sleep(1.1)
+    assert await store.claim_due(limit=1, lease_seconds=1) == []
+    assert await store.outbox_status() == {"dead": 1}
+
+
+async def test_instances_enqueueing_one_key_deliver_it_once(instances: Instances) -> None:
+    stores = [instances() for _ in range(3)]
+    results = await asyncio.gather(
+        *(s.enqueue("notice:u1:abc", "notify_user", {"user": "u1"}) for s in stores * 3)
+    )
+    assert results.count(True) == 1
+    claimed = [e for s in stores for e in await s.claim_due(limit=10, lease_seconds=60)]
+    assert [e.dedupe_key for e in claimed] == ["notice:u1:abc"]
+
+
+async def test_claimers_share_the_work_without_overlap(instances: Instances) -> None:
+    one, two = instances(), instances()
+    for i in range(30):
+        await one.enqueue(f"k{i}", "notify_user", {"i": i})
+    batches = await asyncio.gather(*(s.claim_due(limit=8, lease_seconds=60) for s in [one, two] * 3))
+    ids = [e.payload["i"] for batch in batches for e in batch]
+    assert len(ids) == len(set(ids)) == 30
+
+
+async def test_one_lease_holder_at_a_time(instances: Instances) -> None:
+    one, two = instances(), instances()
+    results = await asyncio.gather(
+        *(s.acquire_lease("sweep", f"owner-{i}", 60) for i, s in enumerate([one, two] * 3))
+    )
+    assert results.count(True) == 1
+    winner = f"owner-{results.index(True)}"
+    loser = "owner-1" if winner == "owner-0" else "owner-0"
+    assert await one.acquire_lease("sweep", winner, 60) is True  # the holder may renew
+    await two.release_lease("sweep", loser)  # not theirs to release
+    assert await two.acquire_lease("sweep", loser, 60) is False
+    await one.release_lease("sweep", winner)
+    assert await two.acquire_lease("sweep", loser, 0.5) is True
+    await asyncio.sleep(0.7)
+    assert await one.acquire_lease("sweep", winner, 60) is True  # the loser's lease expired
+
+
+async def test_open_store_picks_the_store_from_the_url(azurite: Azurite) -> None:
+    from bot.errors import ConfigError
+    from bot.store import open_store
+
+    assert isinstance(open_store("sqlite://:memory:"), SqliteStore)
+    azure = open_store(azurite.connection_string)
+    assert isinstance(azure, AzureStore)
+    await azure.set_setting("probe:x", {"ok": True})  # the default names work on a fresh account
+    assert await azure.get_setting("probe:x") == {"ok": True}
+    await azure.close()
+    with pytest.raises(ConfigError, match="neither") as raised:
+        open_store("postgres://user:secret@host/db")
+    assert "secret" not in str(raised.value)
+
+
+Run = Callable[[], Awaitable[None]]
