@@ -18,11 +18,13 @@ from botbuilder.core import TurnContext
 from botbuilder.core.serializer_helper import serializer_helper
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
 from botbuilder.schema import Activity
+from botframework.connector.aio import ConnectorClient
+from botframework.connector.auth import ClaimsIdentity, ConnectorFactory
 
 from bot.clients.dataverse import DataverseClient
 from bot.clients.factory import Clients, clients_from_settings
 from bot.config import Settings
-from bot.helpdesk.delivery import Deliverer, drain_forever
+from bot.helpdesk.delivery import Deliverer, drain_forever, send_timeout
 from bot.helpdesk.desk import Helpdesk
 from bot.investigation import Investigator, UserCache
 from bot.notify.sweep import run_sweep
@@ -48,6 +50,32 @@ class _BotFrameworkConfig:
     APP_TENANTID: str
 
 
+class _TimedConnectors(ConnectorFactory):  # type: ignore[misc]
+    """Connector clients whose HTTP requests give up after `timeout` seconds.
+
+    botbuilder sends with `requests` in a worker thread: cancelling the awaiting coroutine would not stop
+    a send. Only this timeout ends it, so a proactive send ends before its outbox lease does (and no
+    other worker sends the same message while this one may still get through)."""
+
+    def __init__(self, inner: ConnectorFactory, timeout: float) -> None:
+        self._inner = inner
+        self._timeout = timeout
+
+    async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
+        client = await self._inner.create(service_url, audience)
+        client.config.connection.timeout = self._timeout
+        return client
+
+
+class _Authentication(ConfigurationBotFrameworkAuthentication):  # type: ignore[misc]
+    def __init__(self, config: _BotFrameworkConfig, *, send_timeout: float) -> None:
+        super().__init__(config)
+        self._send_timeout = send_timeout
+
+    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        return _TimedConnectors(super().create_connector_factory(claims_identity), self._send_timeout)
+
+
 def _adapter(settings: Settings) -> CloudAdapter:
     password = settings.microsoft_app_password.get_secret_value() if settings.microsoft_app_password else ""
     config = _BotFrameworkConfig(
@@ -56,7 +84,7 @@ def _adapter(settings: Settings) -> CloudAdapter:
         APP_TYPE=settings.microsoft_app_type,
         APP_TENANTID=settings.microsoft_app_tenant_id,
     )
-    adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(config))
+    adapter = CloudAdapter(_Authentication(config, send_timeout=send_timeout(settings.outbox_lease_seconds)))
 
     async def on_error(context: TurnContext, error: Exception) -> None:
         log.exception("turn %s failed", context.activity.id, exc_info=error)
@@ -124,6 +152,7 @@ def create_app(
     clients: Clients | None = None,
     store: Store | None = None,
     delivery_interval: float = 5.0,
+    deliver: bool = True,
 ) -> web.Application:
     """The bot's web app.
 
@@ -131,6 +160,7 @@ def create_app(
         sandbox: True for the sample org, or a fixture path: start the simulator in-process and use it.
         clients: use these clients (tests); otherwise built from settings or the sandbox.
         store: use this store (tests); otherwise the one STORE_URL names.
+        deliver: send the outbox from this process; False leaves it to `python -m bot deliver` workers.
     """
     app = web.Application(client_max_size=256 * 1024)
     app[ADAPTER] = _adapter(settings)
@@ -164,7 +194,9 @@ def create_app(
                 app_id=settings.microsoft_app_id,
                 lease_seconds=settings.outbox_lease_seconds,
             )
-            helpdesk = Helpdesk(chosen_store, deliverer, investigator, settings.helpdesk_agent_ids)
+            helpdesk = Helpdesk(
+                chosen_store, deliverer if deliver else None, investigator, settings.helpdesk_agent_ids
+            )
             app[BOT] = SyncDoctorBot(
                 investigator,
                 allowed_tenants=settings.allowed_tenant_ids,
@@ -172,7 +204,9 @@ def create_app(
                 helpdesk=helpdesk,
             )
             # Retries come due and interrupted deliveries resume: the outbox is drained while serving.
-            workers = [asyncio.create_task(drain_forever(deliverer, every=delivery_interval))]
+            workers = (
+                [asyncio.create_task(drain_forever(deliverer, every=delivery_interval))] if deliver else []
+            )
             if settings.sweep_interval_minutes > 0:
                 every = settings.sweep_interval_minutes * 60
                 workers.append(

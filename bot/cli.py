@@ -59,6 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=3978, help="port (default 3978)")
+    serve.add_argument(
+        "--no-deliver",
+        dest="deliver",
+        action="store_false",
+        help="answer turns only; leave the outbox to `python -m bot deliver` workers (shared store)",
+    )
+
+    deliver = commands.add_parser(
+        "deliver",
+        help="a delivery worker: send the outbox until stopped",
+        description=(
+            "Send queued ticket cards and notices until stopped (Ctrl+C or SIGTERM). Run several beside "
+            "`serve --no-deliver` instances on one Azure STORE_URL: leases keep them from sending twice."
+        ),
+    )
+    deliver.add_argument(
+        "--every", type=float, default=1.0, help="seconds to wait when nothing is due (default 1)"
+    )
 
     diagnose = commands.add_parser(
         "diagnose",
@@ -141,6 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_sandbox(args))
         if args.command == "sweep":
             return asyncio.run(_sweep(args))
+        if args.command == "deliver":
+            return asyncio.run(_deliver_forever(args))
         if args.command == "manifest":
             return _manifest(args)
         if args.command == "intent":
@@ -272,7 +292,7 @@ def _serve(args: argparse.Namespace) -> int:
         logging.getLogger("bot").warning(
             "MicrosoftAppId is not set: accepting unauthenticated requests on loopback"
         )
-    app = create_app(settings, sandbox=args.sandbox)
+    app = create_app(settings, sandbox=args.sandbox, deliver=args.deliver)
     print(f"Sync Doctor listening on http://{args.host}:{args.port}/api/messages", flush=True)
     web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
     return EXIT_OK
@@ -363,6 +383,48 @@ async def _deliver(deliverer: Any, store: Any, limit_seconds: float) -> int:
         if due_in:  # nothing due now: wait for the next one (a retry, an abandoned lease)
             await asyncio.sleep(min(max(due_in, 0.05), 1.0, max(0.0, ends - time.monotonic())))
     return sent
+
+
+async def _deliver_forever(args: argparse.Namespace) -> int:
+    import signal
+
+    from bot.app import _adapter
+    from bot.helpdesk.delivery import Deliverer, drain_forever
+    from bot.store import open_store
+
+    try:
+        settings = load_settings()
+        store = open_store(settings.store_url)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    deliverer = Deliverer(
+        _adapter(settings),
+        store,
+        app_id=settings.microsoft_app_id,
+        lease_seconds=settings.outbox_lease_seconds,
+    )
+    total = 0
+
+    def report(sent: int) -> None:
+        nonlocal total
+        if sent:
+            total += sent
+            print(f"delivered {sent} (total {total})", file=sys.stderr, flush=True)
+
+    worker = asyncio.ensure_future(drain_forever(deliverer, every=args.every, on_round=report))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, worker.cancel)
+    print("delivery worker started; Ctrl+C stops it", file=sys.stderr, flush=True)
+    try:
+        await worker
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await store.close()
+    print(f"delivery worker stopped after {total} message(s)", file=sys.stderr, flush=True)
+    return EXIT_OK
 
 
 def _manifest(args: argparse.Namespace) -> int:

@@ -3,6 +3,10 @@
 Every message is written to the store before anything is sent; this worker claims due entries under a
 lease, sends, and marks them sent. 429, 412, 502, 504, timeouts and connection errors are retried with
 jittered backoff (honouring Retry-After); 403 and 404 (uninstalled, blocked, deleted) are permanent.
+
+A claim lasts one lease; after that another worker may claim the entry. So a send starts only in the first
+half of its lease (later ones are handed back at once) and the connector client gives up on a request after
+a third of it (`send_timeout`, set in the adapter): every send ends before another worker may repeat it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,15 @@ RETRYABLE = frozenset({408, 412, 429, 500, 502, 503, 504})
 PERMANENT = frozenset({400, 401, 403, 404})
 MAX_ATTEMPTS = 60  # with backoff capped at 5 minutes: several hours of outage before giving up
 MAX_BACKOFF = 300.0
+START_SHARE = 0.5  # of the lease: a claimed entry is sent only this early in its lease
+
+
+def send_timeout(lease_seconds: float) -> float:
+    """How long one request to the Bot Connector may take: started in the first half of the lease, it ends
+    before the lease does, leaving time to record the outcome."""
+    return max(0.5, lease_seconds / 3)
+
+
 NO_CHANNEL_RETRY = 60.0  # seconds: a ticket waits for a helpdesk channel to be set up
 
 
@@ -98,6 +111,7 @@ class Deliverer:
         concurrently (the send limiter keeps the pace Teams allows).
         """
         lanes: dict[str, list[OutboxEntry]] = {}
+        start_by = asyncio.get_running_loop().time() + self.lease_seconds * START_SHARE
         for entry in await self.store.claim_due(limit=limit, lease_seconds=self.lease_seconds):
             lane = str(
                 entry.payload.get("user") or entry.payload.get("number") or f"entry-{entry.id}"
@@ -105,14 +119,17 @@ class Deliverer:
             lanes.setdefault(lane, []).append(entry)
 
         async def run(entries: list[OutboxEntry]) -> int:
-            return sum([await self._deliver_one(entry) for entry in entries])
+            return sum([await self._deliver_one(entry, start_by) for entry in entries])
 
         return sum(await asyncio.gather(*(run(entries) for entries in lanes.values())))
 
-    async def _deliver_one(self, entry: OutboxEntry) -> int:
+    async def _deliver_one(self, entry: OutboxEntry, start_by: float) -> int:
         handler = self._handlers.get(entry.kind)
         if handler is None:
             await self.store.mark_dead(entry, error=f"unknown kind {entry.kind}")
+            return 0
+        if asyncio.get_running_loop().time() > start_by:  # too late in the lease: let it go, unsent
+            await self.store.mark_retry(entry, delay=0, error="its turn came too late in the lease")
             return 0
         try:
             result = await handler(entry)
@@ -224,11 +241,15 @@ class Deliverer:
 
         await self.limiter.wait(str((reference.get("conversation") or {}).get("id", "")))
 
+        # One activity, text and card together: were they two, a 429 on the card after the text was
+        # accepted would send the text again on retry.
+        message = MessageFactory.text(payload["text"])
+        if ticket is not None:
+            card = to_dict(build_ticket_card(ticket, for_agents=False))
+            message = MessageFactory.attachment(CardFactory.adaptive_card(card), text=payload["text"])
+
         async def send(context: TurnContext) -> None:
-            await context.send_activity(MessageFactory.text(payload["text"]))
-            if ticket is not None:
-                card = to_dict(build_ticket_card(ticket, for_agents=False))
-                await context.send_activity(MessageFactory.attachment(CardFactory.adaptive_card(card)))
+            await context.send_activity(message)
 
         await self._continue(reference, send)
         return None
@@ -269,11 +290,18 @@ class Deliverer:
         return None
 
 
-async def drain_forever(deliverer: Deliverer, *, every: float = 5.0) -> None:
-    """Keep delivering (used by `serve`): retries come due, and other instances' leases expire."""
+async def drain_forever(
+    deliverer: Deliverer, *, every: float = 5.0, on_round: Callable[[int], None] | None = None
+) -> None:
+    """Keep delivering (`serve`, `deliver`): retries come due, and other instances' leases expire.
+    After a round that sent something the next starts at once: a backlog goes at the pace Teams allows."""
     while True:
+        sent = 0
         try:
-            await deliverer.drain()
+            sent = await deliverer.drain()
         except Exception:
             log.exception("outbox delivery round failed; trying again")
-        await asyncio.sleep(every)
+        if on_round is not None:
+            on_round(sent)
+        if sent == 0:
+            await asyncio.sleep(every)

@@ -68,8 +68,10 @@ def bot_env(store: Path, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_bot(folder: Path, env: dict[str, str], fixture: Path | None = None) -> Iterator[str]:
-    """`python -m bot serve --sandbox [FIXTURE]` on a free loopback port; yields its base URL."""
+def running_bot(
+    folder: Path, env: dict[str, str], fixture: Path | None = None, *options: str
+) -> Iterator[str]:
+    """`python -m bot serve --sandbox [FIXTURE] [OPTIONS]` on a free loopback port; yields its base URL."""
     port = free_port()
     command = [
         sys.executable,
@@ -80,8 +82,9 @@ def running_bot(folder: Path, env: dict[str, str], fixture: Path | None = None) 
         *([str(fixture)] if fixture else []),
         "--port",
         str(port),
+        *options,
     ]
-    with serving(command, env, folder / "bot.log", f"http://127.0.0.1:{port}/healthz", "the bot"):
+    with serving(command, env, folder / f"bot-{port}.log", f"http://127.0.0.1:{port}/healthz", "the bot"):
         yield f"http://127.0.0.1:{port}"
 
 

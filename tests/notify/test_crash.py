@@ -10,44 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.sandbox import SAMPLE_ORG
 from bot.sandbox.connector import FakeConnector
 from bot.store import SqliteStore
+from tests.notify.people import broken_org
 
 ROOT = Path(__file__).resolve().parents[2]
 PEOPLE = 40
-
-
-def broken_org(path: Path) -> list[str]:
-    """The sample org plus PEOPLE users whose mailboxes have Appointments, Contacts, and Tasks set to None."""
-    data = json.loads(SAMPLE_ORG.read_text())
-    user = next(u for u in data["systemusers"] if u["fullname"] == "Megan Bowen")
-    mailbox = next(m for m in data["mailboxes"] if m["_regardingobjectid_value"] == user["systemuserid"])
-    ids = []
-    for n in range(1, PEOPLE + 1):
-        systemuserid = f"a3000000-0000-4000-8000-{n:012d}"
-        aad = f"0c000000-0000-4000-8000-{n:012d}"
-        ids.append(aad)
-        data["systemusers"].append(
-            {
-                **user,
-                "systemuserid": systemuserid,
-                "azureactivedirectoryobjectid": aad,
-                "fullname": f"Person {n}",
-                "internalemailaddress": f"p{n}@example.com",
-                "_defaultmailbox_value": f"b3000000-0000-4000-8000-{n:012d}",
-            }
-        )
-        data["mailboxes"].append(
-            {
-                **mailbox,
-                "mailboxid": f"b3000000-0000-4000-8000-{n:012d}",
-                "_regardingobjectid_value": systemuserid,
-                "emailaddress": f"p{n}@example.com",
-            }
-        )
-    path.write_text(json.dumps(data))
-    return ids
 
 
 async def sweep(fixture: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
@@ -70,7 +38,7 @@ async def sweep(fixture: Path, env: dict[str, str]) -> asyncio.subprocess.Proces
 
 async def test_sigkill_mid_delivery_then_resume_exactly_once(tmp_path: Path) -> None:
     fixture = tmp_path / "org.json"
-    people = broken_org(fixture)
+    people = broken_org(fixture, PEOPLE)
     connector = FakeConnector(latency=0.01, hang_from=15)
     await connector.start()
     store_path = tmp_path / "store.sqlite3"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -14,6 +14,7 @@ from aiohttp import web
 from bot.app import BOT, create_app
 from bot.config import Settings
 from bot.sandbox import LocalOrg
+from bot.sandbox.connector import FakeConnector as Connector
 from bot.store import SqliteStore, Store
 
 TENANT = "00000000-0000-0000-0000-0000000000001"
@@ -25,73 +26,6 @@ NAMES = {
     _PLAYGROUND + "21": "Megan Bowen",
     _PLAYGROUND + "22": "Adele Vance",
 }
-
-
-@dataclass
-class Connector:
-    """A loopback Bot Connector: records what the bot sends, as Teams would receive it."""
-
-    url: str = ""
-    sent: list[dict[str, Any]] = field(default_factory=list)
-    updated: list[dict[str, Any]] = field(default_factory=list)
-    created: list[dict[str, Any]] = field(default_factory=list)  # new conversations (channel threads)
-    failures: list[int] = field(default_factory=list)  # statuses to answer before succeeding, in order
-
-    def app(self) -> web.Application:
-        async def post(request: web.Request) -> web.Response:
-            if self.failures:
-                status = self.failures.pop(0)
-                return web.json_response(
-                    {"error": {"code": "Throttled"}}, status=status, headers={"Retry-After": "0"}
-                )
-            body = await request.json()
-            body["conversation_id"] = request.match_info["conversation"]
-            self.sent.append(body)
-            return web.json_response({"id": f"reply-{next(_ids)}"})
-
-        async def create(request: web.Request) -> web.Response:
-            if self.failures:
-                status = self.failures.pop(0)
-                return web.json_response(
-                    {"error": {"code": "Throttled"}}, status=status, headers={"Retry-After": "0"}
-                )
-            body = await request.json()
-            self.created.append(body)
-            message = f"{next(_ids)}"
-            channel = ((body.get("channelData") or {}).get("channel") or {}).get("id", "19:channel")
-            return web.json_response({"id": f"{channel};messageid={message}", "activityId": message})
-
-        async def put(request: web.Request) -> web.Response:
-            self.updated.append(await request.json())
-            return web.json_response({"id": request.match_info["activity"]})
-
-        async def member(request: web.Request) -> web.Response:
-            member_id = request.match_info["member"]
-            return web.json_response(
-                {"id": member_id, "name": "Member", "aadObjectId": member_id.removeprefix("29:")}
-            )
-
-        app = web.Application()
-        app.router.add_get("/v3/conversations/{conversation}/members/{member}", member)
-        app.router.add_post("/v3/conversations", create)
-        app.router.add_post("/v3/conversations/{conversation}/activities", post)
-        app.router.add_post("/v3/conversations/{conversation}/activities/{activity}", post)
-        app.router.add_put("/v3/conversations/{conversation}/activities/{activity}", put)
-        return app
-
-    def cards(self) -> list[dict[str, Any]]:
-        return [
-            a["content"]
-            for activity in self.sent
-            for a in activity.get("attachments") or []
-            if a.get("contentType") == "application/vnd.microsoft.card.adaptive"
-        ]
-
-    def texts(self) -> list[str]:
-        return [a["text"] for a in self.sent if a.get("type") == "message" and a.get("text")]
-
-    def types(self) -> list[str]:
-        return [a.get("type", "") for a in self.sent]
 
 
 @dataclass
@@ -145,15 +79,12 @@ class Teams:
 
 @asynccontextmanager
 async def running_connector() -> AsyncIterator[Connector]:
-    connector = Connector()
-    runner = web.AppRunner(connector.app())
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    connector.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    connector = Connector.unlimited()
+    await connector.start()
     try:
         yield connector
     finally:
-        await runner.cleanup()
+        await connector.close()
 
 
 @asynccontextmanager

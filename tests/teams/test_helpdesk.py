@@ -10,6 +10,7 @@ import pytest
 
 from bot.config import Settings
 from bot.sandbox import LocalOrg
+from bot.sandbox.connector import UNLIMITED, FakeConnector
 from bot.teams import messages
 from tests.conftest import ALEX, PLAYGROUND
 from tests.teams.harness import TENANT, Teams, running_bot, running_connector
@@ -130,6 +131,50 @@ async def test_assign_resolve_reopen_update_the_card_and_tell_the_user(desk: Tea
     reopen = buttons(resolved["value"])["Reopen"]
     reopened = (await desk.press(reopen["verb"], reopen["data"], user=ADELE)).json()
     assert "SD-1001: Assigned" in card_text(reopened["value"]) and "Adele" in card_text(reopened["value"])
+
+
+async def test_a_throttled_notice_is_not_repeated(local: LocalOrg) -> None:
+    """Teams allows one message a second here: the notice (text and ticket card) still arrives once."""
+    connector = FakeConnector(per_conversation=1, per_tenant=UNLIMITED)
+    await connector.start()
+    try:
+        async with running_bot(local, AGENTS, connector=connector) as desk:
+            await desk.say("hi", user=ALEX)
+            await set_channel(desk)
+            await escalate(desk)
+            await until(lambda: len(connector.created) == 1, "the ticket post")
+            await desk.press("ticket_assign", posted_buttons(desk)["Assign to me"]["data"], user=MEGAN)
+            await until(
+                lambda: connector.throttled > 0 and any("assigned to" in t for t in connector.texts()),
+                "the notice",
+            )
+            await asyncio.sleep(2.5)  # time for a (wrong) resend after the throttled half
+            notices = [a for a in connector.sent if "assigned to" in (a.get("text") or "")]
+            assert len(notices) == 1 and notices[0]["attachments"]  # once, with the ticket's card
+    finally:
+        await connector.close()
+
+
+async def test_a_hung_send_is_given_up_before_its_lease_ends_and_posted_once(local: LocalOrg) -> None:
+    """The connector holds the ticket post: the bot gives up on it (a third of the lease), and when the
+    connector answers again the ticket is posted once, not once per lease that expired meanwhile."""
+    connector = FakeConnector.unlimited()
+    await connector.start()
+    settings = Settings(HELPDESK_AGENTS=f"{MEGAN},{ADELE}", OUTBOX_LEASE_SECONDS=1.5)
+    try:
+        async with running_bot(local, settings, connector=connector) as desk:
+            await set_channel(desk)
+            connector.hang_from = connector.admitted + 1
+            data = {"user": ALEX, "record": QUARTERLY, "type": "appointment", "comment": "not there"}
+            await desk.press("escalate_send", data, user=ALEX)  # its post goes out in the background
+            await until(lambda: connector.abandoned == 1, "the bot to give up on the held post")
+            connector.hang_from = None
+            connector.release.set()
+            await until(lambda: len(connector.created) == 1, "the ticket post")
+            await asyncio.sleep(2)  # more than a lease: time for a (wrong) second post
+            assert len(connector.created) == 1
+    finally:
+        await connector.close()
 
 
 async def test_two_agents_assign_at_once_one_wins_no_lost_update(desk: Teams) -> None:

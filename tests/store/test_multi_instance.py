@@ -1,0 +1,227 @@
+"""Several instances, one truth: two `serve --no-deliver` processes and two `deliver` workers share one Azure
+store (Azurite). Agents act on the same tickets through different instances while both instances sweep and
+the workers deliver; one worker is killed with SIGKILL mid-send and a replacement started.
+
+No ticket update is lost, every ticket is posted once, every affected person is told exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bot.helpdesk.delivery import DEFAULT_CHANNEL
+from bot.sandbox.azurite import start_azurite
+from bot.sandbox.connector import FakeConnector
+from bot.store.azure import AzureStore
+from tests.conftest import ALEX
+from tests.e2e.conftest import ROOT, bot_env, running_bot
+from tests.notify.people import broken_org
+from tests.teams.harness import TENANT, Teams
+from tests.teams.test_conversation import buttons, card_text
+from tests.teams.test_helpdesk import ADELE, MEGAN, QUARTERLY, in_channel
+
+PEOPLE = 30
+TICKETS = 6
+
+
+def worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", "deliver", "--every", "0.2"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def until(condition: Any, what: str, seconds: float = 90) -> None:
+    for _ in range(int(seconds / 0.1)):
+        result = condition()
+        if await result if inspect.isawaitable(result) else result:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def ticket_posts(connector: FakeConnector) -> Counter[str]:
+    """How often each ticket's card was posted to the channel (other posts, such as digests, aside)."""
+    keys = Counter[str]()
+    for created in connector.created:
+        match = re.search(r"SD-\d+", card_text(created["activity"]["attachments"][0]["content"]))
+        if match:
+            keys[match.group(0)] += 1
+    return keys
+
+
+def first_card(connector: FakeConnector, key: str) -> dict[str, Any]:
+    return next(
+        c["activity"]["attachments"][0]["content"]
+        for c in connector.created
+        if key in card_text(c["activity"]["attachments"][0]["content"])
+    )
+
+
+async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
+    fixture = tmp_path / "org.json"
+    people = broken_org(fixture, PEOPLE)
+    connector = FakeConnector(latency=0.02)
+    await connector.start()
+    with ExitStack() as stack:
+        azurite = stack.enter_context(start_azurite())
+        store = AzureStore(azurite.connection_string)
+        for n, aad in enumerate(people):
+            await store.save_reference(
+                TENANT,
+                aad,
+                {
+                    "conversation": {"id": f"a:chat-{n}", "conversationType": "personal", "tenantId": TENANT},
+                    "serviceUrl": connector.url,
+                    "channelId": "msteams",
+                    "bot": {"id": "28:bot"},
+                    "user": {"id": f"29:{aad}", "aadObjectId": aad},
+                },
+            )
+        env = bot_env(
+            tmp_path / "unused.sqlite3",
+            STORE_URL=azurite.connection_string,
+            HELPDESK_AGENTS=f"{MEGAN},{ADELE}",
+            SWEEP_INTERVAL_MINUTES="60",  # each instance sweeps at start; the lease lets one at a time
+            OUTBOX_LEASE_SECONDS="3",
+        )
+        urls = [
+            stack.enter_context(running_bot(tmp_path, env, fixture, "--no-deliver")),
+            stack.enter_context(running_bot(tmp_path, env, fixture, "--no-deliver")),
+        ]
+        clients = [httpx.AsyncClient(base_url=url, timeout=60) for url in urls]
+        a, b = (Teams(http=c, connector=connector) for c in clients)
+        try:
+            await until(
+                lambda: _pending_at_least(store, PEOPLE), f"{PEOPLE} notices queued by one of the sweeps"
+            )
+            response = await a.send(
+                in_channel(a, "use this channel for helpdesk", user=MEGAN, display_name="Megan Bowen")
+            )
+            assert response.status_code in (200, 201)
+            assert await store.get_setting(DEFAULT_CHANNEL) is not None
+            await b.say("hi", user=ALEX)  # Alex's 1:1 chat, where his ticket notices go
+
+            # Workers start; requests from the 15th on are held, so one can be killed mid-send.
+            connector.hang_from = connector.admitted + 15
+            logs = tmp_path / "workers"
+            logs.mkdir()
+            first = worker(env, logs / "w1.log")
+            second = worker(env, logs / "w2.log")
+            stack.callback(stop, second)
+            stack.callback(stop, first)
+
+            escalations = await asyncio.gather(
+                *(
+                    (a if i % 2 else b).press(
+                        "escalate_send",
+                        {"user": ALEX, "record": QUARTERLY, "type": "appointment", "comment": f"try {i}"},
+                        user=ALEX,
+                    )
+                    for i in range(TICKETS)
+                )
+            )
+            assert all(r.status_code == 200 for r in escalations)
+
+            await asyncio.wait_for(connector.hanging.wait(), timeout=60)
+
+            async def recorded_all_accepted() -> bool:
+                """Every message the connector accepted so far is recorded as sent: what is in flight now
+                is held, unanswered. (Between an answer and its record a kill would resend it: at least once.)"""
+                accepted = sum(len(v) for k, v in connector.delivered.items() if k.startswith("a:chat-"))
+                accepted += len(connector.created) + len(connector.updated)
+                return (await store.outbox_status()).get("sent", 0) >= accepted
+
+            await until(recorded_all_accepted, "the workers to record what was accepted", seconds=30)
+            first.send_signal(signal.SIGKILL)
+            assert await asyncio.to_thread(first.wait, 20) == -signal.SIGKILL
+            await asyncio.sleep(0.5)
+            connector.hang_from = None
+            connector.release.set()
+            third = worker(env, logs / "w3.log")  # the orchestrator's replacement
+            stack.callback(stop, third)
+
+            await until(lambda: sum(ticket_posts(connector).values()) >= TICKETS, "every ticket's card")
+            # Two agents press Assign on every ticket at once, through different instances.
+            assigned = await asyncio.gather(
+                *(
+                    teams.press(
+                        "ticket_assign",
+                        buttons(first_card(connector, f"SD-{n}"))["Assign to me"]["data"],
+                        user=agent,
+                    )
+                    for n in range(1001, 1001 + TICKETS)
+                    for teams, agent in ((a, MEGAN), (b, ADELE))
+                )
+            )
+            changed_before = sum(
+                "changed this ticket just before you" in card_text(r.json()["value"]) for r in assigned
+            )
+            assert changed_before == TICKETS  # one of the two lost each race, and was told
+            # Whoever won resolves, through the other instance.
+            for n in range(1001, 1001 + TICKETS):
+                ticket = await store.get_ticket(n)
+                assert ticket is not None and ticket.status == "assigned" and ticket.version == 2
+                winner_via = b if ticket.assignee == MEGAN else a
+                resolved = await winner_via.press(
+                    "ticket_resolve", {"ticket": n, "version": 2, "note": f"fixed {n}"}, user=ticket.assignee
+                )
+                assert "Resolved" in card_text(resolved.json()["value"]), card_text(resolved.json()["value"])
+
+            async def delivered_all() -> bool:
+                status = await store.outbox_status()
+                return set(status) == {"sent"}
+
+            await until(delivered_all, "the outbox to empty")
+            tickets = [await store.get_ticket(n) for n in range(1001, 1001 + TICKETS)]
+            assert [(t.status, t.version) for t in tickets if t] == [
+                ("resolved", 3)
+            ] * TICKETS  # no lost update
+        finally:
+            for client in clients:
+                await client.aclose()
+            await store.close()
+            await connector.close()
+
+    # A killed sender's unanswered requests were never accepted, and its entries came back to the others.
+    assert connector.abandoned > 0
+    counts = connector.delivered
+    told = {f"a:chat-{n}": len(counts.get(f"a:chat-{n}", [])) for n in range(PEOPLE)}
+    assert told == dict.fromkeys(told, 1)  # every affected person told exactly once
+    assert ticket_posts(connector) == {f"SD-{n}": 1 for n in range(1001, 1001 + TICKETS)}
+    # Alex hears of each assignment and each resolution once; each card is updated once per change.
+    notices = [m.get("text") or "" for m in counts[a.conversation] if "SD-" in (m.get("text") or "")]
+    assert len(notices) == len(set(notices)) == 2 * TICKETS
+    updates = Counter(
+        re.search(r"SD-\d+", card_text(u["attachments"][0]["content"])).group(0) for u in connector.updated
+    )  # type: ignore[union-attr]
+    assert updates == {f"SD-{n}": 2 for n in range(1001, 1001 + TICKETS)}
+
+
+async def _pending_at_least(store: AzureStore, count: int) -> bool:
+    waiting, _ = await store.pending()
+    return waiting >= count
