@@ -412,7 +412,9 @@ async def _deliver_forever(args: argparse.Namespace) -> int:
             total += sent
             print(f"delivered {sent} (total {total})", file=sys.stderr, flush=True)
 
-    worker = asyncio.ensure_future(drain_forever(deliverer, every=args.every, on_round=report))
+    worker = asyncio.ensure_future(
+        drain_forever(deliverer, every=args.every, batch=32, rounds=2, on_round=report)
+    )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, worker.cancel)

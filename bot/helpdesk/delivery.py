@@ -103,12 +103,15 @@ class Deliverer:
             "digest": self._digest,
         }
         self.limiter = SendLimiter()
+        # Lanes in progress, across concurrent rounds: a person's next message waits for their last.
+        self._lanes: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def drain(self, *, limit: int = 20) -> int:
         """Deliver what is due now; returns how many were sent.
 
-        Entries for one person or one ticket go out in order, one after another; different people's
-        concurrently (the send limiter keeps the pace Teams allows).
+        Entries for one person or one ticket go out in order, one after another, also when rounds
+        overlap in this process; different people's concurrently (the send limiter keeps the pace Teams
+        allows).
         """
         lanes: dict[str, list[OutboxEntry]] = {}
         start_by = asyncio.get_running_loop().time() + self.lease_seconds * START_SHARE
@@ -118,10 +121,20 @@ class Deliverer:
             ).lower()
             lanes.setdefault(lane, []).append(entry)
 
-        async def run(entries: list[OutboxEntry]) -> int:
-            return sum([await self._deliver_one(entry, start_by) for entry in entries])
+        async def run(lane: str, entries: list[OutboxEntry]) -> int:
+            lock, users = self._lanes.get(lane, (asyncio.Lock(), 0))
+            self._lanes[lane] = (lock, users + 1)
+            try:
+                async with lock:
+                    return sum([await self._deliver_one(entry, start_by) for entry in entries])
+            finally:
+                lock, users = self._lanes[lane]
+                if users == 1:
+                    del self._lanes[lane]
+                else:
+                    self._lanes[lane] = (lock, users - 1)
 
-        return sum(await asyncio.gather(*(run(entries) for entries in lanes.values())))
+        return sum(await asyncio.gather(*(run(lane, entries) for lane, entries in lanes.items())))
 
     async def _deliver_one(self, entry: OutboxEntry, start_by: float) -> int:
         handler = self._handlers.get(entry.kind)
@@ -138,10 +151,13 @@ class Deliverer:
             return 0
         except Exception as exc:  # the connector's errors carry an HTTP status; anything else: retry
             status, retry_after = _status_of(exc)
+            if status == 429:
+                self.limiter.throttled()
             permanent = status in PERMANENT
             reason = f"HTTP {status}" if status else type(exc).__name__
             await self._failed(entry, reason, permanent=permanent, retry_after=retry_after)
             return 0
+        self.limiter.accepted()
         await self.store.mark_sent(entry, result)
         return 1
 
@@ -291,17 +307,28 @@ class Deliverer:
 
 
 async def drain_forever(
-    deliverer: Deliverer, *, every: float = 5.0, on_round: Callable[[int], None] | None = None
+    deliverer: Deliverer,
+    *,
+    every: float = 5.0,
+    batch: int = 20,
+    rounds: int = 1,
+    on_round: Callable[[int], None] | None = None,
 ) -> None:
     """Keep delivering (`serve`, `deliver`): retries come due, and other instances' leases expire.
-    After a round that sent something the next starts at once: a backlog goes at the pace Teams allows."""
-    while True:
-        sent = 0
-        try:
-            sent = await deliverer.drain()
-        except Exception:
-            log.exception("outbox delivery round failed; trying again")
-        if on_round is not None:
-            on_round(sent)
-        if sent == 0:
-            await asyncio.sleep(every)
+    After a round that sent something the next starts at once: a backlog goes at the pace Teams allows.
+    With `rounds` > 1, rounds overlap: one claims while another sends, so the claim's round trips to
+    the store don't leave the connector idle."""
+
+    async def loop() -> None:
+        while True:
+            sent = 0
+            try:
+                sent = await deliverer.drain(limit=batch)
+            except Exception:
+                log.exception("outbox delivery round failed; trying again")
+            if on_round is not None:
+                on_round(sent)
+            if sent == 0:
+                await asyncio.sleep(every)
+
+    await asyncio.gather(*(loop() for _ in range(rounds)))

@@ -126,13 +126,12 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
             assert await store.get_setting(DEFAULT_CHANNEL) is not None
             await b.say("hi", user=ALEX)  # Alex's 1:1 chat, where his ticket notices go
 
-            # Workers start; requests from the 15th on are held, so one can be killed mid-send.
+            # The first worker starts alone; requests from the 15th on are held, so it is the one caught
+            # mid-send. The second joins while the first holds its claims.
             connector.hang_from = connector.admitted + 15
             logs = tmp_path / "workers"
             logs.mkdir()
             first = worker(env, logs / "w1.log")
-            second = worker(env, logs / "w2.log")
-            stack.callback(stop, second)
             stack.callback(stop, first)
 
             escalations = await asyncio.gather(
@@ -148,6 +147,8 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
             assert all(r.status_code == 200 for r in escalations)
 
             await asyncio.wait_for(connector.hanging.wait(), timeout=60)
+            second = worker(env, logs / "w2.log")
+            stack.callback(stop, second)
 
             async def recorded_all_accepted() -> bool:
                 """Every message the connector accepted so far is recorded as sent: what is in flight now
