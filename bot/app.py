@@ -1,4 +1,5 @@
-"""The aiohttp app: `POST /api/messages` through Bot Framework's CloudAdapter, and `GET /healthz`.
+"""The aiohttp app: `POST /api/messages` through Bot Framework's CloudAdapter, `GET /healthz` (alive) and
+`GET /readyz` (the store and a token work).
 
 One factory, `create_app`, used by `python -m bot serve` and by the tests.
 """
@@ -21,9 +22,11 @@ from botbuilder.schema import Activity
 from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import ClaimsIdentity, ConnectorFactory
 
+from bot.clients.auth import scope_for
 from bot.clients.dataverse import DataverseClient
 from bot.clients.factory import Clients, clients_from_settings
 from bot.config import Settings
+from bot.health import Readiness
 from bot.helpdesk.delivery import Deliverer, drain_forever, send_timeout
 from bot.helpdesk.desk import Helpdesk
 from bot.investigation import Investigator, UserCache
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 
 BOT = web.AppKey("bot", SyncDoctorBot)
 ADAPTER = web.AppKey("adapter", CloudAdapter)
+READINESS = web.AppKey("readiness", Readiness)
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,16 @@ async def messages_route(request: web.Request) -> web.StreamResponse:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process serves HTTP. Nothing else is checked, so a restart can't fix what fails."""
     return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the store answers and a Dataverse token can be had; 503 names what fails."""
+    checks = await request.app[READINESS].run()
+    ready = all(c.ok for c in checks)
+    body = {"status": "ready" if ready else "not ready", "checks": [c.to_dict() for c in checks]}
+    return web.json_response(body, status=200 if ready else 503)
 
 
 async def sweep_forever(
@@ -185,7 +198,7 @@ def create_app(
                 budget=settings.diagnosis_budget_seconds,
                 user_cache=UserCache(),
             )
-            chosen_store = store or open_store(settings.store_url)
+            chosen_store = store or open_store(settings.store_url.get_secret_value())
             if store is None:
                 stack.push_async_callback(chosen_store.close)
             deliverer = Deliverer(
@@ -194,6 +207,7 @@ def create_app(
                 app_id=settings.microsoft_app_id,
                 lease_seconds=settings.outbox_lease_seconds,
             )
+            app[READINESS] = Readiness(chosen_store, chosen.tokens, scope_for(chosen.dataverse.base_url))
             helpdesk = Helpdesk(
                 chosen_store, deliverer if deliver else None, investigator, settings.helpdesk_agent_ids
             )
@@ -224,4 +238,5 @@ def create_app(
     app.cleanup_ctx.append(resources)
     app.router.add_post("/api/messages", messages_route)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     return app

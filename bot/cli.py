@@ -119,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--deliver-for", type=float, default=600.0, metavar="SECONDS", help="deliver for at most this long"
     )
 
+    commands.add_parser(
+        "check-config",
+        help="show the configuration (secrets masked) and test each connection",
+        description=(
+            "Print every setting (secrets masked), then test what the bot needs: a token for Dataverse, "
+            "one for Graph, one for the Bot Framework, and the store (write and read back). Exit 0 when "
+            "all pass, 3 when a connection fails, 2 when the configuration itself is invalid."
+        ),
+    )
+
     manifest = commands.add_parser(
         "manifest",
         help="build and validate the Teams app package",
@@ -161,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_sweep(args))
         if args.command == "deliver":
             return asyncio.run(_deliver_forever(args))
+        if args.command == "check-config":
+            from bot.checkconfig import check_config
+
+            return asyncio.run(check_config())
         if args.command == "manifest":
             return _manifest(args)
         if args.command == "intent":
@@ -314,7 +328,7 @@ async def _sweep(args: argparse.Namespace) -> int:
             else:
                 clients = clients_from_settings(settings)
                 stack.push_async_callback(clients.aclose)
-            store = open_store(settings.store_url)
+            store = open_store(settings.store_url.get_secret_value())
             stack.push_async_callback(store.close)
             _progress("reading users and mailboxes")
             result = await run_sweep(clients.dataverse, store, dry_run=args.dry_run)
@@ -394,7 +408,7 @@ async def _deliver_forever(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings()
-        store = open_store(settings.store_url)
+        store = open_store(settings.store_url.get_secret_value())
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

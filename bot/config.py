@@ -32,7 +32,8 @@ class Settings(BaseSettings):
 
     allowed_tenants: str = Field("", alias="ALLOWED_TENANTS")
     helpdesk_agents: str = Field("", alias="HELPDESK_AGENTS")
-    store_url: str = Field("sqlite:///sync-doctor.sqlite3", alias="STORE_URL")
+    # A secret too: an Azure Storage connection string carries the account key.
+    store_url: SecretStr = Field(SecretStr("sqlite:///sync-doctor.sqlite3"), alias="STORE_URL")
     applicationinsights_connection_string: SecretStr | None = Field(
         None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
     )

@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import copy
 import json
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
-from bot.sandbox import SAMPLE_ORG, LocalOrg, Org, SandboxConfig, local_org
+from bot.sandbox import SAMPLE_ORG, LocalOrg, Org, SandboxConfig, local_org, start_sandbox
 from bot.sandbox.azurite import Azurite, start_azurite
+from bot.sandbox.server import RunningSandbox
 
 PLAYGROUND = "00000000-0000-0000-0000-00000000000"  # + "20".."25": the Agents Playground's mock users
 ALEX = PLAYGROUND + "20"
@@ -42,3 +45,46 @@ def azurite() -> Iterator[Azurite]:
     """One Azurite (npm, in memory, loopback) for the session; each test names its own tables and queues."""
     with start_azurite() as running:
         yield running
+
+
+# An org over HTTPS (a test CA that the standard variables trust) and the real MSAL path.
+CLIENT_ID = "11111111-2222-4333-8444-555555555555"
+SECRET = "s3cret-value"
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_bundle(ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    # The standard variables: requests (inside MSAL) reads the first, our settings both.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(path))
+    monkeypatch.setenv("SSL_CERT_FILE", str(path))
+    yield str(path)
+
+
+@pytest.fixture
+async def https_sandbox(ca: trustme.CA, sample_data: dict[str, Any]) -> AsyncIterator[RunningSandbox]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    running = await start_sandbox(
+        Org.from_dict(sample_data), SandboxConfig(client_secrets={CLIENT_ID: SECRET}), ssl_context=context
+    )
+    yield running
+    await running.close()
+
+
+def env(monkeypatch: pytest.MonkeyPatch, url: str, secret: str = SECRET) -> None:
+    for name, value in {
+        "DATAVERSE_URL": url,
+        "GRAPH_URL": url,
+        "AZURE_AUTHORITY_HOST": url,
+        "AZURE_TENANT_ID": "contoso.example",
+        "AZURE_CLIENT_ID": CLIENT_ID,
+        "AZURE_CLIENT_SECRET": secret,
+    }.items():
+        monkeypatch.setenv(name, value)

@@ -156,6 +156,7 @@ class DataverseClient:
     ) -> None:
         self._policy = policy or RetryPolicy()
         self._page_size = page_size
+        self.base_url = base_url.rstrip("/")  # the org's URL: its origin is the token scope
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/") + "/api/data/v9.2/",
             auth=auth,
