@@ -21,6 +21,7 @@ from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFramewo
 from botbuilder.schema import Activity
 from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import ClaimsIdentity, ConnectorFactory
+from opentelemetry.trace import SpanKind
 
 from bot.clients.auth import scope_for
 from bot.clients.dataverse import DataverseClient
@@ -31,6 +32,7 @@ from bot.helpdesk.delivery import Deliverer, drain_forever, send_timeout
 from bot.helpdesk.desk import Helpdesk
 from bot.investigation import Investigator, UserCache
 from bot.notify.sweep import run_sweep
+from bot.observability import activity_scope, tracer
 from bot.store import Store, open_store
 from bot.teams import messages
 from bot.teams.bot import SyncDoctorBot
@@ -115,10 +117,18 @@ async def messages_route(request: web.Request) -> web.StreamResponse:
     # 4.17), so this route calls process_activity() itself: the same authentication and turn pipeline.
     activity = Activity().deserialize(body)
     auth_header = request.headers.get("Authorization", "")
-    try:
-        invoke = await request.app[ADAPTER].process_activity(auth_header, activity, request.app[BOT].on_turn)
-    except PermissionError:
-        return web.json_response({"error": "unauthorized"}, status=401)
+    attributes = {"teams.activity.type": activity.type, "teams.activity.name": activity.name or ""}
+    with (
+        activity_scope(activity.id),
+        tracer.start_as_current_span("teams turn", kind=SpanKind.SERVER, attributes=attributes) as span,
+    ):
+        try:
+            invoke = await request.app[ADAPTER].process_activity(
+                auth_header, activity, request.app[BOT].on_turn
+            )
+        except PermissionError:
+            span.set_attribute("http.response.status_code", 401)
+            return web.json_response({"error": "unauthorized"}, status=401)
     if invoke is None:
         return web.Response(status=201)
     body = (

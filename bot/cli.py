@@ -20,6 +20,7 @@ from bot.config import load_settings
 from bot.diagnosis import RECORD_TYPES, RecordType, Report
 from bot.errors import AmbiguousRecordError, BackendError, ConfigError, FixtureError, InputError
 from bot.investigation import Investigator
+from bot.observability import configure as configure_observability
 
 __all__ = ["main"]
 
@@ -282,9 +283,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     from bot.app import create_app
 
-    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         settings = load_settings()
+        traces = configure_observability(settings, level=logging.DEBUG if args.verbose else logging.INFO)
+        logging.getLogger("bot").info("traces: %s", traces)
         if args.sandbox and args.sandbox is not True:
             from bot.sandbox import load_fixture
 
@@ -408,6 +410,7 @@ async def _deliver_forever(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings()
+        configure_observability(settings, level=logging.DEBUG if args.verbose else logging.INFO)
         store = open_store(settings.store_url.get_secret_value())
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     applicationinsights_connection_string: SecretStr | None = Field(
         None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
     )
+
+    # Logs: one JSON object per line (for Azure Monitor, log search) or plain text for a terminal.
+    log_format: Literal["json", "text"] = Field("json", alias="LOG_FORMAT")
+    # OpenTelemetry's own variable: "console" prints spans to stderr (local runs); Azure Monitor wins if set.
+    otel_traces_exporter: str = Field("", alias="OTEL_TRACES_EXPORTER")
 
     # `serve` runs the proactive sweep this often (0: never; schedule `python -m bot sweep` instead).
     sweep_interval_minutes: float = Field(0.0, alias="SWEEP_INTERVAL_MINUTES", ge=0)

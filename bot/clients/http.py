@@ -18,8 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
+from opentelemetry.trace import SpanKind
 
 from bot.errors import BackendRefused, BackendUnavailable, Throttled
+from bot.observability import safe_path, tracer
 
 __all__ = ["RetryPolicy", "deadline", "error_message", "send"]
 
@@ -92,13 +94,32 @@ def error_message(response: httpx.Response) -> tuple[str | None, str]:
 async def send(
     client: httpx.AsyncClient, request: httpx.Request, service: str, policy: RetryPolicy
 ) -> httpx.Response:
-    """Send `request`, retrying what is worth retrying, and return a 2xx response.
+    """Send `request`, retrying what is worth retrying, and return a 2xx response. One span covers all
+    attempts.
 
     Raises:
         Throttled: 429 answers outlasted the budget.
         BackendUnavailable: timeouts, connection errors or 5xx answers outlasted the budget.
         BackendRefused: any other non-2xx answer (not retried: asking again won't help).
     """
+    path = safe_path(request.url.path)
+    with tracer.start_as_current_span(
+        f"{service} {request.method}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "http.request.method": request.method,
+            "url.path": path,
+            "server.address": request.url.host,
+        },
+    ) as span:
+        response = await _send(client, request, service, policy)
+        span.set_attribute("http.response.status_code", response.status_code)
+        return response
+
+
+async def _send(
+    client: httpx.AsyncClient, request: httpx.Request, service: str, policy: RetryPolicy
+) -> httpx.Response:
     started = time.monotonic()
     ends = started + policy.budget
     outer = _deadline.get()

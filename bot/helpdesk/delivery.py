@@ -26,8 +26,10 @@ from botbuilder.schema import (
     ConversationParameters,
     ConversationReference,
 )
+from opentelemetry.trace import SpanKind
 
 from bot.notify.limits import SendLimiter
+from bot.observability import tracer
 from bot.store.base import OutboxEntry, Store, Ticket
 from cards.common import to_dict
 from cards.notice import build_digest_card, build_problem_card
@@ -145,7 +147,9 @@ class Deliverer:
             await self.store.mark_retry(entry, delay=0, error="its turn came too late in the lease")
             return 0
         try:
-            result = await handler(entry)
+            attributes: dict[str, str | int] = {"outbox.kind": entry.kind, "outbox.attempt": entry.attempts}
+            with tracer.start_as_current_span("connector send", kind=SpanKind.CLIENT, attributes=attributes):
+                result = await handler(entry)
         except _Undeliverable as exc:
             await self._failed(entry, str(exc), permanent=exc.permanent, retry_after=exc.retry_after)
             return 0

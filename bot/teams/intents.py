@@ -404,6 +404,18 @@ def _sync_problem(s: _Signals) -> bool:
     return s.record is None and s.syncing and pointed and "mailbox" not in s.words and not s.how_to
 
 
+def _missing_from_target(s: _Signals) -> bool:
+    # "why is my Quarterly review with Contoso not in Outlook": a named item (its subject, no record word)
+    # said to be missing from Outlook or Exchange: an appointment by default.
+    missing = any(w in _MISSING_WORDS for w in s.words)
+    return s.record is None and s.has("target") and missing and "mailbox" not in s.words and not s.how_to
+
+
+_MISSING_WORDS = frozenset(
+    {"not", "isnt", "missing", "doesnt", "didnt", "never", "wont", "arent", "gone", "disappeared", "absent"}
+)
+
+
 def _mailbox_check(s: _Signals) -> bool:
     asks = s.has("check") or len(s.concepts["mailbox"]) >= 2
     return s.unknown <= 2 and ((s.has("mailbox") and asks) or ("sync" in s.words and s.has("check")))
@@ -434,6 +446,7 @@ _RULES: tuple[tuple[Callable[[_Signals], bool], IntentName, bool], ...] = (
     (_mailbox_only, "check_mailbox", False),
     (_record_problem, "diagnose", True),
     (_sync_problem, "diagnose", True),
+    (_missing_from_target, "diagnose", True),
     (_mailbox_check, "check_mailbox", False),
     (_record_check, "diagnose", True),
     (_thanks, "thanks", False),

@@ -1,0 +1,105 @@
+"""Logs and traces: structured JSON logs carrying the activity id, and OpenTelemetry spans for each turn,
+each Dataverse or Graph request and each proactive send.
+
+Traces go to Azure Monitor when APPLICATIONINSIGHTS_CONNECTION_STRING is set, to the console when
+OTEL_TRACES_EXPORTER=console (a local look), and nowhere otherwise: the OpenTelemetry API is then a no-op.
+Neither logs nor spans carry message text, tokens or e-mail addresses: spans name a request by its
+method and path, with keys and addresses in the path replaced.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import trace
+
+from bot.config import Settings
+
+__all__ = ["activity_scope", "configure", "safe_path", "tracer"]
+
+tracer = trace.get_tracer("sync-doctor")
+_activity: contextvars.ContextVar[str | None] = contextvars.ContextVar("sync_doctor_activity", default=None)
+_KEYS = re.compile(r"\([^)]*\)")
+_ADDRESS = re.compile(r"[^/]*@[^/]*")
+
+
+def safe_path(path: str) -> str:
+    """A request path fit for a span: `/users/alex@contoso.com/calendarView` -> `/users/{user}/calendarView`,
+    `systemusers(5a1e...)` -> `systemusers(…)`."""
+    return _ADDRESS.sub("{user}", _KEYS.sub("(…)", path))
+
+
+@contextmanager
+def activity_scope(activity_id: str | None) -> Iterator[None]:
+    """Tag every log record written in this block (and tasks it starts) with the Teams activity's id."""
+    token = _activity.set(activity_id)
+    try:
+        yield
+    finally:
+        _activity.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the activity and trace ids."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        activity = _activity.get()
+        if activity:
+            entry["activity_id"] = activity
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = f"{span.trace_id:032x}"
+            entry["span_id"] = f"{span.span_id:016x}"
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _resource() -> Any:
+    from opentelemetry.sdk.resources import Resource
+
+    return Resource.create({"service.name": "sync-doctor"})  # OTEL_SERVICE_NAME and friends still apply
+
+
+def configure(settings: Settings, *, level: int = logging.INFO) -> str:
+    """Set up logging (LOG_FORMAT) and tracing for this process; returns where traces go."""
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    connection = settings.applicationinsights_connection_string
+    if connection is not None and connection.get_secret_value():
+        from azure.monitor.opentelemetry import configure_azure_monitor
+
+        # Also instruments requests (the Bot Connector client, MSAL) and the Azure SDK (the store).
+        configure_azure_monitor(
+            connection_string=connection.get_secret_value(), logger_name="bot", resource=_resource()
+        )
+        return "Azure Monitor"
+    if settings.otel_traces_exporter == "console":
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+
+        provider = TracerProvider(resource=_resource())
+        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+        trace.set_tracer_provider(provider)
+        return "console"
+    return "off"

@@ -1,0 +1,119 @@
+"""Logs and traces of a real turn: JSON lines tagged with the activity id, spans for the turn and for each
+Dataverse and Graph request, and neither carries what the user wrote, a token or an e-mail address."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from bot.observability import JsonFormatter, safe_path
+from bot.sandbox import LocalOrg
+from bot.sandbox.connector import FakeConnector
+from tests.conftest import ALEX
+from tests.e2e.conftest import ROOT, bot_env, free_port, wait_until
+from tests.teams.harness import Teams, running_bot
+
+QUESTION = "why is my Quarterly review with Contoso not in Outlook"
+
+
+@pytest.fixture(scope="module")
+def spans() -> InMemorySpanExporter:
+    """The process's tracer provider, set once: spans of every turn in this module land here."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("bot")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    yield out
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+async def test_a_turn_is_one_trace_and_its_logs_carry_the_activity_id(
+    local: LocalOrg, spans: InMemorySpanExporter, json_log: io.StringIO
+) -> None:
+    spans.clear()
+    async with running_bot(local) as teams:
+        activity = teams.activity(user=ALEX, text=QUESTION)
+        assert (await teams.send(activity)).status_code in (200, 201)
+    finished = spans.get_finished_spans()
+    [turn] = [s for s in finished if s.name == "teams turn"]
+    calls = [s for s in finished if s.name.startswith(("Dataverse ", "Graph "))]
+    assert {s.name for s in calls} >= {"Dataverse GET", "Graph GET"}
+    assert all(s.context.trace_id == turn.context.trace_id for s in calls)  # one trace per turn
+    assert all(s.attributes and s.attributes["http.response.status_code"] == 200 for s in calls)
+    recorded = json.dumps([dict(s.attributes or {}) for s in finished])
+    assert "Quarterly" not in recorded and "@" not in recorded and "Bearer" not in recorded
+
+    lines = [json.loads(line) for line in json_log.getvalue().splitlines()]
+    ours = [line for line in lines if line.get("activity_id") == activity["id"]]
+    assert ours and all(line["trace_id"] == f"{turn.context.trace_id:032x}" for line in ours)
+    assert "Quarterly" not in json_log.getvalue() and "Bearer" not in json_log.getvalue()
+
+
+def test_paths_in_spans_hide_keys_and_addresses() -> None:
+    assert safe_path("/v1.0/users/alexw@contoso.com/calendarView") == "/v1.0/users/{user}/calendarView"
+    assert safe_path("/api/data/v9.2/systemusers(5a1e0000-0000-0000-0000-000000000001)") == (
+        "/api/data/v9.2/systemusers(…)"
+    )
+
+
+def test_serve_prints_json_logs_and_console_spans(tmp_path: Path) -> None:
+    """A local run with OTEL_TRACES_EXPORTER=console shows both, the way the README does."""
+    port = free_port()
+    env = bot_env(tmp_path / "store.sqlite3", OTEL_TRACES_EXPORTER="console", LOG_FORMAT="json")
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--sandbox", "--port", str(port)],
+            cwd=ROOT,
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), "the bot", process)
+        teams = Teams(http=httpx.AsyncClient(), connector=FakeConnector(url="http://127.0.0.1:9"))
+        activity = teams.activity(user=ALEX, text="check my mailbox")
+        httpx.post(f"http://127.0.0.1:{port}/api/messages", json=activity, timeout=30)
+        wait_until(lambda: '"name": "teams turn"' in log.read_text(), "the turn's span", process)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    text = log.read_text()
+    json_lines = [json.loads(line) for line in text.splitlines() if line.startswith('{"time"')]
+    assert any(line.get("activity_id") == activity["id"] for line in json_lines)
+    assert '"name": "Dataverse GET"' in text and '"service.name": "sync-doctor"' in text
+    assert "check my mailbox" not in text
+    assert os.environ.get("OTEL_TRACES_EXPORTER") != "console"  # the setting stayed in the child
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
