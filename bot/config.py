@@ -65,6 +65,16 @@ class Settings(BaseSettings):
             raise ValueError("must be an https:// URL")
         return value.rstrip("/")
 
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, value: SecretStr) -> SecretStr:
+        from bot.store import is_azure_connection_string  # the store package imports this module's users
+
+        url = value.get_secret_value()
+        if not (url.startswith("sqlite://") or is_azure_connection_string(url)):
+            raise ValueError("must be sqlite:///path/to/file.sqlite3 or an Azure Storage connection string")
+        return value
+
     def verify(self) -> ssl.SSLContext | bool:
         """What httpx should trust: the CA bundle named by the standard variables, else its defaults."""
         cafile = self.requests_ca_bundle or self.ssl_cert_file
