@@ -85,6 +85,9 @@ def configure(settings: Settings, *, level: int = logging.INFO) -> str:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Their INFO lines print whole request URLs: queries carry e-mail addresses and subjects searched for.
+    for chatty in ("httpx", "httpcore", "urllib3", "msal", "azure"):
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
     connection = settings.applicationinsights_connection_string
     if connection is not None and connection.get_secret_value():
         from azure.monitor.opentelemetry import configure_azure_monitor
