@@ -36,7 +36,7 @@ run: setup
 	@$(LOOPBACK) TEAMSAPPTESTER_BROWSER=none node_modules/.bin/agentsplayground start --disable-telemetry \
 	  -e http://127.0.0.1:$(BOT_PORT)/api/messages -c msteams -p $(PLAYGROUND_PORT) >/dev/null 2>&1 & \
 	  trap "kill $$! 2>/dev/null" EXIT INT TERM; \
-	  $(BIN)/python -m bot serve --sandbox --port $(BOT_PORT)
+	  LOG_FORMAT=text $(BIN)/python -m bot serve --sandbox --port $(BOT_PORT)
 
 lint: setup
 	$(BIN)/ruff format --check bot cards tests bench manifest
