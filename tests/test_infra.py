@@ -100,3 +100,14 @@ def test_the_wheel_the_container_installs_holds_the_app_and_its_data(tmp_path: P
     for needed in ("bot/__main__.py", "bot/sandbox/sample_org.json", "bot/store/azure.py", "cards/ticket.py"):
         assert needed in names, needed
     assert not [n for n in names if n.startswith(("tests/", "bench/", "node_modules/"))]
+
+
+def test_the_bicep_refers_only_to_what_it_declares() -> None:
+    """No Bicep compiler here: at least every symbol used is declared and the brackets balance."""
+    code = re.sub(r"//.*", "", BICEP)
+    code = re.sub(r"'(?:[^'\\\\]|\\\\.)*'", lambda m: re.sub(r"[^${}]", "", m.group(0)), code)  # keep ${...}
+    declared = set(re.findall(r"^(?:param|var|resource|output) (\w+)", BICEP, re.MULTILINE))
+    used = set(re.findall(r"\b([a-z]\w*)\.(?:id|name|properties|listKeys)\b", BICEP))
+    assert used <= declared, used - declared
+    for opening, closing in ("{}", "[]", "()"):
+        assert code.count(opening) == code.count(closing), opening + closing
