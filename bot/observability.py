@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -93,8 +94,14 @@ def configure(settings: Settings, *, level: int = logging.INFO) -> str:
         from azure.monitor.opentelemetry import configure_azure_monitor
 
         # Also instruments requests (the Bot Connector client, MSAL) and the Azure SDK (the store).
+        # Whole traces or none: the distro's default samples a few spans a second, which keeps a turn's
+        # span and drops its Dataverse and Graph children. OTEL_TRACES_SAMPLER still overrides this.
+        sampling: dict[str, Any] = {} if os.environ.get("OTEL_TRACES_SAMPLER") else {"sampling_ratio": 1.0}
         configure_azure_monitor(
-            connection_string=connection.get_secret_value(), logger_name="bot", resource=_resource()
+            connection_string=connection.get_secret_value(),
+            logger_name="bot",
+            resource=_resource(),
+            **sampling,
         )
         return "Azure Monitor"
     if settings.otel_traces_exporter == "console":

@@ -3,6 +3,9 @@ Dataverse and Graph request, and neither carries what the user wrote, a token or
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gzip
 import io
 import json
 import logging
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiohttp import web
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -118,3 +122,65 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+async def test_whole_traces_reach_application_insights(tmp_path: Path) -> None:
+    """With APPLICATIONINSIGHTS_CONNECTION_STRING, Azure Monitor's exporter sends the turn and its Dataverse
+    requests to the ingestion endpoint the string names: here a loopback one that records what it gets."""
+    received: list[str] = []
+
+    async def track(request: web.Request) -> web.Response:
+        body = await request.read()
+        if request.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        received.append(body.decode(errors="replace"))
+        items = received[-1].count('"iKey"')
+        return web.json_response({"itemsReceived": items, "itemsAccepted": items, "errors": []})
+
+    ingestion = web.Application()
+    ingestion.router.add_post("/{tail:.*}", track)
+    runner = web.AppRunner(ingestion)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    endpoint = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+    connector = FakeConnector.unlimited()
+    await connector.start()
+    port = free_port()
+    key = "00000000-0000-0000-0000-000000000000"
+    env = bot_env(
+        tmp_path / "store.sqlite3",
+        APPLICATIONINSIGHTS_CONNECTION_STRING=f"InstrumentationKey={key};IngestionEndpoint={endpoint};LiveEndpoint={endpoint}",
+        APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",  # no calls home from a test
+        OTEL_BSP_SCHEDULE_DELAY="200",
+    )
+    with (tmp_path / "serve.log").open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "bot", "serve", "--sandbox", "--port", str(port)),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+
+    def sent() -> str:
+        return "\n".join(received)
+
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            for _ in range(300):  # bounded: the bot starts within 30 s
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            await Teams(http=http, connector=connector).say("check my mailbox", user=ALEX)
+            for _ in range(300):  # bounded: batches leave every 200 ms here
+                if '"teams turn"' in sent() and "/api/data/v9.2/systemusers" in sent():
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), timeout=60)
+        await connector.close()
+        await runner.cleanup()
+    assert '"teams turn"' in sent() and "/api/data/v9.2/systemusers" in sent()  # the turn and its children
+    assert "check my mailbox" not in sent() and "$filter" not in sent() and "alexw@" not in sent()

@@ -106,10 +106,12 @@ async def send(
     with tracer.start_as_current_span(
         f"{service} {request.method}",
         kind=SpanKind.CLIENT,
-        attributes={
+        attributes={  # OpenTelemetry's HTTP client conventions; the URL without its query (it names people)
             "http.request.method": request.method,
+            "url.full": f"{request.url.scheme}://{request.url.netloc.decode()}{path}",
             "url.path": path,
             "server.address": request.url.host,
+            "server.port": request.url.port or (443 if request.url.scheme == "https" else 80),
         },
     ) as span:
         response = await _send(client, request, service, policy)
