@@ -314,8 +314,12 @@ def _collapse_repeats(word: str) -> str:
     return re.sub(r"(.)\1{2,}", r"\1\1", word)  # "apppointments" -> "appointments"
 
 
+# Real words one edit from a vocabulary word: never "corrected" ("outlook is slow" is not "is show").
+_NOT_TYPOS = frozenset({"slow", "slower", "main", "mall", "shop", "snow", "sink", "mask", "tack"})
+
+
 def _correct(word: str) -> str:
-    if word in _CONCEPTS or word in _STOP or len(word) < 4:
+    if word in _CONCEPTS or word in _STOP or word in _NOT_TYPOS or len(word) < 4:
         return word
     word = _collapse_repeats(word)
     if word in _CONCEPTS:
