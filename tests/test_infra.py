@@ -12,7 +12,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+import httpx
+import pytest
+
 from bot.config import Settings
+from tests.e2e.conftest import answers, bot_env, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 BICEP = (ROOT / "infra" / "main.bicep").read_text()
@@ -83,9 +87,12 @@ def test_the_container_runs_serve_as_a_non_root_user_with_a_health_check() -> No
     assert ".[dev]" not in DOCKERFILE  # runtime dependencies only
 
 
-def test_the_wheel_the_container_installs_holds_the_app_and_its_data(tmp_path: Path) -> None:
-    # What the Dockerfile's build stage copies, built apart (setuptools writes a build/ folder beside it).
-    source = tmp_path / "src"
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel the Dockerfile's build stage makes, from a copy of exactly what it copies (setuptools
+    writes a build/ folder beside the sources)."""
+    folder = tmp_path_factory.mktemp("wheel")
+    source = folder / "src"
     for copied in re.findall(r"^COPY (?!--)(.+) \S+$", DOCKERFILE, re.MULTILINE):
         for name in copied.split():
             if (ROOT / name).is_dir():
@@ -93,13 +100,51 @@ def test_the_wheel_the_container_installs_holds_the_app_and_its_data(tmp_path: P
             else:
                 source.mkdir(parents=True, exist_ok=True)
                 shutil.copy(ROOT / name, source / name)
-    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(tmp_path)]
+    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(folder)]
     subprocess.run([*command, str(source)], check=True, capture_output=True)
-    [wheel] = tmp_path.glob("sync_doctor-*.whl")
+    [built] = folder.glob("sync_doctor-*.whl")
+    return built
+
+
+def test_the_wheel_the_container_installs_holds_the_app_and_its_data(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("bot/__main__.py", "bot/sandbox/sample_org.json", "bot/store/azure.py", "cards/ticket.py"):
         assert needed in names, needed
     assert not [n for n in names if n.startswith(("tests/", "bench/", "node_modules/"))]
+
+
+def test_the_runtime_dependencies_alone_serve_the_bot(wheel: Path, tmp_path: Path) -> None:
+    """What the image installs (the wheel and its declared dependencies, no dev extras) starts `serve`,
+    answers /healthz and /readyz, and has no test tools in it."""
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)
+    python = str(tmp_path / "venv" / "bin" / "python")
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", str(wheel)], capture_output=True, text=True
+    )
+    assert install.returncode == 0, install.stderr[-2000:]
+    assert subprocess.run([python, "-c", "import pytest"], capture_output=True).returncode != 0
+    elsewhere = tmp_path / "run"  # not the checkout: the installed package must be what runs
+    elsewhere.mkdir()
+    port = free_port()
+    env = {**bot_env(elsewhere / "store.sqlite3"), "PYTHONPATH": ""}
+    with (elsewhere / "serve.log").open("wb") as log:
+        process = subprocess.Popen(
+            [python, "-m", "bot", "serve", "--sandbox", "--port", str(port)],
+            cwd=elsewhere,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), "the installed bot", process)
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert (
+        str(tmp_path / "venv") in (elsewhere / "serve.log").read_text()
+    )  # the sample org came from the wheel
 
 
 def test_the_bicep_refers_only_to_what_it_declares() -> None:
