@@ -106,8 +106,9 @@ class AzureStore:
     # --- plumbing ------------------------------------------------------------------------------------
 
     async def _open(self) -> None:
-        self._tables = TableServiceClient.from_connection_string(self._connection)
-        self._queues = QueueServiceClient.from_connection_string(self._connection)
+        if self._tables is None or self._queues is None:
+            self._tables = TableServiceClient.from_connection_string(self._connection)
+            self._queues = QueueServiceClient.from_connection_string(self._connection)
         for name in ("refs", "settings", "tickets", "outbox"):
             await self._tables.create_table_if_not_exists(self._prefix + name)
         for queue in (self._outbox_queue(), self._poison_queue()):
@@ -115,10 +116,12 @@ class AzureStore:
                 await queue.create_queue()
 
     async def _start(self) -> None:
-        # Clients are made inside the running loop (their HTTP sessions belong to it), once per store.
-        if self._ready is None:
-            self._ready = asyncio.ensure_future(self._open())
-        await asyncio.shield(self._ready)
+        # Clients are made inside the running loop (their HTTP sessions belong to it), once per store;
+        # when creating the tables failed (storage unreachable at start), the next call tries again.
+        ready = self._ready
+        if ready is None or (ready.done() and (ready.cancelled() or ready.exception() is not None)):
+            self._ready = ready = asyncio.ensure_future(self._open())
+        await asyncio.shield(ready)
 
     def _table(self, name: str) -> TableClient:
         assert self._tables is not None
