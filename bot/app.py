@@ -103,6 +103,16 @@ def _adapter(settings: Settings) -> CloudAdapter:
     return adapter
 
 
+def deliverer_for(settings: Settings, store: Store, adapter: CloudAdapter | None = None) -> Deliverer:
+    """The outbox's sender for these settings: `serve`, `sweep` and `deliver` all send the same way."""
+    return Deliverer(
+        adapter or _adapter(settings),
+        store,
+        app_id=settings.microsoft_app_id,
+        lease_seconds=settings.outbox_lease_seconds,
+    )
+
+
 async def messages_route(request: web.Request) -> web.StreamResponse:
     """Check the envelope (a clean 4xx for junk, never a 500), then hand the activity to CloudAdapter."""
     if "application/json" not in request.headers.get("Content-Type", ""):
@@ -211,12 +221,7 @@ def create_app(
             chosen_store = store or open_store(settings.store_url.get_secret_value())
             if store is None:
                 stack.push_async_callback(chosen_store.close)
-            deliverer = Deliverer(
-                app[ADAPTER],
-                chosen_store,
-                app_id=settings.microsoft_app_id,
-                lease_seconds=settings.outbox_lease_seconds,
-            )
+            deliverer = deliverer_for(settings, chosen_store, app[ADAPTER])
             app[READINESS] = Readiness(chosen_store, chosen.tokens, scope_for(chosen.dataverse.base_url))
             helpdesk = Helpdesk(
                 chosen_store, deliverer if deliver else None, investigator, settings.helpdesk_agent_ids

@@ -315,8 +315,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _sweep(args: argparse.Namespace) -> int:
-    from bot.app import _adapter
-    from bot.helpdesk.delivery import Deliverer
+    from bot.app import deliverer_for
     from bot.notify.sweep import run_sweep
     from bot.store import open_store
 
@@ -335,12 +334,7 @@ async def _sweep(args: argparse.Namespace) -> int:
             _progress("reading users and mailboxes")
             result = await run_sweep(clients.dataverse, store, dry_run=args.dry_run)
             if not args.dry_run:
-                deliverer = Deliverer(
-                    _adapter(settings),
-                    store,
-                    app_id=settings.microsoft_app_id,
-                    lease_seconds=settings.outbox_lease_seconds,
-                )
+                deliverer = deliverer_for(settings, store)
                 _progress(f"delivering {result.queued} new notice(s) and anything left from earlier runs")
                 delivered = await _deliver(deliverer, store, args.deliver_for)
     except (ConfigError, FixtureError, InputError) as exc:
@@ -404,8 +398,8 @@ async def _deliver(deliverer: Any, store: Any, limit_seconds: float) -> int:
 async def _deliver_forever(args: argparse.Namespace) -> int:
     import signal
 
-    from bot.app import _adapter
-    from bot.helpdesk.delivery import Deliverer, drain_forever
+    from bot.app import deliverer_for
+    from bot.helpdesk.delivery import drain_forever
     from bot.store import open_store
 
     try:
@@ -415,12 +409,7 @@ async def _deliver_forever(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    deliverer = Deliverer(
-        _adapter(settings),
-        store,
-        app_id=settings.microsoft_app_id,
-        lease_seconds=settings.outbox_lease_seconds,
-    )
+    deliverer = deliverer_for(settings, store)
     total = 0
 
     def report(sent: int) -> None:

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot.app import _adapter
+from bot.app import deliverer_for
 from bot.config import Settings
 from bot.diagnosis import MAILBOX_RULE_IDS
-from bot.helpdesk.delivery import Deliverer
 from bot.investigation import Investigator
 from bot.notify.sweep import run_sweep
 from bot.sandbox import SAMPLE_ORG, LocalOrg
@@ -79,7 +78,7 @@ async def test_requests_grow_with_pages_not_users(sample_data: dict[str, Any], s
 
 
 async def deliver(store: SqliteStore) -> int:
-    deliverer = Deliverer(_adapter(Settings()), store)
+    deliverer = deliverer_for(Settings(), store)
     total = 0
     for _ in range(5):
         total += await deliverer.drain()
