@@ -102,16 +102,7 @@ async def delivery(
     run = f"w{workers}-{time.monotonic_ns()}"
     for n in range(messages):
         user = f"{run}-{n}"
-        await store.save_reference(
-            TENANT,
-            user,
-            {
-                "conversation": {"id": f"a:{user}", "conversationType": "personal", "tenantId": TENANT},
-                "serviceUrl": connector.url,
-                "channelId": "msteams",
-                "bot": {"id": "28:bot"},
-            },
-        )
+        await store.save_reference(TENANT, user, connector.reference(f"a:{user}", tenant=TENANT))
         await store.enqueue(
             f"{run}:{n}", "notify_user", {"tenant": TENANT, "user": user, "text": f"notice {n}"}
         )

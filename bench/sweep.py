@@ -81,13 +81,7 @@ async def main() -> None:
     await connector.start()
     store = SqliteStore(str(folder / "store.sqlite3"))
     for n, aad in enumerate(broken):
-        reference = {
-            "conversation": {"id": f"a:chat-{n}"},
-            "serviceUrl": connector.url,
-            "channelId": "msteams",
-            "bot": {"id": "28:bot"},
-        }
-        await store.save_reference("t1", aad, reference)
+        await store.save_reference("t1", aad, connector.reference(f"a:chat-{n}"))
     await store.close()
     env = {**os.environ, "STORE_URL": f"sqlite:///{folder / 'store.sqlite3'}"}
     started = time.perf_counter()

@@ -67,6 +67,22 @@ class FakeConnector:
     def total(self) -> int:
         return len(self.sent) + sum(1 for p in self.created if p.get("activity"))
 
+    def reference(
+        self, conversation_id: str, *, tenant: str | None = None, user: str | None = None
+    ) -> dict[str, Any]:
+        """A stored conversation reference for a 1:1 chat served by this connector, as the bot saves one."""
+        reference: dict[str, Any] = {
+            "conversation": {"id": conversation_id, "conversationType": "personal"},
+            "serviceUrl": self.url,
+            "channelId": "msteams",
+            "bot": {"id": "28:bot"},
+        }
+        if tenant is not None:
+            reference["conversation"]["tenantId"] = tenant
+        if user is not None:
+            reference["user"] = {"id": f"29:{user}", "aadObjectId": user}
+        return reference
+
     def cards(self) -> list[dict[str, Any]]:
         return [
             a["content"]

@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 from bot.sandbox.connector import FakeConnector
 from bot.store import SqliteStore
@@ -44,13 +43,7 @@ async def test_sigkill_mid_delivery_then_resume_exactly_once(tmp_path: Path) -> 
     store_path = tmp_path / "store.sqlite3"
     store = SqliteStore(str(store_path))
     for n, aad in enumerate(people):
-        reference: dict[str, Any] = {
-            "conversation": {"id": f"a:chat-{n}", "conversationType": "personal"},
-            "serviceUrl": connector.url,
-            "channelId": "msteams",
-            "bot": {"id": "28:bot"},
-        }
-        await store.save_reference("t1", aad, reference)
+        await store.save_reference("t1", aad, connector.reference(f"a:chat-{n}"))
     await store.close()
     env = {**os.environ, "STORE_URL": f"sqlite:///{store_path}", "OUTBOX_LEASE_SECONDS": "2"}
     try:

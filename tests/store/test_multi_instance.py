@@ -92,15 +92,7 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
         store = AzureStore(azurite.connection_string)
         for n, aad in enumerate(people):
             await store.save_reference(
-                TENANT,
-                aad,
-                {
-                    "conversation": {"id": f"a:chat-{n}", "conversationType": "personal", "tenantId": TENANT},
-                    "serviceUrl": connector.url,
-                    "channelId": "msteams",
-                    "bot": {"id": "28:bot"},
-                    "user": {"id": f"29:{aad}", "aadObjectId": aad},
-                },
+                TENANT, aad, connector.reference(f"a:chat-{n}", tenant=TENANT, user=aad)
             )
         env = bot_env(
             tmp_path / "unused.sqlite3",
