@@ -9,11 +9,11 @@ from typing import Any
 from pydantic import SecretStr
 
 from bot.clients.auth import MsalTokenProvider, TokenProvider, scope_for
-from bot.clients.factory import missing_settings
+from bot.clients.factory import missing_settings, tokens_from_settings
 from bot.config import Settings, load_settings
 from bot.errors import ConfigError
 from bot.health import Check, check_store, check_token, run_checks
-from bot.store import is_azure_connection_string, open_store
+from bot.store import connection_string_fields, is_azure_connection_string, open_store
 
 __all__ = ["check_config", "describe"]
 
@@ -25,7 +25,7 @@ def _shown(name: str, value: Any) -> str:
     if isinstance(value, SecretStr):
         secret = value.get_secret_value()
         if name == "STORE_URL" and is_azure_connection_string(secret):
-            account = dict(p.split("=", 1) for p in secret.split(";") if "=" in p).get("AccountName", "?")
+            account = connection_string_fields(secret).get("accountname", "?")
             return f"Azure Storage account {account} (key hidden)"
         if name == "STORE_URL":
             return secret
@@ -61,14 +61,8 @@ async def check_config() -> int:
     if missing:
         checks.append(_failed("Dataverse and Graph tokens", f"not set: {', '.join(missing)}"))
     else:
-        assert settings.azure_tenant_id and settings.azure_client_id and settings.azure_client_secret
-        assert settings.dataverse_url
-        tokens = MsalTokenProvider(
-            tenant_id=settings.azure_tenant_id,
-            client_id=settings.azure_client_id,
-            client_secret=settings.azure_client_secret.get_secret_value(),
-            authority_host=settings.azure_authority_host,
-        )
+        assert settings.dataverse_url  # for mypy: missing_settings() checked it
+        tokens = tokens_from_settings(settings)
         closers.append(tokens)
         checks += [
             check_token("Dataverse token", tokens, scope_for(settings.dataverse_url)),

@@ -16,7 +16,7 @@ from bot.clients.http import RetryPolicy
 from bot.config import Settings
 from bot.errors import ConfigError
 
-__all__ = ["Clients", "clients_for", "clients_from_settings", "missing_settings"]
+__all__ = ["Clients", "clients_for", "clients_from_settings", "missing_settings", "tokens_from_settings"]
 
 
 @dataclass
@@ -86,14 +86,22 @@ def clients_from_settings(settings: Settings, *, policy: RetryPolicy | None = No
             f"not set: {', '.join(missing)}. Set them to reach your Dynamics 365 org, "
             "or use the sample org (--fixture bot/sandbox/sample_org.json, or serve --sandbox)."
         )
-    assert settings.dataverse_url and settings.azure_tenant_id and settings.azure_client_id  # for mypy
-    assert settings.azure_client_secret is not None
-    tokens = MsalTokenProvider(
+    assert settings.dataverse_url  # for mypy
+    return clients_for(
+        settings.dataverse_url,
+        settings.graph_url,
+        tokens_from_settings(settings),
+        verify=settings.verify(),
+        policy=policy,
+    )
+
+
+def tokens_from_settings(settings: Settings) -> MsalTokenProvider:
+    """MSAL client-credentials tokens for Dataverse and Graph; call only when `missing_settings` is empty."""
+    assert settings.azure_tenant_id and settings.azure_client_id and settings.azure_client_secret  # for mypy
+    return MsalTokenProvider(
         tenant_id=settings.azure_tenant_id,
         client_id=settings.azure_client_id,
         client_secret=settings.azure_client_secret.get_secret_value(),
         authority_host=settings.azure_authority_host,
-    )
-    return clients_for(
-        settings.dataverse_url, settings.graph_url, tokens, verify=settings.verify(), policy=policy
     )

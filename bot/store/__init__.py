@@ -14,14 +14,20 @@ __all__ = [
     "SqliteStore",
     "Store",
     "Ticket",
+    "connection_string_fields",
     "is_azure_connection_string",
     "open_store",
 ]
 
 
+def connection_string_fields(url: str) -> dict[str, str]:
+    """`Key=value;...` as a dict with lowercase keys (values as given)."""
+    return {k.strip().lower(): v for k, _, v in (p.partition("=") for p in url.split(";") if "=" in p)}
+
+
 def is_azure_connection_string(url: str) -> bool:
-    parts = {p.split("=", 1)[0].strip().lower() for p in url.split(";") if "=" in p}
-    return bool(parts & {"accountname", "usedevelopmentstorage", "tableendpoint", "queueendpoint"})
+    fields = connection_string_fields(url)
+    return bool(fields.keys() & {"accountname", "usedevelopmentstorage", "tableendpoint", "queueendpoint"})
 
 
 def open_store(url: str) -> Store:
