@@ -9,11 +9,9 @@ from bot.cli import main
 from bot.sandbox import LocalOrg
 from bot.sandbox.azurite import Azurite
 from bot.sandbox.server import RunningSandbox
-from bot.store import SqliteStore
+from bot.store import SqliteStore, connection_string_fields
 from tests.conftest import CLIENT_ID, SECRET, env
 from tests.teams.harness import running_bot
-
-ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 def bot_identity(monkeypatch: pytest.MonkeyPatch, secret: str = SECRET) -> None:
@@ -39,7 +37,8 @@ async def test_all_connections_pass_and_no_secret_is_printed(
     assert "FAIL" not in out
     assert "AZURE_CLIENT_SECRET" in out and "set (hidden)" in out
     assert "Azure Storage account devstoreaccount1 (key hidden)" in out
-    assert SECRET not in out and ACCOUNT_KEY not in out
+    account_key = connection_string_fields(azurite.connection_string)["accountkey"]
+    assert SECRET not in out and account_key not in out
 
 
 async def test_a_wrong_secret_fails_by_name_and_exits_3(

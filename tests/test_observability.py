@@ -27,7 +27,7 @@ from bot.observability import JsonFormatter, safe_path
 from bot.sandbox import LocalOrg
 from bot.sandbox.connector import FakeConnector
 from tests.conftest import ALEX
-from tests.e2e.conftest import ROOT, bot_env, free_port, wait_until
+from tests.e2e.conftest import ROOT, answers, bot_env, free_port, wait_until
 from tests.teams.harness import Teams, running_bot
 
 QUESTION = "why is my Quarterly review with Contoso not in Outlook"
@@ -100,7 +100,7 @@ def test_serve_prints_json_logs_and_console_spans(tmp_path: Path) -> None:
             stderr=out,
         )
     try:
-        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), "the bot", process)
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), "the bot", process)
         teams = Teams(http=httpx.AsyncClient(), connector=FakeConnector(url="http://127.0.0.1:9"))
         activity = teams.activity(user=ALEX, text="Quarterly review isn't on my calendar")
         httpx.post(f"http://127.0.0.1:{port}/api/messages", json=activity, timeout=30)
@@ -115,13 +115,6 @@ def test_serve_prints_json_logs_and_console_spans(tmp_path: Path) -> None:
     assert "Quarterly" not in text and "quarterly" not in text and "alexw@" not in text
     assert '"logger": "httpx"' not in text  # its INFO lines print whole URLs: addresses, searched subjects
     assert os.environ.get("OTEL_TRACES_EXPORTER") != "console"  # the setting stayed in the child
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 async def test_whole_traces_reach_application_insights(tmp_path: Path) -> None:
