@@ -80,15 +80,18 @@ def _etag(entity: TableEntity) -> str:
     return str(entity.metadata["etag"])
 
 
-async def _gone_ok(work: Any) -> None:
-    """Run a queue call whose target may be gone already (deleted, or re-claimed with a new receipt)."""
+async def _gone_ok(work: Any) -> bool:
+    """Run a queue call whose target may be gone already (deleted, or re-claimed with a new receipt);
+    False when it was."""
     try:
         await work
     except ResourceNotFoundError:
-        pass
+        return False
     except HttpResponseError as exc:
         if exc.status_code not in (400, 404):  # 400: PopReceiptMismatch, someone else holds it now
             raise
+        return False
+    return True
 
 
 class AzureStore:
@@ -437,12 +440,10 @@ class AzureStore:
     async def mark_retry(self, entry: OutboxEntry, *, delay: float, error: str) -> None:
         await self._start()
         visibility = min(_MAX_VISIBILITY, max(0, math.ceil(delay)))
-        try:
-            await self._outbox_queue().update_message(*entry.handle, visibility_timeout=visibility)
-        except (ResourceNotFoundError, HttpResponseError) as exc:
-            if isinstance(exc, ResourceNotFoundError) or exc.status_code in (400, 404):
-                return  # sent meanwhile, or someone else holds it: their outcome stands
-            raise
+        if not await _gone_ok(
+            self._outbox_queue().update_message(*entry.handle, visibility_timeout=visibility)
+        ):
+            return  # sent meanwhile, or someone else holds it: their outcome stands
         await self._merge_entry(entry, {"last_error": error[:_CHUNK], "due": time.time() + visibility})
 
     async def mark_dead(self, entry: OutboxEntry, *, error: str) -> None:
