@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -105,8 +106,9 @@ class Deliverer:
             "digest": self._digest,
         }
         self.limiter = SendLimiter()
-        # Lanes in progress, across concurrent rounds: a person's next message waits for their last.
-        self._lanes: dict[str, tuple[asyncio.Lock, int]] = {}
+        # Lanes in progress, across concurrent rounds: a person's next message waits for their last. A
+        # lane's lock lives as long as a round uses it.
+        self._lanes: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def drain(self, *, limit: int = 20) -> int:
         """Deliver what is due now; returns how many were sent.
@@ -124,17 +126,8 @@ class Deliverer:
             lanes.setdefault(lane, []).append(entry)
 
         async def run(lane: str, entries: list[OutboxEntry]) -> int:
-            lock, users = self._lanes.get(lane, (asyncio.Lock(), 0))
-            self._lanes[lane] = (lock, users + 1)
-            try:
-                async with lock:
-                    return sum([await self._deliver_one(entry, start_by) for entry in entries])
-            finally:
-                lock, users = self._lanes[lane]
-                if users == 1:
-                    del self._lanes[lane]
-                else:
-                    self._lanes[lane] = (lock, users - 1)
+            async with self._lanes.setdefault(lane, asyncio.Lock()):
+                return sum([await self._deliver_one(entry, start_by) for entry in entries])
 
         return sum(await asyncio.gather(*(run(lane, entries) for lane, entries in lanes.items())))
 
