@@ -116,10 +116,15 @@ def running_playground(folder: Path, bot_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def bot_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("bot")
+def bot_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SQLite store of the bot the Playground talks to (tests may read it, e.g. its outbox)."""
+    return tmp_path_factory.mktemp("bot") / "store.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def bot_url(bot_store: Path) -> Iterator[str]:
     # The Playground signs in one user, Alex Wilber: here he is also the helpdesk agent.
-    with running_bot(folder, bot_env(folder / "store.sqlite3", HELPDESK_AGENTS=ALEX)) as url:
+    with running_bot(bot_store.parent, bot_env(bot_store, HELPDESK_AGENTS=ALEX)) as url:
         yield url
 
 

@@ -6,17 +6,33 @@ The Playground signs in one user, so Alex Wilber is both the user and (through H
 
 from __future__ import annotations
 
+import asyncio
 import re
+from pathlib import Path
 
 from playwright.async_api import Page, expect
 
+from bot.store import SqliteStore
 from tests.e2e.conftest import SHOTS
 from tests.e2e.test_playground import page, say
 
 __all__ = ["page"]
 
 
-async def test_escalate_assign_resolve_and_the_user_is_told(page: Page) -> None:
+async def delivered(store_path: Path) -> None:
+    """Wait until the bot's outbox has nothing left to send (bounded)."""
+    store = SqliteStore(str(store_path))
+    try:
+        for _ in range(300):
+            if (await store.pending())[0] == 0:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError("the bot's outbox did not empty within 30 s")
+    finally:
+        await store.close()
+
+
+async def test_escalate_assign_resolve_and_the_user_is_told(page: Page, bot_store: Path) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     cards = page.locator(".ac-adaptiveCard")
     await expect(cards.first).to_contain_text("I'm Sync Doctor", timeout=30_000)
@@ -57,7 +73,12 @@ async def test_escalate_assign_resolve_and_the_user_is_told(page: Page) -> None:
     await expect(ticket).to_contain_text("Still missing after an hour")
     await ticket.get_by_role("button", name="Assign to me").click()
     await expect(ticket).to_contain_text(f"{key}: Assigned", timeout=30_000)
-    await ticket.locator("textarea").fill("Added you as a required attendee")
+    # The bot also updates the channel's card for everyone (a PUT from its outbox); typing before that
+    # lands would be wiped by the re-render, as it would in Teams.
+    await delivered(bot_store)
+    note = ticket.locator("textarea")
+    await note.fill("Added you as a required attendee")
+    await expect(note).to_have_value("Added you as a required attendee")
     await ticket.get_by_role("button", name="Resolve").click()
     await expect(ticket).to_contain_text(f"{key}: Resolved", timeout=30_000)
     await expect(ticket).to_contain_text("Resolution: Added you as a required attendee")

@@ -99,7 +99,9 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
             STORE_URL=azurite.connection_string,
             HELPDESK_AGENTS=f"{MEGAN},{ADELE}",
             SWEEP_INTERVAL_MINUTES="60",  # each instance sweeps at start; the lease lets one at a time
-            OUTBOX_LEASE_SECONDS="3",
+            # A send gives up after a third of the lease: 3 s here, so that on a busy 2-core machine a
+            # slow answer is not mistaken for none (which would send again: at least once, by design).
+            OUTBOX_LEASE_SECONDS="9",
         )
         urls = [
             stack.enter_context(running_bot(tmp_path, env, fixture, "--no-deliver")),
