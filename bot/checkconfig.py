@@ -11,9 +11,9 @@ from pydantic import SecretStr
 from bot.clients.auth import MsalTokenProvider, TokenProvider, scope_for
 from bot.clients.factory import missing_settings, tokens_from_settings
 from bot.config import Settings, load_settings
-from bot.errors import ConfigError
+from bot.errors import ConfigError, StoreError
 from bot.health import Check, check_store, check_token, run_checks
-from bot.store import connection_string_fields, is_azure_connection_string, open_store
+from bot.store import Store, connection_string_fields, is_azure_connection_string, open_store
 
 __all__ = ["check_config", "describe"]
 
@@ -79,16 +79,20 @@ async def check_config() -> int:
         checks.append(check_token("Bot Framework token", bot_tokens, BOT_FRAMEWORK_SCOPE))
     else:
         print("\nMicrosoftAppId/MicrosoftAppPassword not set: the bot runs unauthenticated, loopback only")
+    store: Store | None = None
     try:
         store = open_store(settings.store_url.get_secret_value())
+        checks.append(check_store(store))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    checks.append(check_store(store))
+    except StoreError as exc:  # corrupt, read-only, unwritable: a failed check, not a crash
+        checks.append(_failed("store", str(exc)))
     try:
         results = await run_checks(*checks)
     finally:
-        await store.close()
+        if store is not None:
+            await store.close()
         for provider in closers:
             await provider.aclose()
     print("\nConnections:")

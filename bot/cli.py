@@ -18,7 +18,14 @@ from typing import Any, TextIO
 from bot.clients.factory import clients_from_settings, missing_settings
 from bot.config import load_settings
 from bot.diagnosis import RECORD_TYPES, RecordType, Report
-from bot.errors import AmbiguousRecordError, BackendError, ConfigError, FixtureError, InputError
+from bot.errors import (
+    AmbiguousRecordError,
+    BackendError,
+    ConfigError,
+    FixtureError,
+    InputError,
+    StoreError,
+)
 from bot.investigation import Investigator
 from bot.observability import configure as configure_observability
 
@@ -310,7 +317,11 @@ def _serve(args: argparse.Namespace) -> int:
         )
     app = create_app(settings, sandbox=args.sandbox, deliver=args.deliver)
     print(f"Sync Doctor listening on http://{args.host}:{args.port}/api/messages", flush=True)
-    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    try:
+        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    except StoreError as exc:  # opened at start-up: a corrupt, read-only or unwritable store
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BACKEND
     return EXIT_OK
 
 
@@ -343,7 +354,7 @@ async def _sweep(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except BackendError as exc:
+    except (BackendError, StoreError) as exc:
         print(f"error: could not sweep: {exc}", file=sys.stderr)
         return EXIT_BACKEND
     if args.dry_run:
@@ -409,6 +420,9 @@ async def _deliver_forever(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BACKEND
     deliverer = deliverer_for(settings, store)
     total = 0
 

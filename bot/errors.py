@@ -8,9 +8,10 @@
     │   └── AmbiguousRecordError words match several records: ask which one
     ├── FixtureError             a sandbox fixture file is malformed (names the file and the problem)
     ├── ConfigError              a setting is missing or malformed (names the setting)
+    ├── StoreError               the store (STORE_URL) can't be opened, read or written (names it and why)
     └── BackendError             Dataverse, Graph or Entra did not give an answer (CLI exit 3)
         ├── BackendUnavailable   timeouts, 5xx, refused connections, or the time budget ran out
-        ├── Throttled            429 for longer than the time budget allows
+        ├── Throttled            429 for longer than the time budget allows (`retry_after`, `retry_at`)
         └── BackendRefused       a 4xx answer: no permission, bad token, unsupported query
 
 Catch `BackendError` where a remote failure can be turned into an honest "could not check";
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 __all__ = [
     "AmbiguousRecordError",
@@ -33,6 +35,7 @@ __all__ = [
     "FixtureError",
     "InputError",
     "InvalidIdError",
+    "StoreError",
     "SyncDoctorError",
     "Throttled",
 ]
@@ -76,6 +79,13 @@ class ConfigError(SyncDoctorError):
     """A required setting is missing or malformed."""
 
 
+class StoreError(SyncDoctorError):
+    """The store can't be used: a corrupt, locked, read-only or unreachable database or storage account.
+
+    A diagnosis needs no store and still answers; what needs one (tickets, notices) says it couldn't keep it.
+    """
+
+
 class BackendError(SyncDoctorError):
     """A remote service (Dataverse, Graph, Entra) did not answer usefully.
 
@@ -95,10 +105,19 @@ class BackendUnavailable(BackendError):
 
 
 class Throttled(BackendError):
-    """The service kept answering 429 beyond the time budget."""
+    """The service kept answering 429 beyond the time budget, or asked earlier (`Retry-After`) not to be
+    called again yet, so no request was sent (`attempts` is then 0).
+
+    Attributes:
+        retry_after: seconds until the service may be asked again, when it said (None: it didn't).
+        retry_at: the same as an aware UTC date-time, fixed when the error was raised: "try again at".
+    """
 
     def __init__(self, service: str, message: str, *, attempts: int = 1, retry_after: float | None = None):
         self.retry_after = retry_after
+        self.retry_at = (
+            datetime.now(UTC) + timedelta(seconds=retry_after) if retry_after is not None else None
+        )
         super().__init__(service, message, attempts=attempts)
 
 

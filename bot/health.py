@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.clients.auth import TokenProvider
-from bot.errors import BackendError
+from bot.errors import BackendError, StoreError
 from bot.store import Store
 
 __all__ = ["Check", "Readiness", "check_store", "check_token", "run_checks"]
@@ -35,7 +35,7 @@ class Check:
 def _why(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer within {CHECK_SECONDS:.0f} s"
-    if isinstance(exc, BackendError):
+    if isinstance(exc, BackendError | StoreError):
         return str(exc)  # our errors name the service and its error code, never the secret
     return type(exc).__name__
 

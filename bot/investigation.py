@@ -111,10 +111,13 @@ class Investigator:
         record_type: RecordType = "appointment",
         *,
         record: RecordFacts | None = None,
+        reader: str | None = None,
     ) -> Report:
         """Diagnose why `user_ref`'s record (or, with no record, their mailbox) doesn't sync.
 
         `record`, when the caller has just read it (e.g. from `recent_records`), saves reading it again.
+        `reader`, the Entra object id of the person asking (the user, or an agent acting for them): a
+        record named by id is read as them, so nobody sees a record Dataverse wouldn't show them.
 
         Raises:
             InputError: the user or record reference can't be used (ambiguous words included).
@@ -127,7 +130,7 @@ class Investigator:
             raise InputError("no user given")
         with deadline(self.budget):
             facts = await self.gather(
-                user_ref, record.id if record else record_ref, record_type, known=record
+                user_ref, record.id if record else record_ref, record_type, known=record, reader=reader
             )
         return diagnose(facts)
 
@@ -138,6 +141,7 @@ class Investigator:
         record_type: RecordType,
         *,
         known: RecordFacts | None = None,
+        reader: str | None = None,
     ) -> Facts:
         record_ref = record_ref.strip() if record_ref else None
         words = None if record_ref is None or is_id(record_ref.strip("{}")) else record_words(record_ref)
@@ -163,7 +167,7 @@ class Investigator:
         record_call = (
             self._known(known)
             if known is not None
-            else self._record(record_type, record_ref, words, systemuserid)
+            else self._record(record_type, record_ref, words, systemuserid, reader)
         )
         found_or_none, (filters, filters_error), (record, hint) = await asyncio.gather(
             found_task, filters_call, record_call
@@ -208,15 +212,20 @@ class Investigator:
         ]
 
     async def _record(
-        self, record_type: RecordType, record_ref: str | None, words: list[str] | None, systemuserid: str
+        self,
+        record_type: RecordType,
+        record_ref: str | None,
+        words: list[str] | None,
+        systemuserid: str,
+        reader: str | None,
     ) -> tuple[RecordFacts | None, str | None]:
         if record_ref is None:
             return None, None
         if words is None:
-            record = await self.dataverse.get_record(record_type, record_ref, systemuserid)
+            record = await self.dataverse.get_record(record_type, record_ref, systemuserid, reader=reader)
             if record is not None:
                 return record, None
-            return None, await self._other_type_hint(record_type, record_ref, systemuserid)
+            return None, await self._other_type_hint(record_type, record_ref, systemuserid, reader)
         matches = await self.dataverse.search_records(record_type, words, systemuserid)
         if len(matches) > 1:
             wanted = " ".join(words).casefold()
@@ -234,11 +243,11 @@ class Investigator:
         return record, None
 
     async def _other_type_hint(
-        self, record_type: RecordType, record_id: str, systemuserid: str
+        self, record_type: RecordType, record_id: str, systemuserid: str, reader: str | None
     ) -> str | None:
         others = [t for t in RECORD_TYPES if t != record_type]
         found = await asyncio.gather(
-            *(_attempt(self.dataverse.get_record(t, record_id, systemuserid)) for t in others)
+            *(_attempt(self.dataverse.get_record(t, record_id, systemuserid, reader=reader)) for t in others)
         )
         for other, (record, _) in zip(others, found, strict=True):
             if record is not None:

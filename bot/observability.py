@@ -70,6 +70,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def _escape_controls(text: str) -> str:
+    """Control characters as escapes: no value inside a message can start a line of its own."""
+    return _CONTROL.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
+
+
+class TextFormatter(logging.Formatter):
+    """`LOG_FORMAT=text`: one line per message for a terminal. A message's own text never forges a line
+    (newlines and other control characters in it are escaped); a traceback still prints as one."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = _escape_controls(record.message)
+        return super().formatMessage(record)
+
+
 def _resource() -> Any:
     from opentelemetry.sdk.resources import Resource
 
@@ -82,7 +102,7 @@ def configure(settings: Settings, *, level: int = logging.INFO) -> str:
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from microsoft_teams.cards.core import AdaptiveCard, CardElement, Choice, ChoiceSetInput
 
-from cards.common import card, execute, heading, text
+from cards.common import ERROR, NAME, SUBJECT, card, clip, execute, heading, plain, text
 
 __all__ = ["PickerItem", "build_checklist_card", "build_help_card", "build_picker_card", "build_welcome_card"]
 
@@ -20,9 +20,10 @@ EXAMPLES = (
 
 
 def build_welcome_card(name: str | None = None) -> AdaptiveCard:
-    greeting = f"Hi {name.split()[0]}, I'm Sync Doctor" if name else "Hi, I'm Sync Doctor"
+    first = clip(name, NAME).split(" ")[0] if name else ""
+    greeting = f"Hi {first}, I'm Sync Doctor" if first else "Hi, I'm Sync Doctor"
     body: list[CardElement] = [
-        heading(greeting),
+        plain(greeting, size="Large", weight="Bolder"),
         text(
             "When an appointment, contact or task from Dynamics 365 doesn't show up in Outlook, ask me. "
             "I check your mailbox and sync filters in Dynamics 365 and your Outlook calendar, "
@@ -66,7 +67,7 @@ def build_picker_card(items: Sequence[PickerItem], *, record_type: str, user: st
             ),
         ]
         return card(body, fallback_text=f"Which {record_type}? Tell me words from its subject.")
-    choices = [Choice(title=f"{i.title} ({i.when})" if i.when else i.title, value=i.id) for i in items]
+    choices = [Choice(title=_choice(item), value=item.id) for item in items]
     body = [
         heading("Your mailbox is set up correctly", size="Medium"),
         ChoiceSetInput(
@@ -82,6 +83,13 @@ def build_picker_card(items: Sequence[PickerItem], *, record_type: str, user: st
     return card(body, actions, fallback_text=f"Which {record_type} is missing from Outlook?")
 
 
+def _choice(item: PickerItem) -> str:
+    # Teams shows a choice's title as plain text (its docs list markdown for TextBlock and Fact only; the
+    # Agents Playground shows "\[x\]" with its backslashes): clipped, not escaped.
+    title = clip(item.title, SUBJECT)
+    return f"{title} ({clip(item.when, SUBJECT)})" if item.when else title
+
+
 def build_checklist_card(*, record_type: str, reason: str, user: str | None) -> AdaptiveCard:
     """When Dynamics 365 can't be read in time: what the person can check themselves, and a retry."""
     steps = (
@@ -94,7 +102,7 @@ def build_checklist_card(*, record_type: str, reason: str, user: str | None) -> 
     )
     body: list[CardElement] = [
         heading("I couldn't check Dynamics 365 just now", size="Medium"),
-        text(reason, subtle=True),
+        plain(clip(reason, ERROR), subtle=True),
         text("Meanwhile, these are the usual causes you can check yourself:"),
         text("\n".join(f"{n}. {s}" for n, s in enumerate(steps, start=1))),
     ]

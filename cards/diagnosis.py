@@ -8,7 +8,7 @@ from typing import Any
 from microsoft_teams.cards.core import AdaptiveCard, CardElement, Container, Fact, FactSet
 
 from bot.diagnosis import Finding, Report
-from cards.common import card, execute, heading, text
+from cards.common import LINE, NAME, STEP, SUBJECT, card, clip, execute, heading, literal, plain, text
 
 __all__ = ["action_data", "build_diagnosis_card"]
 
@@ -25,13 +25,14 @@ def action_data(report: Report, *, record_type: str, show_all: bool = False) -> 
         "record": report.record.id if report.record else None,
         "type": record_type,
         "show_all": show_all,
-        "subject": report.record.subject if report.record else None,
+        # only shown on the escalate card; a 10 KB subject three times over would not fit in a message
+        "subject": clip(report.record.subject, SUBJECT) if report.record and report.record.subject else None,
     }
 
 
 def _title(report: Report, record_type: str) -> str:
     if report.record is not None:
-        return f"Why “{report.record.subject or 'this ' + record_type}” isn't in Outlook"
+        return f"Why “{clip(report.record.subject or 'this ' + record_type, SUBJECT)}” isn't in Outlook"
     return "Your mailbox check" if record_type == "appointment" else f"Your {record_type} sync check"
 
 
@@ -39,11 +40,11 @@ def _verdict(report: Report) -> tuple[str, str]:
     causes = [f for f in report.findings if f.status == "fail"]
     warnings = [f for f in report.findings if f.status == "warn"]
     if causes:
-        first = causes[0].title
+        first = clip(causes[0].title, LINE)
         more = f" (and {len(causes) - 1} more)" if len(causes) > 1 else ""
         return f"Found it: {first}{more}.", "Attention"
     if warnings:
-        return f"Nothing blocks sync, but: {warnings[0].title}.", "Warning"
+        return f"Nothing blocks sync, but: {clip(warnings[0].title, LINE)}.", "Warning"
     if report.in_exchange:
         return "Everything checks out, and it is in your Outlook calendar.", "Good"
     return "Everything I can check is fine.", "Good"
@@ -64,13 +65,20 @@ def _value(value: object) -> str:
 
 
 def _finding_block(finding: Finding) -> Container:
-    items: list[CardElement] = [text(f"**{finding.title}**", color=_COLOR.get(finding.status))]
+    # Titles, evidence and steps are shown as written: evidence holds Dynamics 365's words (filter names,
+    # error messages), steps name the mailbox; the steps are plain text (the CLI prints them too).
+    items: list[CardElement] = [
+        plain(clip(finding.title, LINE), weight="Bolder", color=_COLOR.get(finding.status))
+    ]
     if finding.evidence:
-        items.append(
-            FactSet(facts=[Fact(title=_label(k), value=_value(v)) for k, v in finding.evidence.items()])
-        )
+        facts = [
+            Fact(title=literal(_label(k), NAME), value=literal(_value(v), LINE))
+            for k, v in finding.evidence.items()
+        ]
+        items.append(FactSet(facts=facts))
     if finding.steps:
-        items.append(text("\n".join(f"{n}. {step}" for n, step in enumerate(finding.steps, start=1))))
+        steps = (literal(step, STEP) for step in finding.steps)
+        items.append(text("\n".join(f"{n}. {step}" for n, step in enumerate(steps, start=1))))
     items.append(text(f"[Microsoft's guidance]({finding.source})", subtle=True))
     return Container(items=items, style=_STYLE.get(finding.status), bleed=False)  # type: ignore[arg-type]
 
@@ -79,15 +87,13 @@ def _facts(report: Report, checked_at: datetime) -> FactSet:
     facts: list[Fact] = []
     user = report.user
     if user.name or user.email:
-        facts.append(Fact(title="User", value=user.name or user.email or ""))
+        facts.append(Fact(title="User", value=literal(user.name or user.email or "", NAME)))
     if report.record is not None:
-        facts.append(
-            Fact(title=_TYPE_LABEL[report.record.type], value=report.record.subject or "(no subject)")
-        )
+        subject = literal(report.record.subject, SUBJECT) if report.record.subject else "(no subject)"
+        facts.append(Fact(title=_TYPE_LABEL[report.record.type], value=subject))
         if report.record.start:
-            facts.append(
-                Fact(title="Starts", value=report.record.start.replace("T", " ").replace("Z", " UTC"))
-            )
+            start = report.record.start.replace("T", " ").replace("Z", " UTC")
+            facts.append(Fact(title="Starts", value=literal(start, NAME)))
         in_exchange = {True: "yes", False: "no", None: "could not check"}[report.in_exchange]
         facts.append(Fact(title="In Outlook", value=in_exchange))
     facts.append(Fact(title="Checked", value=checked_at.strftime("%Y-%m-%d %H:%M:%S UTC")))
@@ -100,20 +106,23 @@ def build_diagnosis_card(
     """The card for one report. Re-check and Show all checks answer with a new card in place."""
     verdict, color = _verdict(report)
     body: list[CardElement] = [
-        heading(_title(report, record_type)),
-        text(verdict, color=color),
+        plain(_title(report, record_type), size="Large", weight="Bolder"),
+        plain(verdict, color=color),
         _facts(report, checked_at),
     ]
     to_fix = [f for f in report.findings if f.status in ("fail", "warn")]
     body.extend(_finding_block(f) for f in to_fix)
     unknown = [f for f in report.findings if f.status == "unknown"]
     if unknown:
-        body.append(
-            text("Some checks couldn't run: " + "; ".join(f.title for f in unknown) + ".", subtle=True)
-        )
+        titles = "; ".join(clip(f.title, LINE) for f in unknown)
+        body.append(plain(f"Some checks couldn't run: {titles}.", subtle=True))
     if show_all:
         body.append(heading("Every check", size="Medium"))
-        body.append(FactSet(facts=[Fact(title=_MARK[f.status], value=f.title) for f in report.findings]))
+        body.append(
+            FactSet(
+                facts=[Fact(title=_MARK[f.status], value=literal(f.title, LINE)) for f in report.findings]
+            )
+        )
     data = action_data(report, record_type=record_type, show_all=show_all)
     actions = [
         execute("Re-check", "recheck", data, style="positive"),

@@ -7,19 +7,21 @@ from typing import Any
 
 from microsoft_teams.cards.core import AdaptiveCard, CardElement, Fact, FactSet
 
-from cards.common import card, execute, heading, text
+from cards.common import LINE, NAME, STEP, card, clip, execute, heading, literal, plain, text
 
 __all__ = ["build_digest_card", "build_problem_card"]
 
 DIGEST_LIST_LIMIT = 25
+PERSON = 160  # "name (causes)"
 
 
 def build_problem_card(finding: Mapping[str, Any], *, user: str) -> AdaptiveCard:
     """What is wrong, what it means for the person, the steps, and what they can do from here."""
-    steps = [str(s) for s in finding.get("steps") or []]
+    title = clip(finding.get("title", finding.get("id", "A sync problem")), LINE)
+    steps = [literal(s, STEP) for s in finding.get("steps") or []]
     body: list[CardElement] = [
         heading("Your Dynamics 365 appointments can't reach Outlook", size="Medium"),
-        text(f"**{finding.get('title', finding.get('id', 'A sync problem'))}**", color="Attention"),
+        plain(title, weight="Bolder", color="Attention"),
         text(
             "Until this is fixed, new appointments, contacts and tasks from Dynamics 365 won't show up in Outlook."
         ),
@@ -50,7 +52,12 @@ def build_digest_card(counts: Mapping[str, int], people: Sequence[str], *, total
         text(
             "Their mailboxes can't sync appointments, but they haven't chatted with me yet, so I can't tell them."
         ),
-        FactSet(facts=[Fact(title=cause, value=str(n)) for cause, n in sorted(counts.items())]),
-        text("\n".join(f"- {p}" for p in shown) + (f"\n- … and {more} more" if more > 0 else "")),
+        FactSet(
+            facts=[Fact(title=literal(cause, NAME), value=str(n)) for cause, n in sorted(counts.items())]
+        ),
+        text(
+            "\n".join(f"- {literal(p, PERSON)}" for p in shown)
+            + (f"\n- … and {more} more" if more > 0 else "")
+        ),
     ]
     return card(body, fallback_text=f"{total} people with sync problems I can't reach")

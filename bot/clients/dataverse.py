@@ -287,13 +287,19 @@ class DataverseClient:
         return params
 
     async def get_record(
-        self, record_type: RecordType, record_id: str, systemuserid: str
+        self, record_type: RecordType, record_id: str, systemuserid: str, *, reader: str | None = None
     ) -> RecordFacts | None:
-        """One record by id with the user's roles on it; None when it doesn't exist or isn't visible."""
+        """One record by id with the user's roles on it; None when it doesn't exist or isn't visible.
+
+        Args:
+            reader: the Entra object id of the person asking: the record is read as them
+                (`CallerObjectId`), so they see only what Dataverse lets them see. None reads as the app.
+        """
         info = ENTITIES[record_type]
         key = require_id(record_id, f"{record_type} id")
+        headers = {"CallerObjectId": require_id(reader, "Entra object id")} if reader else None
         try:
-            row = await self._get(f"{info.entity_set}({key})", self._record_params(info))
+            row = await self._get(f"{info.entity_set}({key})", self._record_params(info), headers)
         except BackendRefused as exc:
             if exc.status in (404, 403):
                 return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
 from bot.diagnosis import RecordType
@@ -15,10 +16,22 @@ from bot.store.base import Conflict, Store, Ticket
 from cards.common import to_dict
 from cards.ticket import build_ticket_card, build_ticket_list_card
 
-__all__ = ["Helpdesk"]
+__all__ = ["MAX_OPEN_TICKETS", "EscalationRefused", "Helpdesk"]
 
 log = logging.getLogger(__name__)
 Card = dict[str, Any]
+
+MAX_OPEN_TICKETS = 3  # per person: more waits for the helpdesk to answer (a flood opens no threads)
+
+
+class EscalationRefused(Exception):
+    """The person may not open this ticket now: the message says why; `existing` is their open ticket about
+    the same record, when that is the reason."""
+
+    def __init__(self, message: str, existing: Ticket | None = None) -> None:
+        super().__init__(message)
+        self.existing = existing
+
 
 _NOTICES = {
     "ticket_assign": "Your ticket {key} was assigned to {who}: they're on it.",
@@ -39,6 +52,8 @@ class Helpdesk:
         self.investigator = investigator
         self.agents = frozenset(a.lower() for a in agents)
         self._tasks: set[asyncio.Task[int]] = set()
+        # One escalation at a time per person in this process, so the limits below can't be raced.
+        self._escalating: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def is_agent(self, user: str | None) -> bool:
         return bool(user) and str(user).lower() in self.agents
@@ -65,10 +80,42 @@ class Helpdesk:
         record_type: RecordType,
         record: str | None,
         comment: str,
+        reader: str | None = None,
     ) -> tuple[Ticket, bool]:
-        """Store a ticket with a fresh diagnosis and queue its post. Returns (ticket, a channel is set up)."""
+        """Store a ticket with a fresh diagnosis and queue its post. Returns (ticket, a channel is set up).
+
+        `reader` is who asked (the person, or an agent for them): the record is read as them.
+
+        Raises:
+            EscalationRefused: the person has a ticket open about this record, or too many open.
+            StoreError: the ticket could not be stored (nothing was sent).
+        """
+        async with self._escalating.setdefault(user.lower(), asyncio.Lock()):
+            await self._may_open(user, record_type, record)
+            return await self._open_ticket(tenant, user, user_name, record_type, record, comment, reader)
+
+    async def _may_open(self, user: str, record_type: RecordType, record: str | None) -> None:
+        mine = await self.store.list_tickets(user_aad=user, open_only=True, limit=MAX_OPEN_TICKETS + 10)
+        wanted = (record_type, (record or "").lower())
+        same = next((t for t in mine if (t.record_type, (t.record_id or "").lower()) == wanted), None)
+        if same is not None:
+            raise EscalationRefused(f"{same.key} is open already", existing=same)
+        if len(mine) >= MAX_OPEN_TICKETS:
+            keys = ", ".join(t.key for t in mine[:MAX_OPEN_TICKETS])
+            raise EscalationRefused(f"{len(mine)} tickets are open already: {keys}")
+
+    async def _open_ticket(
+        self,
+        tenant: str,
+        user: str,
+        user_name: str,
+        record_type: RecordType,
+        record: str | None,
+        comment: str,
+        reader: str | None,
+    ) -> tuple[Ticket, bool]:
         try:
-            report = (await self.investigator.run(user, record, record_type)).to_dict()
+            report = (await self.investigator.run(user, record, record_type, reader=reader)).to_dict()
         except BackendError as exc:
             report = {"findings": [], "error": f"diagnosis unavailable: {exc.service}"}
         found = report.get("record")
@@ -97,8 +144,14 @@ class Helpdesk:
         self.kick()
         return ticket, has_channel
 
-    async def set_channel(self, *, tenant: str, channel_id: str, service_url: str, bot_id: str) -> None:
-        channel = {"channel_id": channel_id, "service_url": service_url, "bot_id": bot_id}
+    async def channel(self, tenant: str) -> dict[str, Any] | None:
+        """The tenant's helpdesk channel (`channel_id`, `service_url`, `bot_id`, `team`), if one is set."""
+        return await self.store.get_setting(channel_key(tenant))
+
+    async def set_channel(
+        self, *, tenant: str, channel_id: str, service_url: str, bot_id: str, team: str = ""
+    ) -> None:
+        channel = {"channel_id": channel_id, "service_url": service_url, "bot_id": bot_id, "team": team}
         await self.store.set_setting(channel_key(tenant), channel)
         await self.store.set_setting(DEFAULT_CHANNEL, channel)
         # Tickets that waited for a channel go out now.
@@ -135,7 +188,12 @@ class Helpdesk:
             elif verb == "ticket_reopen":
                 changed = tickets.reopen(ticket, agent_name)
             elif verb == "ticket_rerun":
-                report = await self.investigator.run(ticket.user_aad, ticket.record_id, ticket.record_type)  # type: ignore[arg-type]
+                report = await self.investigator.run(
+                    ticket.user_aad,
+                    ticket.record_id,
+                    ticket.record_type,  # type: ignore[arg-type]
+                    reader=agent,  # an agent sees what the agent may see
+                )
                 changed = tickets.rerun(ticket, agent_name, report.to_dict())
             else:
                 return "I don't know that ticket button."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 __all__ = ["SendLimiter", "TokenBucket"]
 
@@ -11,17 +12,23 @@ __all__ = ["SendLimiter", "TokenBucket"]
 class TokenBucket:
     """`rate` tokens per second, up to `burst` saved; `take()` waits for one."""
 
-    def __init__(self, rate: float, burst: float) -> None:
+    def __init__(self, rate: float, burst: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.burst = burst
+        self._clock = clock
         self._tokens = burst
-        self._stamp = time.monotonic()
+        self._stamp = clock()
         self._lock = asyncio.Lock()
+
+    @property
+    def refill_seconds(self) -> float:
+        """How long an empty bucket takes to fill up again: idle that long, it is as good as new."""
+        return self.burst / self.rate
 
     async def take(self) -> None:
         async with self._lock:
             while True:
-                now = time.monotonic()
+                now = self._clock()
                 self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
                 self._stamp = now
                 if self._tokens >= 1:
@@ -42,14 +49,30 @@ class SendLimiter:
     SLOWER = 0.7  # the pace after a 429, as a share of the pace before
     FASTER = 0.2  # messages per second added with each accepted message, up to the limit
 
-    def __init__(self, per_tenant: float = 50.0, per_conversation: float = 7.0) -> None:
+    def __init__(
+        self,
+        per_tenant: float = 50.0,
+        per_conversation: float = 7.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         # Evenly paced a little under the limit: Teams counts any one-second window, so a full burst
         # on top of a full second's refill would draw 429s.
+        self._clock = clock
         self._ceiling = per_tenant * 0.96
-        self._tenant = TokenBucket(self._ceiling, 1.0)
+        self._tenant = TokenBucket(self._ceiling, 1.0, clock=clock)
         self._slowed_at = 0.0
         self._per_conversation = per_conversation
-        self._conversations: dict[str, tuple[TokenBucket, ...]] = {}
+        # Each conversation's windows, with when they were last used; dropped once idle long enough to be
+        # full again (a fresh set is the same then), so a sweep of many people doesn't keep them all.
+        self._conversations: dict[str, tuple[float, tuple[TokenBucket, ...]]] = {}
+        self._pruned_at = clock()
+        self._idle = max(b.refill_seconds for b in self._new_windows())  # the slowest window's: an hour
+
+    @property
+    def conversations(self) -> int:
+        """Conversations whose send windows are kept (the rest are as good as new)."""
+        return len(self._conversations)
 
     @property
     def pace(self) -> float:
@@ -68,15 +91,29 @@ class SendLimiter:
         self._tenant.rate = min(self._ceiling, self._tenant.rate + self.FASTER)
 
     async def wait(self, conversation_id: str) -> None:
-        buckets = self._conversations.get(conversation_id)
-        if buckets is None:
-            buckets = (
-                TokenBucket(self._per_conversation * 0.96, 1.0),
-                TokenBucket(4.0, 8.0),
-                TokenBucket(2.0, 60.0),
-                TokenBucket(0.5, 1800.0),
-            )
-            self._conversations[conversation_id] = buckets
+        now = self._clock()
+        self._prune(now)
+        kept = self._conversations.get(conversation_id)
+        buckets = kept[1] if kept else self._new_windows()
+        self._conversations[conversation_id] = (now, buckets)
         for bucket in buckets:
             await bucket.take()
         await self._tenant.take()
+        self._conversations[conversation_id] = (self._clock(), buckets)
+
+    def _new_windows(self) -> tuple[TokenBucket, ...]:
+        clock = self._clock
+        return (
+            TokenBucket(self._per_conversation * 0.96, 1.0, clock=clock),
+            TokenBucket(4.0, 8.0, clock=clock),
+            TokenBucket(2.0, 60.0, clock=clock),
+            TokenBucket(0.5, 1800.0, clock=clock),
+        )
+
+    def _prune(self, now: float) -> None:
+        if now - self._pruned_at < self._idle / 60:  # look once a minute at most
+            return
+        self._pruned_at = now
+        for conversation, (used, _) in list(self._conversations.items()):
+            if now - used >= self._idle:
+                del self._conversations[conversation]

@@ -65,6 +65,15 @@ NAVIGATIONS: dict[tuple[str, str], Navigation] = {
     ),
 }
 
+# Who may read a record (a simple model of Dataverse's privileges): its owner and, for activities, its
+# parties; everyone whose "$privileges" hold the table's Read privilege (organization-wide read).
+READ_PRIVILEGES = {
+    "appointments": "prvReadActivity",
+    "tasks": "prvReadActivity",
+    "contacts": "prvReadContact",
+}
+_PARTIES = {"appointments": "appointment_activity_parties", "tasks": "task_activity_parties"}
+
 _LOOKUPS_TO_CHECK = {
     "mailboxes": ("_regardingobjectid_value",),
     "activityparties": ("_activityid_value",),
@@ -84,6 +93,7 @@ class Org:
     team_members: dict[str, list[Row]] = field(default_factory=dict)  # team (group) id -> Graph members
     source: str = "<memory>"
     fault_specs: list[dict[str, Any]] = field(default_factory=list)  # the fixture's "$faults" (see Fault)
+    privileges: dict[str, frozenset[str]] = field(default_factory=dict)  # systemuserid -> "$privileges"
     _indexes: dict[tuple[str, str], tuple[int, dict[str, list[Row]]]] = field(
         default_factory=dict, repr=False
     )
@@ -119,6 +129,17 @@ class Org:
                 index.setdefault(_key(candidate[column]), []).append(candidate)
         self._indexes[(entity_set, column)] = (len(rows), index)
         return index
+
+    def may_read(self, entity_set: str, row: Row, systemuserid: str) -> bool:
+        """Whether `systemuserid` may read `row` (see READ_PRIVILEGES); tables outside it are open."""
+        privilege = READ_PRIVILEGES.get(entity_set)
+        caller = _key(systemuserid)
+        if privilege is None or privilege in self.privileges.get(caller, frozenset()):
+            return True
+        if _key(row.get("_ownerid_value") or "") == caller:
+            return True
+        parties = self.navigate(entity_set, row, _PARTIES[entity_set]) if entity_set in _PARTIES else []
+        return any(_key(p.get("_partyid_value") or "") == caller for p in parties or [])
 
     def user_by_aad(self, aad_object_id: str) -> Row | None:
         wanted = _key(aad_object_id)
@@ -182,12 +203,18 @@ class Org:
         faults = data.get("$faults", [])
         if not isinstance(faults, list) or not all(isinstance(x, dict) and "route" in x for x in faults):
             raise fail("$faults must be a list of objects, each with a 'route'")
+        privileges = data.get("$privileges", {})
+        if not isinstance(privileges, dict) or not all(
+            isinstance(v, list) and all(isinstance(p, str) for p in v) for v in privileges.values()
+        ):
+            raise fail('$privileges must map systemuserids to lists of privilege names ("prvReadActivity")')
         org = cls(
             tables=tables,
             events=_graph_events(data.get("graph"), fail),
             team_members=_team_members(data.get("graph"), fail),
             source=source,
             fault_specs=faults,
+            privileges={_key(k): frozenset(v) for k, v in privileges.items()},
         )
         anchor = data.get("$relative_to")
         if anchor is not None:

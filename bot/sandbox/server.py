@@ -248,12 +248,12 @@ class Sandbox:
             return refusal or _error(500, "0x80040216", "no caller")
         try:
             if keyed:
-                return self._get_one(entity_set, keyed.group("key"), request)
+                return self._get_one(entity_set, keyed.group("key"), request, caller)
             return self._get_many(entity_set, request, caller)
         except QueryError as exc:
             return _error(400, "0x80060888", str(exc))
 
-    def _get_one(self, entity_set: str, key: str, request: web.Request) -> web.Response:
+    def _get_one(self, entity_set: str, key: str, request: web.Request, caller: str) -> web.Response:
         if not is_id(key.strip("{}")):
             return _error(
                 400, "0x80060891", f"Bad Request - Error in query syntax: key {key!r} is not a GUID."
@@ -262,6 +262,12 @@ class Sandbox:
         if row is None:
             logical = ENTITY_SETS[entity_set].logical_name
             return _error(404, "0x80040217", f"{logical} With Id = {key} Does Not Exist")
+        if caller != APP_USER_ID and not self.org.may_read(entity_set, row, caller):
+            return _error(
+                403,
+                "0x80040220",
+                f"SecLib::AccessCheckEx failed. ObjectID: {key}, CallingUser: {caller}, AccessRights: ReadAccess",
+            )
         shaped = self._shape(entity_set, row, request.query.get("$select"), request.query.get("$expand"))
         return web.json_response(
             {"@odata.context": f"{request.url.origin()}{DATAVERSE}$metadata#{entity_set}/$entity", **shaped}
@@ -275,6 +281,8 @@ class Sandbox:
                 {"@odata.context": f"{request.url.origin()}{DATAVERSE}$metadata#{entity_set}", "value": rows}
             )
         rows = list(self.org.rows(entity_set))
+        if caller != APP_USER_ID:  # an impersonated query sees only what that user may read
+            rows = [r for r in rows if self.org.may_read(entity_set, r, caller)]
         node = parse_filter(query["$filter"]) if "$filter" in query else None
         if entity_set == "userqueries" and not _is_other_users_filter_query(node):
             # Only the exact "querytype eq 256 and _ownerid_value eq <id>" query reads others' filters.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, StoreError
 from bot.store.base import Conflict, OutboxEntry, Store, Ticket
 from bot.store.sqlite import SqliteStore
 
@@ -36,11 +36,18 @@ def open_store(url: str) -> Store:
 
     Raises:
         ConfigError: for a URL this build can't open.
+        StoreError: the SQLite file (or its folder) can't be opened or written.
     """
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(path).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"the SQLite store's folder {folder} can't be created: {exc.strerror}"
+                ) from exc
         return SqliteStore(path)
     if url in ("sqlite://:memory:", "sqlite://"):
         return SqliteStore(":memory:")

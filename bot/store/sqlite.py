@@ -1,4 +1,11 @@
-"""The default store: one SQLite file, no server. Blocking calls run in a worker thread, one at a time."""
+"""The default store: one SQLite file, no server.
+
+One thread owns the connection and runs every call, one after another (a `sqlite3` connection must not be
+used by two threads at once). A call, once submitted, runs to its end even when its caller is cancelled
+(a turn's time budget, a lease): it is never abandoned mid-statement, and a `mark_sent` whose caller gave
+up is still recorded. The thread is the store's own, so its calls never queue behind botbuilder's sends in
+the default executor.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +13,18 @@ import asyncio
 import json
 import sqlite3
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from bot.errors import StoreError
 from bot.store.base import FIRST_TICKET, MAX_CLAIMS, Conflict, OutboxEntry, Ticket
 
 __all__ = ["SqliteStore"]
+
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS refs (key TEXT PRIMARY KEY, reference TEXT NOT NULL, updated REAL NOT NULL);
@@ -24,33 +36,77 @@ CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, dedupe_
     attempts INTEGER NOT NULL DEFAULT 0, due REAL NOT NULL, last_error TEXT, result TEXT);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, due);
 """
+LOCK_WAIT = 10.0  # seconds a call waits for another process's write lock before the store is "unavailable"
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _problem(path: str, exc: sqlite3.Error) -> StoreError:
+    """The admin's message: which file, and what is wrong with it in words."""
+    text = str(exc)
+    if "not a database" in text or "malformed" in text:
+        why = (
+            "it is not a SQLite database or it is corrupt (move it away to start afresh, or restore a backup)"
+        )
+    elif "readonly" in text or "read-only" in text:
+        why = "it is read-only (the bot needs to write it: check the file's and its folder's permissions)"
+    elif "unable to open" in text:
+        why = "it can't be opened (does the folder exist, and may the bot write there?)"
+    elif "locked" in text or "busy" in text:
+        why = f"another process has held it locked for more than {LOCK_WAIT:.0f} s"
+    else:
+        why = f"SQLite says: {text}"
+    return StoreError(f"the SQLite store {path} can't be used: {why}")
+
+
 class SqliteStore:
-    """`Store` on SQLite. Safe for one process; several processes share the file through SQLite's locks."""
+    """`Store` on SQLite. Safe for one process; several processes share the file through SQLite's locks.
+
+    Raises:
+        StoreError: (from the constructor and every call) the file can't be opened, read or written.
+    """
 
     def __init__(self, path: str) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
-        self._db.row_factory = sqlite3.Row
-        if path != ":memory:":
-            self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        if self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'tickets'").fetchone() is None:
-            self._db.execute(
-                "INSERT INTO sqlite_sequence (name, seq) VALUES ('tickets', ?)", (FIRST_TICKET - 1,)
-            )
-        self._lock = asyncio.Lock()
+        self._path = path
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        try:
+            self._db = self._thread.submit(self._open, path).result()
+        except sqlite3.Error as exc:
+            self._thread.shutdown(wait=False)
+            raise _problem(path, exc) from exc
 
-    async def _run(self, work: Any, *args: Any) -> Any:
-        async with self._lock:
-            return await asyncio.to_thread(work, *args)
+    @staticmethod
+    def _open(path: str) -> sqlite3.Connection:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=LOCK_WAIT)
+        try:
+            db.row_factory = sqlite3.Row
+            if path != ":memory:":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            if db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'tickets'").fetchone() is None:
+                db.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES ('tickets', ?)", (FIRST_TICKET - 1,)
+                )
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    async def _run(self, work: Callable[..., T], *args: Any) -> T:
+        def guarded() -> T:
+            try:
+                return work(*args)
+            except sqlite3.Error as exc:
+                raise _problem(self._path, exc) from exc
+
+        # Shielded: a cancelled caller stops waiting, the statement still runs to its end on the thread.
+        return await asyncio.shield(asyncio.wrap_future(self._thread.submit(guarded)))
 
     async def close(self) -> None:
         await self._run(self._db.close)
+        self._thread.shutdown(wait=False)
 
     # --- conversation references ---------------------------------------------------------------------
 

@@ -23,8 +23,8 @@ from botbuilder.schema import (
 
 from bot.clients.http import deadline
 from bot.diagnosis import RECORD_TYPES, RecordType, Report
-from bot.errors import AmbiguousRecordError, BackendError, InputError
-from bot.helpdesk.desk import Helpdesk
+from bot.errors import AmbiguousRecordError, BackendError, InputError, StoreError
+from bot.helpdesk.desk import MAX_OPEN_TICKETS, EscalationRefused, Helpdesk
 from bot.ids import is_id
 from bot.investigation import Investigator
 from bot.teams import messages
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 Card = dict[str, Any]
 _REFERENCE_CACHE = 50_000  # people whose stored conversation this process remembers
 TYPING_AFTER = 0.3  # seconds: a quicker answer needs no typing indicator (and saves a connector call)
+REMEMBER_WAIT = 2.0  # seconds a turn waits, after answering, for its conversation to be stored
 
 
 def _when(record_start: datetime | None) -> str | None:
@@ -76,6 +77,7 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
         self.allowed_tenants = allowed_tenants
         self.budget = budget
         self._saved_references: dict[str, str] = {}  # what this process last stored for each person
+        self._background: set[asyncio.Future[None]] = set()
         self._routes: dict[str, Callable[[TurnContext, Intent, str], Awaitable[None]]] = {
             "diagnose": self._diagnose,
             "check_mailbox": self._diagnose,
@@ -89,6 +91,8 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
     # --- plumbing -------------------------------------------------------------------------------------
 
     def _tenant_allowed(self, context: TurnContext) -> bool:
+        if _tenants_disagree(context):
+            return False
         return not self.allowed_tenants or (_tenant(context) or "") in self.allowed_tenants
 
     @staticmethod
@@ -113,8 +117,46 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
     # --- every turn: remember how to reach the person later --------------------------------------------
 
     async def on_turn(self, turn_context: TurnContext) -> None:
-        await self._remember_conversation(turn_context)
-        await super().on_turn(turn_context)
+        if not self._tenant_allowed(turn_context):
+            await self._refuse_tenant(turn_context)
+            return
+        # Remembering runs beside the turn: a diagnosis needs no store, so a store that is down or locked
+        # must not hold the answer up.
+        remembering = asyncio.ensure_future(self._remember_conversation(turn_context))
+        try:
+            await super().on_turn(turn_context)
+        except StoreError as exc:
+            log.error("turn %s: the store failed: %s", turn_context.activity.id, exc)
+            await turn_context.send_activity(messages.STORE_DOWN)
+        await self._remembered(turn_context, remembering)
+
+    async def _remembered(self, context: TurnContext, remembering: asyncio.Future[None]) -> None:
+        """Wait a little for the conversation to be stored; say so when it couldn't be."""
+        done, _ = await asyncio.wait([remembering], timeout=REMEMBER_WAIT)
+        if not done:  # still waiting on the store: let it finish (or fail, logged) after the turn
+            self._background.add(remembering)
+            remembering.add_done_callback(self._forget_background)
+            return
+        error = remembering.exception()
+        if error is None:
+            return
+        log.error("turn %s: could not store the conversation: %s", context.activity.id, error)
+        if context.activity.type == ActivityTypes.message:
+            await context.send_activity(messages.CONVERSATION_NOT_KEPT)
+
+    def _forget_background(self, task: asyncio.Future[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not store a conversation: %s", task.exception())
+
+    async def _refuse_tenant(self, context: TurnContext) -> None:
+        """Another tenant (or an activity whose two tenant ids disagree): no data is read, no welcome."""
+        activity = context.activity
+        log.warning("turn %s: refused, tenant not allowed (%s)", activity.id, activity.type)
+        if activity.type == ActivityTypes.message:
+            await context.send_activity(messages.TENANT_REFUSED)
+        elif activity.type == ActivityTypes.invoke:
+            await super().on_turn(context)  # the invoke handler answers with the refusal itself
 
     async def _remember_conversation(self, context: TurnContext) -> None:
         activity = context.activity
@@ -203,27 +245,41 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
         ):
             await context.send_activity(messages.SET_CHANNEL_IN_A_CHANNEL)
             return
-        if not (self.helpdesk.is_agent(user) or await self._owns_team(data, user)):
+        tenant = _tenant(context) or ""
+        team = data.get("team") if isinstance(data.get("team"), dict) else {}
+        group = str(team.get("aadGroupId") or "") if isinstance(team, dict) else ""
+        if not await self._may_set_channel(tenant, group, user):
             await context.send_activity(messages.AGENTS_OR_OWNERS_ONLY)
             return
-        tenant = _tenant(context) or ""
         bot_id = activity.recipient.id if activity.recipient else ""
         await self.helpdesk.set_channel(
-            tenant=tenant, channel_id=channel, service_url=activity.service_url, bot_id=bot_id
+            tenant=tenant, channel_id=channel, service_url=activity.service_url, bot_id=bot_id, team=group
         )
         await context.send_activity(messages.CHANNEL_SET)
 
-    async def _owns_team(self, channel_data: dict[str, Any], user: str | None) -> bool:
-        """Team owners may choose the helpdesk channel too: Graph knows who owns the team."""
-        team = channel_data.get("team") if isinstance(channel_data.get("team"), dict) else {}
-        group = team.get("aadGroupId") if isinstance(team, dict) else None
+    async def _may_set_channel(self, tenant: str, group: str, user: str | None) -> bool:
+        """Agents may choose the helpdesk channel. A team owner may only move it within the team that
+        already holds it, or choose the first one where no agents are configured: owning *some* team
+        must not let anyone divert the tickets to their own channel."""
+        assert self.helpdesk is not None
+        if self.helpdesk.is_agent(user):
+            return True
+        current = await self.helpdesk.channel(tenant)
+        if current is None:
+            allowed = not self.helpdesk.agents
+        else:
+            allowed = bool(group) and str(current.get("team") or "").lower() == group.lower()
+        return allowed and await self._owns_team(group, user)
+
+    async def _owns_team(self, group: str, user: str | None) -> bool:
+        """Whether `user` owns the team: Graph knows who owns it."""
         if not (user and group and self.investigator.graph):
             return False
         try:
             with deadline(self.budget):
                 return await self.investigator.graph.is_team_owner(str(group), user)
         except (BackendError, InputError) as exc:
-            log.warning("could not check whether %s owns team %s: %s", user, group, exc)
+            log.warning("could not check whether %s owns the team: %s", user, exc)
             return False
 
     async def _escalate_text(self, context: TurnContext, intent: Intent, text: str) -> None:
@@ -234,23 +290,42 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
         if not user:
             await context.send_activity(messages.NO_IDENTITY)
             return
-        await self._send_card(context, await self._escalate(context, user, None, "appointment", text))
+        answer = await self._escalate(context, user, None, "appointment", text)
+        if isinstance(answer, str):
+            await context.send_activity(MessageFactory.text(answer))
+        else:
+            await self._send_card(context, answer)
 
     async def _escalate(
         self, context: TurnContext, user: str, record: str | None, record_type: RecordType, comment: str
-    ) -> Card:
+    ) -> Card | str:
+        """The ticket's card for the person, or a message saying why there is none."""
         assert self.helpdesk is not None
         presser = context.activity.from_property
         # An agent may escalate someone else's diagnosis: the ticket is about that person, not the agent.
         name = (presser.name or user) if (presser.aad_object_id or "").lower() == user.lower() else user
-        ticket, has_channel = await self.helpdesk.escalate(
-            tenant=_tenant(context) or "",
-            user=user,
-            user_name=name,
-            record_type=record_type,
-            record=record,
-            comment=comment,
-        )
+        try:
+            async with asyncio.timeout(self.budget):
+                ticket, has_channel = await self.helpdesk.escalate(
+                    tenant=_tenant(context) or "",
+                    user=user,
+                    user_name=name,
+                    record_type=record_type,
+                    record=record,
+                    comment=comment,
+                    reader=presser.aad_object_id,
+                )
+        except EscalationRefused as refused:
+            if refused.existing is None:
+                return messages.TOO_MANY_TICKETS.format(count=MAX_OPEN_TICKETS)
+            notice = messages.TICKET_OPEN_ALREADY.format(key=refused.existing.key)
+            return to_dict(build_ticket_card(refused.existing, for_agents=False, notice=notice))
+        except StoreError as exc:
+            log.error("turn %s: a ticket could not be stored: %s", context.activity.id, exc)
+            return messages.TICKET_NOT_SAVED
+        except TimeoutError:
+            log.error("turn %s: storing a ticket took longer than %.0f s", context.activity.id, self.budget)
+            return messages.TICKET_UNCONFIRMED
         notice = (messages.ESCALATED if has_channel else messages.ESCALATED_NO_CHANNEL).format(key=ticket.key)
         color = "Good" if has_channel else "Warning"
         return to_dict(build_ticket_card(ticket, for_agents=False, notice=notice, notice_color=color))
@@ -291,7 +366,7 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
                     return self._diagnosis_card(report, record_type, now)
                 return await self._pick_record(user, record_type, report, words, now)
             except BackendError as exc:
-                log.warning("diagnosis for %s failed: %s", user, exc)
+                log.warning("a diagnosis failed: %s", exc)  # not who: an agent may have typed an address
                 return to_dict(build_checklist_card(record_type=record_type, reason=_reason(exc), user=user))
 
     async def _named_record(
@@ -336,6 +411,15 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
     async def on_adaptive_card_invoke(
         self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
     ) -> AdaptiveCardInvokeResponse:
+        try:
+            return await self._card_action(turn_context, invoke_value)
+        except StoreError as exc:
+            log.error("turn %s: the store failed: %s", turn_context.activity.id, exc)
+            return _message(messages.STORE_DOWN)
+
+    async def _card_action(
+        self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
+    ) -> AdaptiveCardInvokeResponse:
         action = invoke_value.action if isinstance(invoke_value.action, dict) else {}
         verb = str(action.get("verb") or "")
         data = action.get("data")
@@ -356,7 +440,7 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
         owner = data.get("user")
         agent = self.helpdesk is not None and self.helpdesk.is_agent(user)
         if owner is not None and str(owner).lower() != user.lower() and not agent:
-            log.warning("turn %s: %s pressed %s on %s's card", turn_context.activity.id, user, verb, owner)
+            log.warning("turn %s: %s pressed a button on someone else's card", turn_context.activity.id, user)
             return _message(messages.NOT_YOURS)
         record_type: RecordType = next((t for t in RECORD_TYPES if t == data.get("type")), "appointment")
         record = data.get("record")
@@ -378,7 +462,8 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
             if self.helpdesk is None:
                 return _message(messages.ESCALATE_SOON)
             comment = str(data.get("comment") or "")
-            return _card(await self._escalate(turn_context, subject_of, record, record_type, comment))
+            answer = await self._escalate(turn_context, subject_of, record, record_type, comment)
+            return _message(answer) if isinstance(answer, str) else _card(answer)
         if verb in ("watch", "mute"):
             if self.helpdesk is None:
                 return _message(messages.UNKNOWN_ACTION)
@@ -398,7 +483,8 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
         now = datetime.now(UTC)
         with deadline(self.budget):
             try:
-                report = await self.investigator.run(subject_of, record, record_type)
+                # Read as the presser: a record id in the card's data shows only what they may read.
+                report = await self.investigator.run(subject_of, record, record_type, reader=user)
             except BackendError as exc:
                 return _card(
                     to_dict(
@@ -431,6 +517,20 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
 
 _SET_CHANNEL = re.compile(r"(please )?(use|set) this channel (for|as) (the )?help ?desk( channel)?")
 _DIAGNOSE_OTHER = re.compile(r"(?:diagnose|check) (\S+@\S+|[0-9a-f-]{36,37})")
+
+
+def _tenant_ids(context: TurnContext) -> tuple[str | None, str | None]:
+    """(channelData.tenant.id, conversation.tenantId), lower-case, as the activity states them."""
+    data = context.activity.channel_data if isinstance(context.activity.channel_data, dict) else {}
+    tenant = data.get("tenant") if isinstance(data.get("tenant"), dict) else {}
+    stated = tenant.get("id") if isinstance(tenant, dict) else None
+    conversation = context.activity.conversation.tenant_id if context.activity.conversation else None
+    return (str(stated).lower() if stated else None), (str(conversation).lower() if conversation else None)
+
+
+def _tenants_disagree(context: TurnContext) -> bool:
+    stated, conversation = _tenant_ids(context)
+    return stated is not None and conversation is not None and stated != conversation
 
 
 def _tenant(context: TurnContext) -> str | None:

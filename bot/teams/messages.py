@@ -7,6 +7,7 @@ __all__ = [
     "AGENTS_OR_OWNERS_ONLY",
     "ATTACHMENTS_ONLY",
     "CHANNEL_SET",
+    "CONVERSATION_NOT_KEPT",
     "ESCALATED",
     "ESCALATED_NO_CHANNEL",
     "ESCALATE_SOON",
@@ -17,8 +18,13 @@ __all__ = [
     "OUT_OF_SCOPE",
     "SET_CHANNEL_IN_A_CHANNEL",
     "SOMETHING_WRONG",
+    "STORE_DOWN",
     "TENANT_REFUSED",
     "THANKS",
+    "TICKET_NOT_SAVED",
+    "TICKET_OPEN_ALREADY",
+    "TICKET_UNCONFIRMED",
+    "TOO_MANY_TICKETS",
     "UNKNOWN_ACTION",
     "WATCHING",
 ]
@@ -60,3 +66,26 @@ AGENTS_OR_OWNERS_ONLY = (
 )
 WATCHING = "OK: I'll check again with each sweep and tell you here once it's fixed."
 MUTED = "OK: I won't send you these sync notices any more. You can still ask me anytime."
+TICKET_OPEN_ALREADY = (
+    "You already have {key} open about this, and the helpdesk has it. I'll tell you here when it moves."
+)
+TOO_MANY_TICKETS = (
+    "You already have {count} open tickets. Please wait for the helpdesk to answer those before opening "
+    "another (“my tickets” lists them)."
+)
+TICKET_NOT_SAVED = (
+    "I couldn't save your ticket: the helpdesk's storage isn't answering. Please try again in a few minutes, "
+    "or contact your helpdesk another way."
+)
+TICKET_UNCONFIRMED = (
+    "The helpdesk's storage is slow to answer, so I can't confirm that your ticket was saved. "
+    "Ask “my tickets” in a few minutes before you try again."
+)
+STORE_DOWN = (
+    "I can't reach my storage right now, so I couldn't do that. Diagnoses still work: ask me why something "
+    "isn't in Outlook. Please try the rest again in a few minutes."
+)
+CONVERSATION_NOT_KEPT = (
+    "(My storage isn't answering, so I couldn't remember this chat: until it is back, I can't message you "
+    "here on my own about sync problems.)"
+)

@@ -35,6 +35,16 @@ async def sweep(fixture: Path, env: dict[str, str]) -> asyncio.subprocess.Proces
     )
 
 
+async def _recorded(store_path: Path, connector: FakeConnector) -> None:
+    """Return once the store marks as sent as many entries as the connector accepted."""
+    reader = SqliteStore(str(store_path))
+    try:
+        while (await reader.outbox_status()).get("sent", 0) < connector.total:  # noqa: ASYNC110 - written by another process
+            await asyncio.sleep(0.02)
+    finally:
+        await reader.close()
+
+
 async def test_sigkill_mid_delivery_then_resume_exactly_once(tmp_path: Path) -> None:
     fixture = tmp_path / "org.json"
     people = broken_org(fixture, PEOPLE)
@@ -49,8 +59,9 @@ async def test_sigkill_mid_delivery_then_resume_exactly_once(tmp_path: Path) -> 
     try:
         first = await sweep(fixture, env)
         await asyncio.wait_for(connector.hanging.wait(), timeout=60)
-        # Let the sender record what the connector did answer; every later request stays unanswered.
-        await asyncio.sleep(0.5)
+        # Every later request stays unanswered. Kill once the sender has recorded all that the connector
+        # did answer: a kill before that is the one at-least-once window (accepted, not yet recorded).
+        await asyncio.wait_for(_recorded(store_path, connector), timeout=60)
         first.send_signal(signal.SIGKILL)  # mid-send: the 15th message and those sent beside it in flight
         await first.wait()
         assert first.returncode == -signal.SIGKILL

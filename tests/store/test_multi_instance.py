@@ -154,7 +154,6 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
             await until(recorded_all_accepted, "the workers to record what was accepted", seconds=30)
             first.send_signal(signal.SIGKILL)
             assert await asyncio.to_thread(first.wait, 20) == -signal.SIGKILL
-            await asyncio.sleep(0.5)
             connector.hang_from = None
             connector.release.set()
             third = worker(env, logs / "w3.log")  # the orchestrator's replacement

@@ -145,7 +145,7 @@ async def test_diagnosis_card_shows_verdict_evidence_steps_and_source(local: Loc
     report = await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX, "quarterly review")
     card = to_dict(build_diagnosis_card(report, record_type="appointment", checked_at=NOW))
     text = json.dumps(card)
-    assert card["body"][1]["text"].startswith(
+    assert card["body"][1]["inlines"][0]["text"].startswith(
         "Found it: This appointment doesn't meet your synchronization filters"
     )
     assert '"title": "Your roles", "value": "owner"' in text

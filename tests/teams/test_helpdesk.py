@@ -29,17 +29,25 @@ async def desk(local: LocalOrg) -> AsyncIterator[Teams]:
         yield teams
 
 
-def in_channel(teams: Teams, text: str, *, user: str, display_name: str) -> dict[str, Any]:
+def in_channel(
+    teams: Teams,
+    text: str,
+    *,
+    user: str,
+    display_name: str,
+    channel: str = CHANNEL,
+    group: str = TEAM_GROUP,
+) -> dict[str, Any]:
     activity = teams.activity(user=user, display_name=display_name, text=f"<at>Sync Doctor</at> {text}")
     activity["conversation"] = {
-        "id": f"{CHANNEL};messageid=1",
+        "id": f"{channel};messageid=1",
         "conversationType": "channel",
         "tenantId": TENANT,
     }
     activity["channelData"] = {
         "tenant": {"id": TENANT},
-        "channel": {"id": CHANNEL},
-        "team": {"id": "19:team", "aadGroupId": TEAM_GROUP},
+        "channel": {"id": channel},
+        "team": {"id": f"19:team-{group}", "aadGroupId": group},
     }
     return activity
 
@@ -272,7 +280,9 @@ async def test_a_restart_loses_no_ticket_and_posts_none_twice(local: LocalOrg, t
         await second_store.close()
 
 
-async def test_a_team_owner_may_choose_the_channel(org_data: dict[str, Any]) -> None:
+async def test_a_team_owner_may_choose_the_channel_only_where_no_agent_could(
+    org_data: dict[str, Any],
+) -> None:
     from tests.conftest import make_local
 
     org_data["graph"]["teams"] = {
@@ -283,7 +293,7 @@ async def test_a_team_owner_may_choose_the_channel(org_data: dict[str, Any]) -> 
             ]
         }
     }
-    async with make_local(org_data) as local, running_bot(local, AGENTS) as teams:
+    async with make_local(org_data) as local, running_bot(local, Settings()) as teams:  # no agents
         isaiah = in_channel(
             teams, "use this channel for helpdesk", user=PLAYGROUND + "23", display_name="Isaiah"
         )
@@ -293,6 +303,46 @@ async def test_a_team_owner_may_choose_the_channel(org_data: dict[str, Any]) -> 
             in_channel(teams, "use this channel for helpdesk", user=ALEX, display_name="Alex Wilber")
         )
         assert teams.connector.texts()[-1] == messages.CHANNEL_SET
+
+
+async def test_owning_some_team_does_not_let_anyone_divert_the_tickets(org_data: dict[str, Any]) -> None:
+    from tests.conftest import make_local
+
+    other_group, other_channel = "7e000000-0000-4000-8000-000000000002", "19:mine@thread.tacv2"
+    org_data["graph"]["teams"] = {
+        TEAM_GROUP: {"members": [{"userId": ALEX, "displayName": "Alex Wilber", "roles": ["owner"]}]},
+        other_group: {
+            "members": [{"userId": PLAYGROUND + "23", "displayName": "Isaiah", "roles": ["owner"]}]
+        },
+    }
+    async with make_local(org_data) as local, running_bot(local, AGENTS) as teams:
+        # With agents configured, an owner can't choose the first channel...
+        await teams.send(
+            in_channel(teams, "use this channel for helpdesk", user=ALEX, display_name="Alex Wilber")
+        )
+        assert teams.connector.texts()[-1] == messages.AGENTS_OR_OWNERS_ONLY
+        await set_channel(teams)  # ...an agent does, in the helpdesk team
+        # The owner of another team can't move it to their own channel.
+        await teams.send(
+            in_channel(
+                teams,
+                "use this channel for helpdesk",
+                user=PLAYGROUND + "23",
+                display_name="Isaiah",
+                channel=other_channel,
+                group=other_group,
+            )
+        )
+        assert teams.connector.texts()[-1] == messages.AGENTS_OR_OWNERS_ONLY
+        # The helpdesk team's owner may move it within that team.
+        moved = "19:helpdesk-2@thread.tacv2"
+        await teams.send(
+            in_channel(teams, "use this channel for helpdesk", user=ALEX, display_name="Alex", channel=moved)
+        )
+        assert teams.connector.texts()[-1] == messages.CHANNEL_SET
+        await escalate(teams)
+        await until(lambda: len(teams.connector.created) == 1, "the ticket's post")
+        assert teams.connector.created[0]["channelData"]["channel"]["id"] == moved
 
 
 async def test_references_are_kept_per_person_and_dropped_on_uninstall(desk: Teams) -> None:

@@ -1,0 +1,212 @@
+"""Text from people and from Dynamics 365 shows as written: it never becomes a link, heading, image or list.
+
+Every card builder gets hostile text in every field that comes from outside (names, subjects, comments,
+notes, evidence, errors, picker items), and each card is rendered by the official Adaptive Cards
+JavaScript library with a permissive markdown processor (render_cards.js). A hostile card must hold
+exactly the markup of the same card built with harmless words: the product's own links and lists, no more.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.diagnosis import Finding, Report
+from bot.diagnosis.report import RecordSummary, UserSummary
+from bot.store import Ticket
+from cards.common import clip, literal, to_dict
+from cards.conversation import PickerItem, build_checklist_card, build_picker_card, build_welcome_card
+from cards.diagnosis import build_diagnosis_card
+from cards.notice import build_digest_card, build_problem_card
+from cards.ticket import build_escalate_card, build_ticket_card, build_ticket_list_card
+from tests.conftest import ALEX
+
+ROOT = Path(__file__).resolve().parents[2]
+RENDERER = Path(__file__).with_name("render_cards.js")
+NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+KB = "https://support.microsoft.com/help/4509420"
+HARMLESS = "Quarterly review"
+
+HOSTILE = {
+    "link": "talk to a human [Reset your password here](https://evil.example/login)",
+    "subject link": "[Click me](https://evil.example/click)",
+    "heading": "# HUGE",
+    "emphasis": "**bold** __strong__ *italic* _em_ ~~gone~~",
+    "lists": "- one\n- two\n1. first\n2) second\n* three\n+ four",
+    "html": '<a href="https://evil.example">click</a> <img src="https://evil.example/x.png"> <b>b</b><script>x</script>',
+    "image": "![logo](https://evil.example/logo.png)",
+    "autolinks": "see https://evil.example/login or www.evil.example or <https://evil.example/a>",
+    "emails": "mail security@evil.example or mailto:x@evil.example <y@evil.example>",
+    "newlines": "line one\n\n# Heading\n\n> quote\n\n---\nSetext\n===\n\n    indented code\n```\nfenced\n```",
+    "escapes": "\\[not a link\\](https\\://evil.example) C:\\temp\\ \\",
+    "table": "| a | b |\n|---|---|\n| 1 | 2 |",
+    "code": "`code` and <!-- comment --> &lt;b&gt; &amp;",
+    "10 KB": ("[Reset](https://evil.example/r) **x** # y\n- z " * 400)[:10_240],
+}
+
+
+def ticket(words: str, **changes: Any) -> Ticket:
+    base = Ticket(
+        number=1001,
+        tenant="t",
+        user_aad=ALEX,
+        user_name=words,
+        record_type="appointment",
+        record_id=None,
+        subject=words,
+        report={"findings": [{"id": "outside-sync-filter", "status": "fail", "title": words}]},
+        comment=words,
+        assignee_name=words,
+        changed_by=words,
+        changed_at=words,
+    )
+    return replace(base, **changes)
+
+
+def report(words: str, *, with_record: bool = True) -> Report:
+    evidence: dict[str, Any] = {
+        "filters": [words, words],
+        "last_sync_error": {"message": words, "code": 1},
+        "looked_for": words,
+    }
+    findings = (
+        Finding("outside-sync-filter", "fail", words, evidence, (words, f"Open {words}'s mailbox."), KB),
+        Finding("sync-pending", "warn", words, {"hint": words}, (words,), KB),
+        Finding("no-sync-filter", "unknown", words, {"why": words}, (), KB),
+        Finding("mailbox-missing", "pass", words, {"mailboxid": words}, (), KB),
+    )
+    record = RecordSummary("appointment", "c3000000-0000-4000-8000-000000000001", words, words)
+    return Report(
+        user=UserSummary(ALEX, "s", words, words),
+        record=record if with_record else None,
+        findings=findings,
+        in_exchange=None,
+    )
+
+
+# Every card builder, with outside text `words` in every field that takes outside text.
+BUILDERS: dict[str, Callable[[str], Any]] = {
+    "welcome": lambda w: build_welcome_card(w),
+    "picker": lambda w: build_picker_card([PickerItem("id-1", w, w)], record_type="appointment", user=ALEX),
+    "checklist": lambda w: build_checklist_card(record_type="appointment", reason=w, user=ALEX),
+    "escalate": lambda w: build_escalate_card(user=ALEX, record=None, record_type="appointment", subject=w),
+    "ticket for agents": lambda w: build_ticket_card(ticket(w), notice=w),
+    "ticket resolved": lambda w: build_ticket_card(ticket(w, status="resolved", resolution=w)),
+    "ticket for the user": lambda w: build_ticket_card(ticket(w), for_agents=False, notice=w),
+    "ticket list": lambda w: build_ticket_list_card(
+        [ticket(w), ticket(w, subject=None)], title="Open tickets"
+    ),
+    "problem": lambda w: build_problem_card(
+        {"id": "act-sync-failing", "title": w, "steps": [w, w]}, user=ALEX
+    ),
+    "digest": lambda w: build_digest_card({w: 2}, [w, w], total=2),
+    "diagnosis": lambda w: build_diagnosis_card(report(w), record_type="appointment", checked_at=NOW),
+    "diagnosis, all checks": lambda w: build_diagnosis_card(
+        report(w), record_type="appointment", checked_at=NOW, show_all=True
+    ),
+    "mailbox diagnosis": lambda w: build_diagnosis_card(
+        report(w, with_record=False), record_type="appointment", checked_at=NOW
+    ),
+}
+
+
+def render(cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    node = shutil.which("node")
+    assert node, "Node.js is needed to render cards (the README's setup installs the npm tools)"
+    done = subprocess.run(
+        [node, str(RENDERER)],
+        input=json.dumps(cards),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout))
+
+
+def markup(rendered: dict[str, Any]) -> dict[str, int]:
+    return {tag: n for tag, n in rendered["tags"].items() if n}
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[tuple[str, str], dict[str, Any]]:
+    """Each builder's card with harmless words and with each hostile text, as the library renders it."""
+    keys = [(builder, kind) for builder in BUILDERS for kind in ["harmless", *HOSTILE]]
+    cards = [to_dict(BUILDERS[b](HOSTILE.get(k, HARMLESS))) for b, k in keys]
+    return dict(zip(keys, render(cards), strict=True))
+
+
+def test_the_renderer_turns_markdown_into_markup() -> None:
+    """The check below means something: markdown in a TextBlock or a Fact does become markup here."""
+    body: list[dict[str, Any]] = [{"type": "TextBlock", "text": text} for text in HOSTILE.values()]
+    body.append({"type": "FactSet", "facts": [{"title": "# t", "value": HOSTILE["link"]}]})
+    body.append({"type": "RichTextBlock", "inlines": [{"type": "TextRun", "text": HOSTILE["link"]}]})
+    choices = [{"title": HOSTILE["subject link"], "value": "1"}]
+    body.append({"type": "Input.ChoiceSet", "id": "c", "style": "expanded", "choices": choices})
+    [shown] = render([{"type": "AdaptiveCard", "version": "1.5", "body": body}])
+    assert shown["problems"] == []
+    tags = markup(shown)
+    assert tags["a"] >= 10 and tags["img"] == 2 and tags["li"] >= 6, tags
+    expected = {"h1", "ul", "ol", "strong", "em", "del", "pre", "code", "blockquote", "table", "script"}
+    assert expected <= tags.keys(), tags
+    assert HOSTILE["link"] in shown["text"]  # the TextRun, as written
+    assert HOSTILE["subject link"] in shown["text"]  # a choice's title, as Teams shows it
+
+
+def test_clip_makes_one_line_cut_with_an_ellipsis() -> None:
+    assert clip("  a\n\n b\tc\r\n", 10) == "a b c"
+    assert clip("x" * 20, 10) == "x" * 9 + "…"
+    assert clip("ok\x00\x07!", 10) == "ok!"
+    assert clip("x" * 10, 10) == "x" * 10
+
+
+def test_literal_text_shows_as_written_and_makes_no_markup() -> None:
+    texts = [literal(t, 20_000) for t in HOSTILE.values()]
+    body: list[dict[str, Any]] = [{"type": "TextBlock", "text": t} for t in texts]
+    facts = [{"type": "FactSet", "facts": [{"title": t, "value": t} for t in texts]}]
+    shown, in_facts = render([{"type": "AdaptiveCard", "version": "1.5", "body": b} for b in (body, facts)])
+    assert markup(shown) == {}
+    assert markup(in_facts) == {"table": 1}  # how the library lays out a FactSet
+    assert shown["text"] == "".join(clip(t, 20_000) for t in HOSTILE.values())
+    assert literal("1. x", 10) == "1\\. x"
+    assert literal("# x", 10) == "\\# x"
+    assert literal("x - y", 10) == "x - y"  # only what could be markup is escaped
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_product_markup_is_still_there(rendered: dict[tuple[str, str], Any], builder: str) -> None:
+    shown = rendered[builder, "harmless"]
+    assert shown["problems"] == []
+    assert HARMLESS in shown["text"] or builder == "welcome"
+    if builder.startswith("diagnosis"):
+        assert markup(shown)["a"] == 2 and markup(shown)["ol"] == 2  # the guidance links, numbered steps
+    if builder == "digest":
+        assert markup(shown)["ul"] == 1
+
+
+@pytest.mark.parametrize("kind", HOSTILE)
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_hostile_text_adds_no_markup(rendered: dict[tuple[str, str], Any], builder: str, kind: str) -> None:
+    shown, harmless = rendered[builder, kind], rendered[builder, "harmless"]
+    assert shown["problems"] == []
+    assert markup(shown) == markup(harmless)
+    words = HOSTILE[kind]
+    first = " ".join(words.split())[:12] if builder != "welcome" else words.split()[0]
+    assert first in shown["text"], "the text shows as written"
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_long_text_is_cut_with_an_ellipsis(builder: str) -> None:
+    card = json.dumps(to_dict(BUILDERS[builder](HOSTILE["10 KB"])), ensure_ascii=False)
+    assert len(card.encode()) < 12_000  # Teams takes about 28 KB per message
+    assert "…" in card or builder == "welcome"  # (the welcome card says the first name only)
