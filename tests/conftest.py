@@ -10,12 +10,22 @@ from typing import Any
 import pytest
 import trustme
 
+from bot.clients.http import THROTTLES
 from bot.sandbox import SAMPLE_ORG, LocalOrg, Org, SandboxConfig, local_org, start_sandbox
 from bot.sandbox.azurite import Azurite, start_azurite
 from bot.sandbox.server import RunningSandbox
 
 PLAYGROUND = "00000000-0000-0000-0000-00000000000"  # + "20".."25": the Agents Playground's mock users
 ALEX = PLAYGROUND + "20"
+
+
+@pytest.fixture(autouse=True)
+def _forget_throttles() -> Iterator[None]:
+    """The 429 memory is process-wide: each test starts and ends with none remembered (sandbox ports are
+    reused, so one test's Retry-After must not hold the next one's requests)."""
+    THROTTLES.clear()
+    yield
+    THROTTLES.clear()
 
 
 @pytest.fixture(scope="session")

@@ -90,4 +90,4 @@ async def test_readyz_checks_the_store_and_a_token(local: LocalOrg) -> None:
         response = await teams.http.get("/readyz")
         assert response.status_code == 503
         [failed] = [c for c in response.json()["checks"] if not c["ok"]]
-        assert failed["name"] == "store" and failed["detail"] == "ProgrammingError"
+        assert failed["name"] == "store" and failed["detail"] == "the SQLite store :memory: is closed"

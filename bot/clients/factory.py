@@ -90,18 +90,21 @@ def clients_from_settings(settings: Settings, *, policy: RetryPolicy | None = No
     return clients_for(
         settings.dataverse_url,
         settings.graph_url,
-        tokens_from_settings(settings),
+        tokens_from_settings(settings, policy=policy),
         verify=settings.verify(),
         policy=policy,
     )
 
 
-def tokens_from_settings(settings: Settings) -> MsalTokenProvider:
-    """MSAL client-credentials tokens for Dataverse and Graph; call only when `missing_settings` is empty."""
+def tokens_from_settings(settings: Settings, *, policy: RetryPolicy | None = None) -> MsalTokenProvider:
+    """MSAL client-credentials tokens for Dataverse and Graph; call only when `missing_settings` is empty.
+
+    `policy` is the clients' own: a token is retried and timed like the request that needs it."""
     assert settings.azure_tenant_id and settings.azure_client_id and settings.azure_client_secret  # for mypy
     return MsalTokenProvider(
         tenant_id=settings.azure_tenant_id,
         client_id=settings.azure_client_id,
         client_secret=settings.azure_client_secret.get_secret_value(),
         authority_host=settings.azure_authority_host,
+        policy=policy,
     )

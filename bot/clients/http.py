@@ -2,7 +2,12 @@
 
 Retries 429 (honouring `Retry-After`), 502/503/504/500 and timeouts with jittered exponential backoff,
 but never past the deadline: the tighter of the policy's own budget and the one set with `deadline()`
-around a whole diagnosis, so a Teams turn always gets its answer inside 15 seconds.
+around a whole diagnosis, so a Teams turn always gets its answer inside 15 seconds. The token a request
+needs is fetched inside the same deadline (`time_left()` tells the token provider how long it has).
+
+A `Retry-After` is remembered process-wide, per service and host (`THROTTLES`): until it has passed,
+`send` doesn't ask again; a request whose budget can't outlast it raises `Throttled` at once, without
+a request, carrying how long is left (`retry_after`, seconds) and when that is (`retry_at`).
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import contextvars
 import email.utils
 import logging
 import random
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -23,11 +29,24 @@ from opentelemetry.trace import SpanKind
 from bot.errors import BackendRefused, BackendUnavailable, Throttled
 from bot.observability import safe_path, tracer
 
-__all__ = ["RetryPolicy", "deadline", "error_message", "send"]
+__all__ = [
+    "THROTTLES",
+    "RetryPolicy",
+    "ThrottleMemory",
+    "backoff",
+    "deadline",
+    "ends_within",
+    "error_message",
+    "send",
+    "throttle_key",
+    "time_left",
+    "wait_out_throttle",
+]
 
 log = logging.getLogger(__name__)
 
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
+_MAX_HOLD = 3600.0  # a Retry-After beyond an hour is taken as an hour: a bad header can't block for days
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("sync_doctor_deadline", default=None)
 
 
@@ -60,6 +79,88 @@ def deadline(seconds: float) -> Iterator[None]:
         yield
     finally:
         _deadline.reset(token)
+
+
+def time_left() -> float | None:
+    """Seconds left before the current `deadline()` (or the request being sent) must end; None: no limit."""
+    ends = _deadline.get()
+    return None if ends is None else ends - time.monotonic()
+
+
+def ends_within(policy: RetryPolicy, started: float | None = None) -> float:
+    """The `time.monotonic()` by which work under `policy` must end: its budget from `started` (default
+    now), or the current deadline when that is sooner."""
+    ends = (time.monotonic() if started is None else started) + policy.budget
+    outer = _deadline.get()
+    return ends if outer is None else min(ends, outer)
+
+
+class ThrottleMemory:
+    """Until when each service asked not to be asked again (`Retry-After` on a 429), process-wide.
+
+    Keys are `throttle_key(service, url)`: one per service and host, since Dataverse's service protection
+    limits and Graph's throttling apply to the app on that host, not to one turn. `clock` is the
+    monotonic clock the holds are measured with; tests give their own.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()  # the token provider's threads remember Entra's 429s too
+
+    def hold(self, key: str, seconds: float) -> None:
+        """Ask nothing of `key` for `seconds` (at most an hour); a longer hold already kept stays."""
+        until = self.clock() + min(max(0.0, seconds), _MAX_HOLD)
+        with self._lock:
+            if until > self._until.get(key, float("-inf")):
+                self._until[key] = until
+
+    def remaining(self, key: str) -> float | None:
+        """Seconds `key` is still held for, None when it is not."""
+        with self._lock:
+            until = self._until.get(key)
+            if until is None:
+                return None
+            left = until - self.clock()
+            if left <= 0:
+                del self._until[key]
+                return None
+            return left
+
+    def clear(self) -> None:
+        with self._lock:
+            self._until.clear()
+
+
+THROTTLES = ThrottleMemory()
+
+
+def throttle_key(service: str, url: httpx.URL | str) -> str:
+    """The memory key of a service on the host of `url`: e.g. "Dataverse https://contoso.crm.dynamics.com"."""
+    url = httpx.URL(url) if isinstance(url, str) else url
+    return f"{service} {url.scheme}://{url.netloc.decode()}"
+
+
+async def wait_out_throttle(service: str, key: str, ends: float) -> None:
+    """Wait until `key`'s remembered `Retry-After` has passed, when that is before `ends`.
+
+    Raises:
+        Throttled: it lasts beyond `ends`; nothing was sent (`attempts` 0, `retry_after` the rest).
+    """
+    held = THROTTLES.remaining(key)
+    if held is None:
+        return
+    left = ends - time.monotonic()
+    if held >= left:
+        raise Throttled(
+            service,
+            f"throttled (429): asked not to be called again for {held:.0f} s more, beyond the "
+            f"{max(0.0, left):.0f} s this answer may take; not sent",
+            attempts=0,
+            retry_after=held,
+        )
+    log.info("%s is throttled for %.1f s more: waiting before sending", service, held)
+    await asyncio.sleep(held)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -123,13 +224,30 @@ async def _send(
     client: httpx.AsyncClient, request: httpx.Request, service: str, policy: RetryPolicy
 ) -> httpx.Response:
     started = time.monotonic()
-    ends = started + policy.budget
-    outer = _deadline.get()
-    if outer is not None:
-        ends = min(ends, outer)
+    ends = ends_within(policy, started)
+    key = throttle_key(service, request.url)
+    await wait_out_throttle(service, key, ends)
+    # The token this request needs (BearerAuth, inside client.send) is fetched within the same deadline.
+    token = _deadline.set(ends)
+    try:
+        return await _attempts(client, request, service, policy, started, ends, key)
+    finally:
+        _deadline.reset(token)
+
+
+async def _attempts(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    service: str,
+    policy: RetryPolicy,
+    started: float,
+    ends: float,
+    key: str,
+) -> httpx.Response:
     last_problem = "no attempt was made: the time budget was already spent"
     attempt = 0
     throttled = False
+    wait: float | None = None
     while attempt < policy.max_attempts:
         remaining = ends - time.monotonic()
         if remaining <= 0.05:
@@ -137,7 +255,7 @@ async def _send(
         attempt += 1
         timeout = min(policy.attempt_timeout, remaining)
         request.extensions["timeout"] = httpx.Timeout(timeout).as_dict()
-        wait: float | None = None
+        wait = None
         throttled = False
         try:
             response = await client.send(request)
@@ -152,7 +270,10 @@ async def _send(
             await response.aread()
             if response.status_code == 429:
                 throttled = True
-                wait = _retry_after(response) or _backoff(policy, attempt)
+                asked = _retry_after(response)
+                if asked is not None:
+                    THROTTLES.hold(key, asked)  # every later request to this host waits for it too
+                wait = asked or backoff(policy, attempt)
                 last_problem = f"throttled (429), asked to retry after {wait:.1f} s"
                 if time.monotonic() + wait >= ends:
                     raise Throttled(
@@ -175,20 +296,24 @@ async def _send(
                 )
         log.info("%s attempt %d failed: %s", service, attempt, last_problem)
         if wait is None:
-            wait = _backoff(policy, attempt)
+            wait = backoff(policy, attempt)
         wait = min(wait, max(0.0, ends - time.monotonic()))
         if attempt < policy.max_attempts and wait > 0:
             await asyncio.sleep(wait)
     spent = time.monotonic() - started
     if throttled:
         raise Throttled(
-            service, f"{last_problem}; gave up after {attempt} attempt(s) in {spent:.1f} s", attempts=attempt
+            service,
+            f"{last_problem}; gave up after {attempt} attempt(s) in {spent:.1f} s",
+            attempts=attempt,
+            retry_after=THROTTLES.remaining(key) or wait,
         )
     raise BackendUnavailable(
         service, f"{last_problem}; gave up after {attempt} attempt(s) in {spent:.1f} s", attempts=attempt
     )
 
 
-def _backoff(policy: RetryPolicy, attempt: int) -> float:
+def backoff(policy: RetryPolicy, attempt: int) -> float:
+    """The jittered delay before attempt `attempt + 1`."""
     cap = min(policy.max_delay, policy.base_delay * 2 ** (attempt - 1))
     return random.uniform(cap / 2, cap)  # noqa: S311 - jitter, not cryptography

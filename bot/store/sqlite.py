@@ -70,6 +70,7 @@ class SqliteStore:
 
     def __init__(self, path: str) -> None:
         self._path = path
+        self._closed = False
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
         try:
             self._db = self._thread.submit(self._open, path).result()
@@ -95,6 +96,9 @@ class SqliteStore:
         return db
 
     async def _run(self, work: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreError(f"the SQLite store {self._path} is closed")
+
         def guarded() -> T:
             try:
                 return work(*args)
@@ -105,7 +109,10 @@ class SqliteStore:
         return await asyncio.shield(asyncio.wrap_future(self._thread.submit(guarded)))
 
     async def close(self) -> None:
+        if self._closed:
+            return
         await self._run(self._db.close)
+        self._closed = True
         self._thread.shutdown(wait=False)
 
     # --- conversation references ---------------------------------------------------------------------

@@ -23,7 +23,14 @@ from botbuilder.schema import (
 
 from bot.clients.http import deadline
 from bot.diagnosis import RECORD_TYPES, RecordType, Report
-from bot.errors import AmbiguousRecordError, BackendError, InputError, StoreError
+from bot.errors import (
+    AmbiguousRecordError,
+    BackendError,
+    BackendRefused,
+    InputError,
+    StoreError,
+    Throttled,
+)
 from bot.helpdesk.desk import MAX_OPEN_TICKETS, EscalationRefused, Helpdesk
 from bot.ids import is_id
 from bot.investigation import Investigator
@@ -543,10 +550,16 @@ def _tenant(context: TurnContext) -> str | None:
 
 
 def _reason(exc: BackendError) -> str:
-    if exc.service == "Entra":
+    """Why the diagnosis couldn't run, for the person: whose fault, and when to try again."""
+    if isinstance(exc, Throttled):
+        when = f" after {exc.retry_at:%H:%M} UTC" if exc.retry_at else " in a few minutes"
+        return f"{exc.service} asked Sync Doctor to slow down (too many requests). Please try again{when}."
+    if exc.service == "Entra" and isinstance(exc, BackendRefused):
         return (
             "Sign-in to Dynamics 365 failed for Sync Doctor itself; your admin has to fix its configuration."
         )
+    if exc.service == "Entra":
+        return "Microsoft sign-in isn't answering Sync Doctor right now. Please try again in a few minutes."
     return f"{exc.service} didn't answer in time or refused ({type(exc).__name__})."
 
 

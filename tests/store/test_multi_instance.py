@@ -24,7 +24,7 @@ from bot.helpdesk.delivery import DEFAULT_CHANNEL
 from bot.sandbox.azurite import start_azurite
 from bot.sandbox.connector import FakeConnector
 from bot.store.azure import AzureStore
-from tests.conftest import ALEX
+from tests.conftest import ALEX, PLAYGROUND
 from tests.e2e.conftest import ROOT, bot_env, running_bot
 from tests.notify.people import broken_org
 from tests.teams.harness import TENANT, Teams
@@ -32,7 +32,17 @@ from tests.teams.test_conversation import buttons, card_text
 from tests.teams.test_helpdesk import ADELE, MEGAN, QUARTERLY, in_channel
 
 PEOPLE = 30
-TICKETS = 6
+LYNNE = PLAYGROUND + "25"
+WEEKLY_SYNC, RENEWAL_CALL = "c3000000-0000-4000-8000-000000000002", "c3000000-0000-4000-8000-000000000007"
+ESCALATIONS = [
+    (ALEX, QUARTERLY),
+    (LYNNE, RENEWAL_CALL),
+    (ALEX, WEEKLY_SYNC),
+    (LYNNE, WEEKLY_SYNC),
+    (ALEX, None),
+    (LYNNE, None),
+]
+TICKETS = len(ESCALATIONS)
 
 
 def worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -119,6 +129,7 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
             assert response.status_code in (200, 201)
             assert await store.get_setting(DEFAULT_CHANNEL) is not None
             await b.say("hi", user=ALEX)  # Alex's 1:1 chat, where his ticket notices go
+            await b.say("hi", user=LYNNE)  # Lynne's (the same conversation id here: one place to count)
 
             # The first worker starts alone; requests from the 15th on are held, so it is the one caught
             # mid-send. The second joins while the first holds its claims.
@@ -128,14 +139,15 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
             first = worker(env, logs / "w1.log")
             stack.callback(stop, first)
 
+            # Two people, three tickets each (one per record, the most one person may have open).
             escalations = await asyncio.gather(
                 *(
                     (a if i % 2 else b).press(
                         "escalate_send",
-                        {"user": ALEX, "record": QUARTERLY, "type": "appointment", "comment": f"try {i}"},
-                        user=ALEX,
+                        {"user": who, "record": record, "type": "appointment", "comment": f"try {i}"},
+                        user=who,
                     )
-                    for i in range(TICKETS)
+                    for i, (who, record) in enumerate(ESCALATIONS)
                 )
             )
             assert all(r.status_code == 200 for r in escalations)

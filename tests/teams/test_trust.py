@@ -7,6 +7,7 @@ import asyncio
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,3 +115,45 @@ async def test_a_locked_store_still_gets_a_diagnosis_and_an_honest_escalation(
         locked_store.execute("ROLLBACK")
         locked_store.close()
         await store.close()
+
+
+async def test_card_data_never_reaches_the_log(local: LocalOrg, caplog: pytest.LogCaptureFixture) -> None:
+    forged = "x\n2026-11-30 CRITICAL bot: forged line"
+    async with running_bot(local, AGENTS) as teams:
+        await teams.press("recheck", {"user": forged, "record": QUARTERLY, "note": forged}, user=ALEX)
+        await teams.press(forged, {"user": ALEX, "subject": forged}, user=ALEX)
+        await teams.say(f"diagnose megan@contoso.com {forged}", user=MEGAN)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "forged" not in logged
+    assert "megan@contoso.com" not in logged
+
+
+def test_text_logs_escape_what_a_message_carries() -> None:
+    import logging
+
+    from bot.observability import TextFormatter
+
+    record = logging.LogRecord(
+        "bot", logging.WARNING, __file__, 1, "got %s", ("a\nCRITICAL forged\r\x1b[2J",), None
+    )
+    line = TextFormatter().format(record)
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line
+    assert line.endswith("got a\\nCRITICAL forged\\r\\x1b[2J")
+
+
+async def test_a_dataverse_retry_after_is_remembered_across_turns(org_data: dict[str, Any]) -> None:
+    from bot.sandbox import SandboxConfig
+    from bot.sandbox.server import Fault
+    from tests.conftest import make_local
+
+    throttled = Fault(route="dataverse", status=429, retry_after=30)
+    async with (
+        make_local(org_data, SandboxConfig(faults=[throttled])) as local,
+        running_bot(local, Settings()) as teams,
+    ):
+        for _ in range(30):
+            await teams.say("check my mailbox", user=ALEX)
+        cards = [card_text(c) for c in teams.connector.cards()]
+        assert len(cards) == 30
+        assert all("try again after" in c for c in cards)  # the checklist, with when to try again
+        assert throttled.hits == 1  # Dataverse was asked once, then left alone until Retry-After passes
