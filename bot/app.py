@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
 from aiohttp import web
+from azure.core.exceptions import DeserializationError
 from botbuilder.core import TurnContext
 from botbuilder.core.serializer_helper import serializer_helper
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
-from botbuilder.schema import Activity
+from botbuilder.schema import Activity, AdaptiveCardInvokeResponse
 from botframework.connector.aio import ConnectorClient
-from botframework.connector.auth import ClaimsIdentity, ConnectorFactory
+from botframework.connector.auth import AuthenticateRequestResult, ClaimsIdentity, ConnectorFactory
 from opentelemetry.trace import SpanKind
 
 from bot.clients.auth import scope_for
@@ -32,10 +35,11 @@ from bot.helpdesk.delivery import Deliverer, drain_forever, send_timeout
 from bot.helpdesk.desk import Helpdesk
 from bot.investigation import Investigator, UserCache
 from bot.notify.sweep import run_sweep
-from bot.observability import activity_scope, tracer
+from bot.observability import activity_scope, quiet_client_mistakes, tracer
 from bot.store import Store, open_store
 from bot.teams import messages
 from bot.teams.bot import SyncDoctorBot
+from bot.teams.envelope import activity_problem
 
 __all__ = ["BOT", "create_app"]
 
@@ -114,39 +118,126 @@ def deliverer_for(settings: Settings, store: Store, adapter: CloudAdapter | None
 
 
 async def messages_route(request: web.Request) -> web.StreamResponse:
-    """Check the envelope (a clean 4xx for junk, never a 500), then hand the activity to CloudAdapter."""
+    """Check the envelope (a clean 4xx for junk, never a 500), then hand the activity to CloudAdapter.
+
+    Each refused request is logged once, on one line and without a traceback: a client's mistake is not
+    the bot's error."""
     if "application/json" not in request.headers.get("Content-Type", ""):
-        return web.json_response({"error": "expected an application/json Bot Framework activity"}, status=415)
+        return _refused(415, "expected an application/json Bot Framework activity")
+    body, problem = await _json_body(request)
+    if problem is not None:
+        return problem
+    activity_id = body.get("id") if isinstance(body, dict) else None
+    reason = activity_problem(body)
+    if reason is not None:
+        return _refused(400, reason, activity_id)
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        return web.json_response({"error": "the body is not valid JSON"}, status=400)
-    if not isinstance(body, dict) or not isinstance(body.get("type"), str):
-        return web.json_response({"error": "the body is not a Bot Framework activity (no type)"}, status=400)
+        activity = Activity().deserialize(_teams_tenant_id(body))
+    except (DeserializationError, RecursionError) as exc:  # activity_problem should have said why
+        return _refused(400, "the body is not a Bot Framework activity", activity_id, cause=exc)
     # CloudAdapter.process() would serialise the invoke response's body a second time and fail (botbuilder
     # 4.17), so this route calls process_activity() itself: the same authentication and turn pipeline.
-    activity = Activity().deserialize(body)
-    auth_header = request.headers.get("Authorization", "")
+    adapter = request.app[ADAPTER]
     attributes = {"teams.activity.type": activity.type, "teams.activity.name": activity.name or ""}
     with (
         activity_scope(activity.id),
         tracer.start_as_current_span("teams turn", kind=SpanKind.SERVER, attributes=attributes) as span,
     ):
-        try:
-            invoke = await request.app[ADAPTER].process_activity(
-                auth_header, activity, request.app[BOT].on_turn
-            )
-        except PermissionError:
-            span.set_attribute("http.response.status_code", 401)
-            return web.json_response({"error": "unauthorized"}, status=401)
+        authenticated = await _authenticate(adapter, activity, request.headers.get("Authorization", ""))
+        if isinstance(authenticated, web.Response):
+            span.set_attribute("http.response.status_code", authenticated.status)
+            return authenticated
+        invoke = await adapter.process_activity(authenticated, activity, request.app[BOT].on_turn)
     if invoke is None:
         return web.Response(status=201)
-    body = (
-        invoke.body
-        if isinstance(invoke.body, dict | list | str) or invoke.body is None
-        else serializer_helper(invoke.body)
-    )
-    return web.json_response(body, status=invoke.status)
+    if invoke.status >= 400:  # botbuilder's answer to an invoke it has no handler for (501) or can't read
+        log.warning(
+            "refused activity %s: %d for invoke %s",
+            _printable(activity.id),
+            invoke.status,
+            _printable(activity.name),
+        )
+    return web.json_response(_invoke_body(invoke.body), status=invoke.status)
+
+
+async def _json_body(request: web.Request) -> tuple[object, web.Response | None]:
+    """The request's JSON, or the refusal to send instead (too large, not text, not JSON, too deep)."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return None, _refused(413, f"the body is larger than {request.client_max_size} bytes")
+    try:
+        return json.loads(raw.decode(request.charset or "utf-8")), None
+    except (ValueError, LookupError):  # not JSON, not in its charset, or an unknown charset
+        return None, _refused(400, "the body is not valid JSON")
+    except RecursionError:
+        return None, _refused(400, "the body nests too deeply")
+
+
+async def _authenticate(
+    adapter: CloudAdapter, activity: Activity, auth_header: str
+) -> AuthenticateRequestResult | web.Response:
+    """Bot Framework's check of the bearer token; a refusal (one log line, no traceback) when it fails.
+
+    botbuilder raises PermissionError for some bad tokens and lets PyJWT's errors (DecodeError,
+    ExpiredSignatureError...), bare Exceptions (an algorithm it doesn't allow) and IndexError or KeyError
+    (a key id or claim it can't find) escape for others: all of them are the caller's bad token."""
+    try:
+        return await adapter.bot_framework_authentication.authenticate_request(activity, auth_header)
+    except requests.RequestException as exc:  # Bot Framework's signing keys could not be fetched
+        log.warning("activity %s: could not check its token: %s", _printable(activity.id), _brief(exc))
+        return web.json_response({"error": "could not check the token just now"}, status=503)
+    except Exception as exc:
+        return _refused(401, "unauthorized", activity.id, cause=exc)
+
+
+def _teams_tenant_id(body: object) -> object:
+    """Teams names the conversation's tenant `tenantId`; botbuilder's model reads only `tenantID` and
+    would drop it, and with it the check that it agrees with `channelData.tenant.id`."""
+    conversation = body.get("conversation") if isinstance(body, dict) else None
+    if (
+        isinstance(body, dict)
+        and isinstance(conversation, dict)
+        and "tenantId" in conversation
+        and "tenantID" not in conversation
+    ):
+        return {**body, "conversation": {**conversation, "tenantID": conversation["tenantId"]}}
+    return body
+
+
+def _refused(
+    status: int, reason: str, activity_id: object = None, *, cause: Exception | None = None
+) -> web.Response:
+    """An error answer with a JSON body, logged on one line (the cause's type and message, no traceback)."""
+    because = f" ({_brief(cause)})" if cause is not None else ""
+    log.warning("refused activity %s: %d %s%s", _printable(activity_id), status, reason, because)
+    return web.json_response({"error": reason}, status=status)
+
+
+def _brief(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {_printable(str(exc), 200)}"
+
+
+def _printable(value: object, limit: int = 80) -> str:
+    """A client-sent value fit for one log line: a string, cut short, with control characters replaced."""
+    if not isinstance(value, str) or not value:
+        return "-"
+    return "".join(c if c.isprintable() else "?" for c in value[:limit]) + ("…" if len(value) > limit else "")
+
+
+def _invoke_body(body: object) -> object:
+    if isinstance(body, dict | list | str) or body is None:
+        return body
+    error = getattr(body, "value", None)
+    if isinstance(body, AdaptiveCardInvokeResponse) and isinstance(error, Exception):
+        # botbuilder 4.17 refuses a malformed adaptiveCard/action with an Exception msrest can't serialise
+        code, message = (*(str(arg) for arg in error.args), "", "")[:2]
+        return {
+            "statusCode": int(body.status_code),
+            "type": body.type,
+            "value": {"code": code, "message": message},
+        }
+    return serializer_helper(body)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -195,6 +286,7 @@ def create_app(
         store: use this store (tests); otherwise the one STORE_URL names.
         deliver: send the outbox from this process; False leaves it to `python -m bot deliver` workers.
     """
+    quiet_client_mistakes()
     app = web.Application(client_max_size=256 * 1024)
     app[ADAPTER] = _adapter(settings)
 

@@ -24,7 +24,7 @@ from opentelemetry import trace
 
 from bot.config import Settings
 
-__all__ = ["activity_scope", "configure", "safe_path", "tracer"]
+__all__ = ["TextFormatter", "activity_scope", "configure", "quiet_client_mistakes", "safe_path", "tracer"]
 
 tracer = trace.get_tracer("sync-doctor")
 _activity: contextvars.ContextVar[str | None] = contextvars.ContextVar("sync_doctor_activity", default=None)
@@ -88,6 +88,29 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = _escape_controls(record.message)
         return super().formatMessage(record)
+
+
+class _ClientMistakes(logging.Filter):
+    """aiohttp refuses some requests before any route runs (a header over 8 KB, a bad chunk size) and logs
+    each at ERROR with a traceback and the start of the header: a client's mistake, so one WARNING line
+    with the status and the error's class, and nothing the client sent."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError) and 400 <= (error.code or 0) < 500:
+            record.msg, record.args = "refused request: %d %s", (error.code, type(error).__name__)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_client_mistakes() -> None:
+    """Install the filter above on aiohttp's server logger (once; `create_app` calls it)."""
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _ClientMistakes) for f in server.filters):
+        server.addFilter(_ClientMistakes())
 
 
 def _resource() -> Any:

@@ -523,7 +523,7 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
 
 
 _SET_CHANNEL = re.compile(r"(please )?(use|set) this channel (for|as) (the )?help ?desk( channel)?")
-_DIAGNOSE_OTHER = re.compile(r"(?:diagnose|check) (\S+@\S+|[0-9a-f-]{36,37})")
+_DIAGNOSE_OTHER = re.compile(r"(?:diagnose|check) ([^\s@]+@\S+|[0-9a-f-]{36,37})")  # linear: no nested @ runs
 
 
 def _tenant_ids(context: TurnContext) -> tuple[str | None, str | None]:
