@@ -10,7 +10,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "connection_string_fields", "is_azure_connection_string", "load_settings"]
+
+
+def connection_string_fields(url: str) -> dict[str, str]:
+    """`Key=value;...` as a dict with lowercase keys (values as given)."""
+    return {k.strip().lower(): v for k, _, v in (p.partition("=") for p in url.split(";") if "=" in p)}
+
+
+def is_azure_connection_string(url: str) -> bool:
+    fields = connection_string_fields(url)
+    return bool(fields.keys() & {"accountname", "usedevelopmentstorage", "tableendpoint", "queueendpoint"})
 
 
 class Settings(BaseSettings):
@@ -68,8 +78,6 @@ class Settings(BaseSettings):
     @field_validator("store_url")
     @classmethod
     def _store_url(cls, value: SecretStr) -> SecretStr:
-        from bot.store import is_azure_connection_string  # the store package imports this module's users
-
         url = value.get_secret_value()
         if not (url.startswith("sqlite://") or is_azure_connection_string(url)):
             raise ValueError("must be sqlite:///path/to/file.sqlite3 or an Azure Storage connection string")

@@ -19,6 +19,14 @@ PLAYGROUND = "00000000-0000-0000-0000-00000000000"  # + "20".."25": the Agents P
 ALEX = PLAYGROUND + "20"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers by folder: everything under tests/e2e/ drives the Playground in Chromium (`-m "not e2e"`
+    is the fast loop and starts neither)."""
+    for item in items:
+        if "e2e" in item.path.relative_to(Path(__file__).parent).parts[:1]:
+            item.add_marker(pytest.mark.e2e)
+
+
 @pytest.fixture(autouse=True)
 def _forget_throttles() -> Iterator[None]:
     """The 429 memory is process-wide: each test starts and ends with none remembered (sandbox ports are

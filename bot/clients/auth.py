@@ -34,6 +34,7 @@ from bot.clients.http import (
     RetryPolicy,
     backoff,
     ends_within,
+    gave_up,
     throttle_key,
     time_left,
     wait_out_throttle,
@@ -292,19 +293,7 @@ class MsalTokenProvider:
             wait = min(wait, max(0.0, ends - time.monotonic()))
             if attempt < self._policy.max_attempts and wait > 0:
                 await asyncio.sleep(wait)
-        spent = time.monotonic() - started
-        if throttled:
-            raise Throttled(
-                SERVICE,
-                f"{last_problem}; gave up after {attempt} attempt(s) in {spent:.1f} s",
-                attempts=attempt,
-                retry_after=THROTTLES.remaining(self._throttle_key),
-            )
-        raise BackendUnavailable(
-            SERVICE,
-            f"{last_problem}; gave up after {attempt} attempt(s) in {spent:.1f} s",
-            attempts=attempt,
-        )
+        raise gave_up(SERVICE, last_problem, attempt, started, throttled=throttled, key=self._throttle_key)
 
     async def aclose(self) -> None:
         self._threads.shutdown()

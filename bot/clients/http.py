@@ -37,6 +37,7 @@ __all__ = [
     "deadline",
     "ends_within",
     "error_message",
+    "gave_up",
     "send",
     "throttle_key",
     "time_left",
@@ -300,17 +301,25 @@ async def _attempts(
         wait = min(wait, max(0.0, ends - time.monotonic()))
         if attempt < policy.max_attempts and wait > 0:
             await asyncio.sleep(wait)
+    raise gave_up(service, last_problem, attempt, started, throttled=throttled, key=key, wait=wait)
+
+
+def gave_up(
+    service: str,
+    last_problem: str,
+    attempt: int,
+    started: float,
+    *,
+    throttled: bool,
+    key: str,
+    wait: float | None = None,
+) -> Throttled | BackendUnavailable:
+    """The error for a request whose attempts ran out: throttled to the end, or unavailable."""
     spent = time.monotonic() - started
+    message = f"{last_problem}; gave up after {attempt} attempt(s) in {spent:.1f} s"
     if throttled:
-        raise Throttled(
-            service,
-            f"{last_problem}; gave up after {attempt} attempt(s) in {spent:.1f} s",
-            attempts=attempt,
-            retry_after=THROTTLES.remaining(key) or wait,
-        )
-    raise BackendUnavailable(
-        service, f"{last_problem}; gave up after {attempt} attempt(s) in {spent:.1f} s", attempts=attempt
-    )
+        return Throttled(service, message, attempts=attempt, retry_after=THROTTLES.remaining(key) or wait)
+    return BackendUnavailable(service, message, attempts=attempt)
 
 
 def backoff(policy: RetryPolicy, attempt: int) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.config import connection_string_fields, is_azure_connection_string
 from bot.errors import ConfigError, StoreError
 from bot.store.base import Conflict, OutboxEntry, Store, Ticket
 from bot.store.sqlite import SqliteStore
@@ -18,16 +19,6 @@ __all__ = [
     "is_azure_connection_string",
     "open_store",
 ]
-
-
-def connection_string_fields(url: str) -> dict[str, str]:
-    """`Key=value;...` as a dict with lowercase keys (values as given)."""
-    return {k.strip().lower(): v for k, _, v in (p.partition("=") for p in url.split(";") if "=" in p)}
-
-
-def is_azure_connection_string(url: str) -> bool:
-    fields = connection_string_fields(url)
-    return bool(fields.keys() & {"accountname", "usedevelopmentstorage", "tableendpoint", "queueendpoint"})
 
 
 def open_store(url: str) -> Store:

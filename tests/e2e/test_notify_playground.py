@@ -14,10 +14,22 @@ import pytest
 from playwright.async_api import Page, async_playwright, expect
 
 from bot.sandbox import SAMPLE_ORG
+from bot.store import SqliteStore
 from tests.e2e.conftest import ROOT, SHOTS, bot_env, running_bot, running_playground
 from tests.e2e.test_playground import CHROMIUM_ARGS
 
 ALEX = "00000000-0000-0000-0000-0000000000020"
+
+
+async def _until_watching(store_path: Path, user: str) -> None:
+    """Return once the bot has recorded that `user` wants to hear when it's fixed (the button's effect)."""
+    store = SqliteStore(str(store_path))
+    try:
+        async with asyncio.timeout(30):
+            while await store.get_setting(f"watch:{user.lower()}") is None:  # noqa: ASYNC110 - another process writes it
+                await asyncio.sleep(0.1)
+    finally:
+        await store.close()
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +100,6 @@ async def test_the_default_user_gets_the_notice_once(
         await expect(notice).to_contain_text("Appointments, Contacts, and Tasks are not set to synchronize")
         await page.screenshot(path=str(SHOTS / "notice.png"), full_page=True)
         await notice.get_by_role("button", name="Tell me when it's fixed").click()
-        await page.wait_for_timeout(1500)
+        await _until_watching(Path(env["STORE_URL"].removeprefix("sqlite:///")), ALEX)
         assert await notice.count() == 1  # the card stays; the answer is a message
         await browser.close()

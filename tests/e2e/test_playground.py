@@ -14,8 +14,6 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.e2e.conftest import SHOTS
 
-pytestmark = pytest.mark.e2e
-
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
