@@ -253,28 +253,38 @@ def print_report(report: Report, out: TextIO) -> None:
         )
         in_exchange = {True: "yes", False: "no", None: "could not check"}[report.in_exchange]
         print(f"In Exchange: {in_exchange}", file=out)
-    causes = report.causes
-    if causes:
-        print(f"Verdict:     {len(causes)} cause(s) found: {', '.join(causes)}", file=out)
-    elif report.warnings:
-        print(f"Verdict:     no blocking cause; worth a look: {', '.join(report.warnings)}", file=out)
-    else:
-        print("Verdict:     no problem found", file=out)
+    verdict = report.verdict()
+    ids = ", ".join(verdict.ids)
+    line = {
+        "blocked": f"{len(verdict.ids)} cause(s) found: {ids}",
+        "warned": f"no blocking cause; worth a look: {ids}",
+    }.get(verdict.kind, "no problem found")
+    print(f"Verdict:     {line}", file=out)
     print(file=out)
+    _print_checks(report, out)
+    _print_steps(report, out)
+
+
+def _print_checks(report: Report, out: TextIO) -> None:
+    """One line per check, with the evidence of those that did not pass."""
     width = max((len(f.id) for f in report.findings), default=10)
     for finding in report.findings:
         print(f"  {_MARK[finding.status]:4}  {finding.id:{width}}  {finding.title}", file=out)
         if finding.status != "pass" and finding.evidence:
             facts = "; ".join(f"{k}: {_plain(v)}" for k, v in finding.evidence.items())
             print(f"  {'':4}  {'':{width}}  {facts}", file=out)
-    to_fix = [f for f in report.findings if f.status in ("fail", "warn")]
+
+
+def _print_steps(report: Report, out: TextIO) -> None:
+    """The steps of each failure and warning, in fix order, with their sources."""
+    to_fix = report.with_status("fail", "warn")
     if to_fix:
         print("\nWhat to do, in this order:", file=out)
-        for number, finding in enumerate(to_fix, start=1):
-            print(f"{number}. {finding.title}", file=out)
-            for step_no, step in enumerate(finding.steps, start=1):
-                print(f"   {step_no}) {step}", file=out)
-            print(f"   Source: {finding.source}", file=out)
+    for number, finding in enumerate(to_fix, start=1):
+        print(f"{number}. {finding.title}", file=out)
+        for step_no, step in enumerate(finding.steps, start=1):
+            print(f"   {step_no}) {step}", file=out)
+        print(f"   Source: {finding.source}", file=out)
 
 
 def _plain(value: object) -> str:

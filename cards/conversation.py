@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from microsoft_teams.cards.core import AdaptiveCard, CardElement, Choice, ChoiceSetInput
 
+from bot.diagnosis import self_checks
 from cards.common import ERROR, NAME, SUBJECT, card, clip, execute, heading, plain, text
 
 __all__ = ["PickerItem", "build_checklist_card", "build_help_card", "build_picker_card", "build_welcome_card"]
@@ -92,14 +93,7 @@ def _choice(item: PickerItem) -> str:
 
 def build_checklist_card(*, record_type: str, reason: str, user: str | None) -> AdaptiveCard:
     """When Dynamics 365 can't be read in time: what the person can check themselves, and a retry."""
-    steps = (
-        "In Dynamics 365, open Settings > Email Configuration > Mailboxes > Active Mailboxes and open your mailbox.",
-        "Check that Appointments, Contacts, and Tasks is set to Server-Side Synchronization.",
-        "Check that the mailbox was tested and enabled and that the Appointments, Contacts, and Tasks status is Success.",
-        f"Open the {record_type}: make sure you are its organizer or a required attendee, not only its owner "
-        "(that's what the default synchronization filter needs).",
-        "Or check your filters: gear icon > Personal Options > Synchronization tab.",
-    )
+    steps = self_checks(record_type)
     body: list[CardElement] = [
         heading("I couldn't check Dynamics 365 just now", size="Medium"),
         plain(clip(reason, ERROR), subtle=True),

@@ -36,18 +36,21 @@ def _title(report: Report, record_type: str) -> str:
     return "Your mailbox check" if record_type == "appointment" else f"Your {record_type} sync check"
 
 
+_VERDICT_COLOR = {"blocked": "Attention", "warned": "Warning", "in_exchange": "Good", "clear": "Good"}
+
+
 def _verdict(report: Report) -> tuple[str, str]:
-    causes = [f for f in report.findings if f.status == "fail"]
-    warnings = [f for f in report.findings if f.status == "warn"]
-    if causes:
-        first = clip(causes[0].title, LINE)
-        more = f" (and {len(causes) - 1} more)" if len(causes) > 1 else ""
-        return f"Found it: {first}{more}.", "Attention"
-    if warnings:
-        return f"Nothing blocks sync, but: {clip(warnings[0].title, LINE)}.", "Warning"
-    if report.in_exchange:
-        return "Everything checks out, and it is in your Outlook calendar.", "Good"
-    return "Everything I can check is fine.", "Good"
+    """The verdict's line and its colour."""
+    verdict = report.verdict()
+    first = clip(verdict.findings[0].title, LINE) if verdict.findings else ""
+    more = len(verdict.findings) - 1
+    line = {
+        "blocked": f"Found it: {first}" + (f" (and {more} more)" if more > 0 else "") + ".",
+        "warned": f"Nothing blocks sync, but: {first}.",
+        "in_exchange": "Everything checks out, and it is in your Outlook calendar.",
+        "clear": "Everything I can check is fine.",
+    }[verdict.kind]
+    return line, _VERDICT_COLOR[verdict.kind]
 
 
 def _label(key: str) -> str:
@@ -110,9 +113,8 @@ def build_diagnosis_card(
         plain(verdict, color=color),
         _facts(report, checked_at),
     ]
-    to_fix = [f for f in report.findings if f.status in ("fail", "warn")]
-    body.extend(_finding_block(f) for f in to_fix)
-    unknown = [f for f in report.findings if f.status == "unknown"]
+    body.extend(_finding_block(f) for f in report.with_status("fail", "warn"))
+    unknown = report.with_status("unknown")
     if unknown:
         titles = "; ".join(clip(f.title, LINE) for f in unknown)
         body.append(plain(f"Some checks couldn't run: {titles}.", subtle=True))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from microsoft_teams.cards.core import AdaptiveCard, CardElement, Fact, FactSet
 
+from bot.diagnosis import Finding
 from cards.common import LINE, NAME, STEP, card, clip, execute, heading, literal, plain, text
 
 __all__ = ["build_digest_card", "build_problem_card"]
@@ -15,10 +15,20 @@ DIGEST_LIST_LIMIT = 25
 PERSON = 160  # "name (causes)"
 
 
-def build_problem_card(finding: Mapping[str, Any], *, user: str) -> AdaptiveCard:
-    """What is wrong, what it means for the person, the steps, and what they can do from here."""
-    title = clip(finding.get("title", finding.get("id", "A sync problem")), LINE)
-    steps = [literal(s, STEP) for s in finding.get("steps") or []]
+def build_problem_card(finding: Finding | Mapping[str, object], *, user: str) -> AdaptiveCard:
+    """What is wrong, what it means for the person, the steps, and what they can do from here.
+
+    Args:
+        finding: the failing finding, or the `Finding.to_dict()` the sweep keeps in the outbox (read back
+            here, so the deliverer needs no core types: the architecture has no Outbox -> Core arrow).
+
+    Raises:
+        ValueError: `finding` is a dict that is not a finding.
+    """
+    if not isinstance(finding, Finding):
+        finding = Finding.from_dict(finding)
+    title = clip(finding.title or finding.id, LINE)
+    steps = [literal(s, STEP) for s in finding.steps]
     body: list[CardElement] = [
         heading("Your Dynamics 365 appointments can't reach Outlook", size="Medium"),
         plain(title, weight="Bolder", color="Attention"),
@@ -34,13 +44,13 @@ def build_problem_card(finding: Mapping[str, Any], *, user: str) -> AdaptiveCard
             subtle=True,
         )
     )
-    data = {"user": user, "record": None, "type": "appointment", "cause": finding.get("id")}
+    data = {"user": user, "record": None, "type": "appointment", "cause": finding.id}
     actions = [
         execute("Re-check now", "recheck", data, style="positive"),
         execute("Tell me when it's fixed", "watch", data),
         execute("Mute these", "mute", data),
     ]
-    return card(body, actions, fallback_text=str(finding.get("title", "A sync problem with your mailbox")))
+    return card(body, actions, fallback_text=finding.title or "A sync problem with your mailbox")
 
 
 def build_digest_card(counts: Mapping[str, int], people: Sequence[str], *, total: int) -> AdaptiveCard:

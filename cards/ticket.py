@@ -2,14 +2,58 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Literal, Protocol
 
 from microsoft_teams.cards.core import AdaptiveCard, CardElement, Fact, FactSet, TextInput
 
-from bot.store.base import Ticket
+from bot.diagnosis import stored_findings
 from cards.common import ERROR, LINE, NAME, NOTE, SUBJECT, card, clip, execute, heading, literal, plain, text
 
-__all__ = ["build_escalate_card", "build_ticket_card", "build_ticket_list_card"]
+__all__ = ["TicketView", "build_escalate_card", "build_ticket_card", "build_ticket_list_card"]
+
+
+class TicketView(Protocol):
+    """What the ticket cards read of an escalation (the helpdesk's `Ticket` has it all).
+
+    `report` is the diagnosis as kept with the ticket: a `Report.to_dict()`, or `{"findings": [], "error":
+    ...}` when the diagnosis could not run.
+    """
+
+    # which ticket, and the version its buttons act on
+    @property
+    def number(self) -> int: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+
+    # who asked, about what, and the diagnosis kept with it
+    @property
+    def user_aad(self) -> str: ...
+    @property
+    def user_name(self) -> str: ...
+    @property
+    def record_type(self) -> str: ...
+    @property
+    def subject(self) -> str | None: ...
+    @property
+    def report(self) -> Mapping[str, object]: ...
+    @property
+    def comment(self) -> str: ...
+
+    # where it stands
+    @property
+    def status(self) -> Literal["open", "assigned", "resolved"]: ...
+    @property
+    def assignee_name(self) -> str | None: ...
+    @property
+    def resolution(self) -> str | None: ...
+    @property
+    def changed_by(self) -> str | None: ...
+    @property
+    def changed_at(self) -> str: ...
+
 
 _STATUS = {"open": "Open", "assigned": "Assigned", "resolved": "Resolved"}
 _COLOR = {"open": "Attention", "assigned": "Accent", "resolved": "Good"}
@@ -32,18 +76,13 @@ def build_escalate_card(
     )
 
 
-def _causes(ticket: Ticket) -> str:
-    findings = ticket.report.get("findings") if isinstance(ticket.report, dict) else None
-    titles = [
-        f.get("title", f.get("id"))
-        for f in findings or []
-        if isinstance(f, dict) and f.get("status") == "fail"
-    ]
-    return literal("; ".join(str(t) for t in titles), LINE) or "no blocking cause found"
+def _causes(ticket: TicketView) -> str:
+    titles = [f.title for f in stored_findings(ticket.report) if f.status == "fail"]
+    return literal("; ".join(titles), LINE) or "no blocking cause found"
 
 
 def build_ticket_card(
-    ticket: Ticket, *, for_agents: bool = True, notice: str | None = None, notice_color: str = "Warning"
+    ticket: TicketView, *, for_agents: bool = True, notice: str | None = None, notice_color: str = "Warning"
 ) -> AdaptiveCard:
     """The ticket as it is now: who, which record, the diagnosis, the comment, its state and last change."""
     record = literal(ticket.record_type, NAME)
@@ -88,12 +127,12 @@ def build_ticket_card(
     return card(body, actions, fallback_text=f"{ticket.key}: {_STATUS[ticket.status]}")
 
 
-def _line(ticket: Ticket) -> str:
+def _line(ticket: TicketView) -> str:
     what = literal(ticket.subject or ticket.record_type, SUBJECT)
     return f"{_STATUS[ticket.status]} · {literal(ticket.user_name, NAME)} · {what}"
 
 
-def build_ticket_list_card(tickets: Sequence[Ticket], *, title: str) -> AdaptiveCard:
+def build_ticket_list_card(tickets: Sequence[TicketView], *, title: str) -> AdaptiveCard:
     if not tickets:
         return card([heading(title, size="Medium"), text("None.")], fallback_text=f"{title}: none")
     facts = [Fact(title=t.key, value=_line(t)) for t in tickets]

@@ -1,4 +1,9 @@
-"""The diagnostic core: facts in, findings out. Imports nothing from Teams, HTTP or the clients."""
+"""The diagnostic core: facts in, findings out. Imports nothing from Teams, HTTP or the clients.
+
+Modules: `facts` (the input), `report` (the output: findings, report, verdict), `rule` (how a rule is
+declared), `guidance` (what each finding says), `rules` (the checks and their table, in fix order),
+`engine` (`diagnose`).
+"""
 
 from bot.diagnosis.engine import diagnose
 from bot.diagnosis.facts import (
@@ -11,10 +16,22 @@ from bot.diagnosis.facts import (
     RecordType,
     UserFacts,
 )
-from bot.diagnosis.report import Finding, RecordSummary, Report, Status, UserSummary
-from bot.diagnosis.rules import MAILBOX_RULE_IDS, RULES
+from bot.diagnosis.guidance import Guidance
+from bot.diagnosis.report import (
+    Finding,
+    RecordSummary,
+    Report,
+    Status,
+    UserSummary,
+    Verdict,
+    VerdictKind,
+    stored_findings,
+)
+from bot.diagnosis.rule import Outcome, Rule, Scope
+from bot.diagnosis.rules import FINDING_IDS, MAILBOX_RULE_IDS, RULES, self_checks
 
 __all__ = [
+    "FINDING_IDS",
     "MAILBOX_RULE_IDS",
     "RECORD_TYPES",
     "RULES",
@@ -22,13 +39,21 @@ __all__ = [
     "Facts",
     "FilterFacts",
     "Finding",
+    "Guidance",
     "MailboxFacts",
+    "Outcome",
     "RecordFacts",
     "RecordSummary",
     "RecordType",
     "Report",
+    "Rule",
+    "Scope",
     "Status",
     "UserFacts",
     "UserSummary",
+    "Verdict",
+    "VerdictKind",
     "diagnose",
+    "self_checks",
+    "stored_findings",
 ]

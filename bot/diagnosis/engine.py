@@ -4,25 +4,24 @@ from __future__ import annotations
 
 from bot.diagnosis.facts import Facts
 from bot.diagnosis.report import Finding, RecordSummary, Report, UserSummary
+from bot.diagnosis.rule import iso
 from bot.diagnosis.rules import RULES
 
 __all__ = ["diagnose"]
 
 
 def diagnose(facts: Facts) -> Report:
-    """Run every documented rule that applies to `facts` and return the report.
+    """Run every documented rule that applies to `facts` (in fix order) and return the report.
 
-    `sync-pending` only speaks when nothing else failed: a pending sync is no explanation when a
-    documented cause blocks sync anyway.
+    A rule declared `only_without_causes` (sync-pending) speaks only when no rule before it failed.
     """
     findings: list[Finding] = []
-    for rule_id, rule in RULES:
+    for rule in RULES:
+        if rule.only_without_causes and any(x.status == "fail" for x in findings):
+            continue
         finding = rule(facts)
-        if finding is None:
-            continue
-        if rule_id == "sync-pending" and any(x.status == "fail" for x in findings):
-            continue
-        findings.append(finding)
+        if finding is not None:
+            findings.append(finding)
     return Report(
         user=_user_summary(facts),
         record=_record_summary(facts),
@@ -48,5 +47,4 @@ def _record_summary(facts: Facts) -> RecordSummary | None:
     record = facts.record
     if record is None:
         return None
-    start = record.start.strftime("%Y-%m-%dT%H:%M:%SZ") if record.start else None
-    return RecordSummary(type=record.type, id=record.id, subject=record.subject, start=start)
+    return RecordSummary(type=record.type, id=record.id, subject=record.subject, start=iso(record.start))

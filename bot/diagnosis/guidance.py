@@ -1,208 +1,329 @@
-"""What each finding says to a person: titles by status, the resolution steps, and the documented source.
+"""What each finding says to a person: titles by status, the resolution steps, the documented source.
 
-One place for this text, so the CLI, the cards and the notifications say the same thing. The steps
-follow KB 4509420 and the sync-logic docs, in our own words.
+All of it in one place, so the CLI, the cards and the notifications say the same thing. One `Guidance`
+per rule, named after it; the rule's declaration in `bot.diagnosis.rules` (`@rule(id, scope, guidance)`)
+is what ties the text to a finding id. The steps follow KB 4509420 and the sync-logic docs, in our own
+words.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from bot.diagnosis.report import Status
+from bot.diagnosis.report import Evidence, Finding, Status
 
-__all__ = ["GUIDANCE", "Guidance"]
+__all__ = [
+    "ACT_NOT_ENABLED",
+    "ACT_NOT_SERVER_SIDE_SYNC",
+    "ACT_OUTLOOK_CLIENT",
+    "ACT_SYNC_FAILING",
+    "CHOOSE_RECORDS",
+    "KB_4509420",
+    "MAILBOX_INACTIVE",
+    "MAILBOX_MISSING",
+    "MAILBOX_NOT_APPROVED",
+    "MAILBOX_NOT_TESTED",
+    "NO_SYNC_FILTER",
+    "OPEN_MAILBOX",
+    "OUTSIDE_SYNC_FILTER",
+    "PERSONAL_OPTIONS",
+    "RECORD_NOT_FOUND",
+    "SHOWN_AS_FREE",
+    "SYNC_LOGIC",
+    "SYNC_PENDING",
+    "TEAMS_USER_UNKNOWN",
+    "TEST_ENABLE",
+    "USER_DISABLED",
+    "Guidance",
+    "fill",
+]
 
 KB_4509420 = "https://support.microsoft.com/help/4509420"
 SYNC_LOGIC = "https://learn.microsoft.com/power-platform/admin/sync-logic"
 CHOOSE_RECORDS = "https://learn.microsoft.com/power-platform/admin/choose-records-synchronize-dynamics-365-outlook-exchange"
-DEFAULT_FILTERS = "https://learn.microsoft.com/power-platform/admin/configure-default-sync-filters"
-CONNECT_EXCHANGE = "https://learn.microsoft.com/power-platform/admin/connect-exchange-online"
 
-_OPEN_MAILBOX = (
+OPEN_MAILBOX = (
     "In Dynamics 365, open Settings > Email Configuration > Mailboxes > Active Mailboxes and open {mailbox}."
 )
-_TEST_ENABLE = "Select Test & Enable Mailbox, wait for the test to finish, then check that the Appointments, Contacts, and Tasks status is Success."
-_FILTER_STEPS = (
-    "In Dynamics 365, select the gear icon > Personal Options (Set Personal Options) > Synchronization tab.",
-    "Under synchronization filters, open the filter for {type}s and change it, or add a filter that selects records like this one.",
-    "Or make yourself the organizer or a required attendee of the record: by default that is what the filter selects; being only the owner is not enough.",
+TEST_ENABLE = "Select Test & Enable Mailbox, wait for the test to finish, then check that the Appointments, Contacts, and Tasks status is Success."
+PERSONAL_OPTIONS = (
+    "In Dynamics 365, select the gear icon > Personal Options (Set Personal Options) > Synchronization tab."
 )
+
+
+class _Blank(dict[str, str]):
+    """Placeholders without a value stay as written."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill(text: str, words: Mapping[str, str]) -> str:
+    """`text` with its `{placeholders}` filled in from `words` (unknown ones left alone)."""
+    return text.format_map(_Blank(words))
 
 
 @dataclass(frozen=True)
 class Guidance:
-    """Text for one finding id. `titles` maps a status to a one-line title; `steps` apply to fail/warn."""
+    """Text for one finding id. `titles` maps a status to a one-line title; `steps` apply to fail/warn.
 
-    titles: dict[Status, str]
+    Placeholders: `{type}` (the record type), `{mailbox}` (the mailbox, named), and any word the rule's
+    outcome adds. `self_check` is what a person can check on their own when Dynamics 365 can't be read
+    (the checklist card), in the order of the rules.
+    """
+
+    titles: Mapping[Status, str]
     source: str
     steps: tuple[str, ...] = ()
     warn_steps: tuple[str, ...] | None = None  # when a warning needs other steps than a failure
-    extra: dict[str, str] = field(default_factory=dict)
+    self_check: tuple[str, ...] = ()
+
+    def finding(
+        self, finding_id: str, status: Status, evidence: Evidence, words: Mapping[str, str]
+    ) -> Finding:
+        """The finding for `status`, its title and steps filled in with `words`."""
+        title = self.titles.get(status) or self.titles.get("fail") or finding_id
+        steps: tuple[str, ...] = ()
+        if status in ("fail", "warn"):
+            chosen = self.warn_steps if status == "warn" and self.warn_steps is not None else self.steps
+            steps = tuple(fill(step, words) for step in chosen)
+        return Finding(
+            id=finding_id,
+            status=status,
+            title=fill(title, words),
+            evidence=evidence,
+            steps=steps,
+            source=self.source,
+        )
 
 
-GUIDANCE: dict[str, Guidance] = {
-    "teams-user-unknown": Guidance(
-        titles={
-            "fail": "No Dynamics 365 user is linked to this Microsoft 365 account",
-            "pass": "Found the Dynamics 365 user",
-        },
-        source=SYNC_LOGIC,
-        steps=(
-            "Ask your Dynamics 365 admin to check that you have a user in Dynamics 365 (Settings > Security > Users).",
-            "The user must be the same Microsoft Entra account you use in Teams; a user added recently can take a few minutes to appear.",
-        ),
+def _lower_first(text: str) -> str:
+    return text[0].lower() + text[1:]
+
+
+# --- user -------------------------------------------------------------------------------------------
+
+TEAMS_USER_UNKNOWN = Guidance(
+    titles={
+        "fail": "No Dynamics 365 user is linked to this Microsoft 365 account",
+        "pass": "Found the Dynamics 365 user",
+    },
+    source=SYNC_LOGIC,
+    steps=(
+        "Ask your Dynamics 365 admin to check that you have a user in Dynamics 365 (Settings > Security > Users).",
+        "The user must be the same Microsoft Entra account you use in Teams; a user added recently can take a few minutes to appear.",
     ),
-    "user-disabled": Guidance(
-        titles={"fail": "Your Dynamics 365 user is disabled", "pass": "Dynamics 365 user is enabled"},
-        source=SYNC_LOGIC,
-        steps=(
-            "Ask your Dynamics 365 admin to enable your user and assign it a license (Settings > Security > Users).",
-        ),
+)
+
+
+USER_DISABLED = Guidance(
+    titles={
+        "fail": "Your Dynamics 365 user is disabled",
+        "pass": "Dynamics 365 user is enabled",
+    },
+    source=SYNC_LOGIC,
+    steps=(
+        "Ask your Dynamics 365 admin to enable your user and assign it a license (Settings > Security > Users).",
     ),
-    "mailbox-missing": Guidance(
-        titles={"fail": "You have no mailbox record in Dynamics 365", "pass": "Mailbox record found"},
-        source=KB_4509420,
-        steps=(
-            "Ask your Dynamics 365 admin to create or restore your mailbox record: it is created with your user; "
-            "check Settings > Email Configuration > Mailboxes.",
-            "Then set Appointments, Contacts, and Tasks to Server-Side Synchronization and run Test & Enable Mailbox.",
-        ),
+)
+
+
+# --- mailbox ----------------------------------------------------------------------------------------
+
+MAILBOX_MISSING = Guidance(
+    titles={
+        "fail": "You have no mailbox record in Dynamics 365",
+        "pass": "Mailbox record found",
+    },
+    source=KB_4509420,
+    steps=(
+        "Ask your Dynamics 365 admin to create or restore your mailbox record: it is created with your user; "
+        "check Settings > Email Configuration > Mailboxes.",
+        "Then set Appointments, Contacts, and Tasks to Server-Side Synchronization and run Test & Enable Mailbox.",
     ),
-    "mailbox-inactive": Guidance(
-        titles={"fail": "Your mailbox record is inactive", "pass": "Mailbox record is active"},
-        source=SYNC_LOGIC,
-        steps=(
-            "In Dynamics 365, open Settings > Email Configuration > Mailboxes > Inactive Mailboxes and open {mailbox}.",
-            "Select Activate, then run Test & Enable Mailbox.",
-        ),
+)
+
+
+MAILBOX_INACTIVE = Guidance(
+    titles={
+        "fail": "Your mailbox record is inactive",
+        "pass": "Mailbox record is active",
+    },
+    source=SYNC_LOGIC,
+    steps=(
+        "In Dynamics 365, open Settings > Email Configuration > Mailboxes > Inactive Mailboxes and open {mailbox}.",
+        "Select Activate, then run Test & Enable Mailbox.",
     ),
-    "mailbox-not-approved": Guidance(
-        titles={
-            "fail": "Your mailbox's email address is not approved",
-            "pass": "Email address is approved",
-            "unknown": "Could not tell whether the email address is approved",
-        },
-        source=SYNC_LOGIC,
-        steps=(
-            _OPEN_MAILBOX,
-            "Select Approve Email (an admin with the right to approve email addresses must do this).",
-            _TEST_ENABLE,
-        ),
+)
+
+
+MAILBOX_NOT_APPROVED = Guidance(
+    titles={
+        "fail": "Your mailbox's email address is not approved",
+        "pass": "Email address is approved",
+        "unknown": "Could not tell whether the email address is approved",
+    },
+    source=SYNC_LOGIC,
+    steps=(
+        OPEN_MAILBOX,
+        "Select Approve Email (an admin with the right to approve email addresses must do this).",
+        TEST_ENABLE,
     ),
-    "act-not-server-side-sync": Guidance(
-        titles={
-            "fail": "Appointments, Contacts, and Tasks are not set to synchronize",
-            "pass": "Appointments, Contacts, and Tasks use Server-Side Synchronization",
-            "unknown": "Could not read how Appointments, Contacts, and Tasks synchronize",
-        },
-        source=KB_4509420,
-        steps=(
-            _OPEN_MAILBOX,
-            "Under Synchronization Method, set Appointments, Contacts, and Tasks to Server-Side Synchronization and save.",
-            _TEST_ENABLE,
-        ),
+)
+
+
+ACT_NOT_SERVER_SIDE_SYNC = Guidance(
+    titles={
+        "fail": "Appointments, Contacts, and Tasks are not set to synchronize",
+        "pass": "Appointments, Contacts, and Tasks use Server-Side Synchronization",
+        "unknown": "Could not read how Appointments, Contacts, and Tasks synchronize",
+    },
+    source=KB_4509420,
+    steps=(
+        OPEN_MAILBOX,
+        "Under Synchronization Method, set Appointments, Contacts, and Tasks to Server-Side Synchronization and save.",
+        TEST_ENABLE,
     ),
-    "act-not-enabled": Guidance(
-        titles={
-            "warn": "The mailbox is not enabled for appointments, contacts and tasks",
-            "pass": "Mailbox is enabled for appointments, contacts and tasks",
-        },
-        source=SYNC_LOGIC,
-        steps=(
-            _OPEN_MAILBOX,
-            "Set Appointments, Contacts, and Tasks to Server-Side Synchronization, save, and run Test & Enable Mailbox.",
-        ),
+    self_check=(
+        OPEN_MAILBOX,
+        "Check that Appointments, Contacts, and Tasks is set to Server-Side Synchronization.",
     ),
-    "act-outlook-client": Guidance(
-        titles={
-            "warn": "Appointments, Contacts, and Tasks sync through the legacy Dynamics 365 for Outlook add-in",
-            "pass": "Not relying on the legacy Outlook add-in",
-        },
-        source=KB_4509420,
-        steps=(
-            "If you use the Dynamics 365 for Outlook add-in, make sure it is installed, signed in and running on your computer.",
-            "Otherwise (recommended): " + _OPEN_MAILBOX,
-            "Set Appointments, Contacts, and Tasks to Server-Side Synchronization and save.",
-            _TEST_ENABLE,
-        ),
+)
+
+
+ACT_NOT_ENABLED = Guidance(
+    titles={
+        "warn": "The mailbox is not enabled for appointments, contacts and tasks",
+        "pass": "Mailbox is enabled for appointments, contacts and tasks",
+    },
+    source=SYNC_LOGIC,
+    steps=(
+        OPEN_MAILBOX,
+        "Set Appointments, Contacts, and Tasks to Server-Side Synchronization, save, and run Test & Enable Mailbox.",
     ),
-    "mailbox-not-tested": Guidance(
-        titles={
-            "fail": "Your mailbox was never tested and enabled",
-            "warn": "A mailbox test is scheduled but has not finished",
-            "pass": "Mailbox was tested and enabled",
-        },
-        source=KB_4509420,
-        steps=(_OPEN_MAILBOX, _TEST_ENABLE),
-        warn_steps=(
-            "Wait a few minutes for the scheduled Test & Enable to finish, then select Re-check.",
-            "If it stays this way for more than an hour, " + _OPEN_MAILBOX[0].lower() + _OPEN_MAILBOX[1:],
-            _TEST_ENABLE,
-        ),
+)
+
+
+ACT_OUTLOOK_CLIENT = Guidance(
+    titles={
+        "warn": "Appointments, Contacts, and Tasks sync through the legacy Dynamics 365 for Outlook add-in",
+        "pass": "Not relying on the legacy Outlook add-in",
+    },
+    source=KB_4509420,
+    steps=(
+        "If you use the Dynamics 365 for Outlook add-in, make sure it is installed, signed in and running on your computer.",
+        "Otherwise (recommended): " + OPEN_MAILBOX,
+        "Set Appointments, Contacts, and Tasks to Server-Side Synchronization and save.",
+        TEST_ENABLE,
     ),
-    "act-sync-failing": Guidance(
-        titles={
-            "fail": "Appointments, Contacts, and Tasks synchronization is failing",
-            "pass": "Appointments, Contacts, and Tasks status is Success",
-        },
-        source=KB_4509420,
-        steps=(
-            _OPEN_MAILBOX,
-            "Open Alerts on the mailbox to read the error Dynamics 365 recorded.",
-            "Fix what the alert names (often the mailbox's Exchange permissions or its email server profile), then "
-            + _TEST_ENABLE[0].lower()
-            + _TEST_ENABLE[1:],
-        ),
+)
+
+
+MAILBOX_NOT_TESTED = Guidance(
+    titles={
+        "fail": "Your mailbox was never tested and enabled",
+        "warn": "A mailbox test is scheduled but has not finished",
+        "pass": "Mailbox was tested and enabled",
+    },
+    source=KB_4509420,
+    steps=(OPEN_MAILBOX, TEST_ENABLE),
+    warn_steps=(
+        "Wait a few minutes for the scheduled Test & Enable to finish, then select Re-check.",
+        "If it stays this way for more than an hour, " + _lower_first(OPEN_MAILBOX),
+        TEST_ENABLE,
     ),
-    "no-sync-filter": Guidance(
-        titles={
-            "fail": "No synchronization filter selects any {type}s, so none sync",
-            "pass": "Active synchronization filters exist for {type}s",
-            "unknown": "Could not read your synchronization filters",
-        },
-        source=CHOOSE_RECORDS,
-        steps=(
-            "In Dynamics 365, select the gear icon > Personal Options (Set Personal Options) > Synchronization tab.",
-            "Under synchronization filters, activate the filter for {type}s or add one (for example: "
-            "'{type}s where I am the organizer or a required attendee').",
-        ),
+    self_check=(
+        "Check that the mailbox was tested and enabled and that the Appointments, Contacts, and Tasks status is Success.",
     ),
-    "outside-sync-filter": Guidance(
-        titles={
-            "fail": "This {type} doesn't meet your synchronization filters",
-            "pass": "This {type} meets your synchronization filters",
-            "unknown": "Could not check this {type} against your synchronization filters",
-        },
-        source=KB_4509420,
-        steps=_FILTER_STEPS,
+)
+
+
+ACT_SYNC_FAILING = Guidance(
+    titles={
+        "fail": "Appointments, Contacts, and Tasks synchronization is failing",
+        "pass": "Appointments, Contacts, and Tasks status is Success",
+    },
+    source=KB_4509420,
+    steps=(
+        OPEN_MAILBOX,
+        "Open Alerts on the mailbox to read the error Dynamics 365 recorded.",
+        "Fix what the alert names (often the mailbox's Exchange permissions or its email server profile), then "
+        + _lower_first(TEST_ENABLE),
     ),
-    "sync-pending": Guidance(
-        titles={
-            "warn": "Synchronization hasn't caught up with your latest change yet",
-            "pass": "Synchronization is up to date",
-        },
-        source=SYNC_LOGIC,
-        steps=(
-            "Server-side synchronization runs in the background; give it up to 15 minutes, then select Re-check.",
-            "If nothing changes within an hour, ask your admin to check the mailbox's alerts.",
-        ),
+)
+
+
+# --- record -----------------------------------------------------------------------------------------
+
+RECORD_NOT_FOUND = Guidance(
+    titles={
+        "fail": "Couldn't find that {type}",
+        "pass": "Found the {type}",
+    },
+    source=KB_4509420,
+    steps=(
+        "Check the id or the words from the subject, and that the {type} is shared with you in Dynamics 365.",
     ),
-    "shown-as-free": Guidance(
-        titles={
-            "warn": "This appointment is {state}, so Outlook shows it as Free with no reminder",
-            "pass": "Appointment will show as busy",
-        },
-        source=SYNC_LOGIC,
-        steps=(
-            "This is expected: completed, canceled and Free appointments reach Exchange as Free, without a reminder.",
-            "If it should block your calendar, reopen it or set its status to Busy in Dynamics 365.",
-        ),
+)
+
+
+NO_SYNC_FILTER = Guidance(
+    titles={
+        "fail": "No synchronization filter selects any {type}s, so none sync",
+        "pass": "Active synchronization filters exist for {type}s",
+        "unknown": "Could not read your synchronization filters",
+    },
+    source=CHOOSE_RECORDS,
+    steps=(
+        PERSONAL_OPTIONS,
+        "Under synchronization filters, activate the filter for {type}s or add one (for example: "
+        "'{type}s where I am the organizer or a required attendee').",
     ),
-    "record-not-found": Guidance(
-        titles={"fail": "Couldn't find that {type}", "pass": "Found the {type}"},
-        source=KB_4509420,
-        steps=(
-            "Check the id or the words from the subject, and that the {type} is shared with you in Dynamics 365.",
-        ),
+)
+
+
+OUTSIDE_SYNC_FILTER = Guidance(
+    titles={
+        "fail": "This {type} doesn't meet your synchronization filters",
+        "pass": "This {type} meets your synchronization filters",
+        "unknown": "Could not check this {type} against your synchronization filters",
+    },
+    source=KB_4509420,
+    steps=(
+        PERSONAL_OPTIONS,
+        "Under synchronization filters, open the filter for {type}s and change it, or add a filter that selects records like this one.",
+        "Or make yourself the organizer or a required attendee of the record: by default that is what the filter selects; being only the owner is not enough.",
     ),
-}
+    self_check=(
+        "Open the {type}: make sure you are its organizer or a required attendee, not only its owner "
+        "(that's what the default synchronization filter needs).",
+        "Or check your filters: gear icon > Personal Options > Synchronization tab.",
+    ),
+)
+
+
+SHOWN_AS_FREE = Guidance(
+    titles={
+        "warn": "This appointment is {state}, so Outlook shows it as Free with no reminder",
+        "pass": "Appointment will show as busy",
+    },
+    source=SYNC_LOGIC,
+    steps=(
+        "This is expected: completed, canceled and Free appointments reach Exchange as Free, without a reminder.",
+        "If it should block your calendar, reopen it or set its status to Busy in Dynamics 365.",
+    ),
+)
+
+
+SYNC_PENDING = Guidance(
+    titles={
+        "warn": "Synchronization hasn't caught up with your latest change yet",
+        "pass": "Synchronization is up to date",
+    },
+    source=SYNC_LOGIC,
+    steps=(
+        "Server-side synchronization runs in the background; give it up to 15 minutes, then select Re-check.",
+        "If nothing changes within an hour, ask your admin to check the mailbox's alerts.",
+    ),
+)

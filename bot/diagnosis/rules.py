@@ -1,89 +1,46 @@
-"""The documented rules, one small function per finding id, registered in fix order.
+"""The documented rules, one small check per finding id, and the table that runs them in fix order.
 
-A rule reads `Facts` and returns a `Finding`, or None when it does not apply (for example, no mailbox
-checks when there is no Dynamics 365 user). `RULES` is ordered user, then mailbox, then record, so the
-failing ids come out in the order a person should fix them.
+Each rule is declared once, `@rule(id, scope, guidance)` on its check: the check reads `Facts` and
+returns an `Outcome` (status and evidence), or None when it does not apply (no mailbox checks without a
+Dynamics 365 user, for example). Everything that needs the list of findings derives it from `RULES`:
+the ids (`FINDING_IDS`, checked against design.md's table by the tests), the rules the sweep acts on
+(`MAILBOX_RULE_IDS`), the checklist a person can follow when Dynamics 365 can't be read
+(`self_checks`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Iterable
 
 from bot.diagnosis import facts as f
-from bot.diagnosis.facts import Facts, MailboxFacts
-from bot.diagnosis.guidance import GUIDANCE
-from bot.diagnosis.report import Evidence, Finding, Status
+from bot.diagnosis import guidance
+from bot.diagnosis.facts import Facts, FilterFacts, MailboxFacts
+from bot.diagnosis.guidance import fill
+from bot.diagnosis.report import Evidence, Status
+from bot.diagnosis.rule import SCOPES, Outcome, Rule, iso, label, rule
 
-__all__ = ["MAILBOX_RULE_IDS", "RULES", "Rule", "make_finding"]
+__all__ = ["FINDING_IDS", "MAILBOX_RULE_IDS", "RULES", "self_checks"]
 
-Rule = Callable[[Facts], Finding | None]
-
-
-class _Blank(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
-def make_finding(
-    finding_id: str, status: Status, facts: Facts, evidence: Evidence | None = None, **words: str
-) -> Finding:
-    """Build a finding with the guidance text for its id and status, filled in for these facts."""
-    guide = GUIDANCE[finding_id]
-    values = _Blank(type=facts.record_type, mailbox=_mailbox_name(facts), **words)
-    title = guide.titles.get(status) or guide.titles.get("fail") or finding_id
-    steps: tuple[str, ...] = ()
-    if status in ("fail", "warn"):
-        chosen = guide.warn_steps if status == "warn" and guide.warn_steps is not None else guide.steps
-        steps = tuple(step.format_map(values) for step in chosen)
-    return Finding(
-        id=finding_id,
-        status=status,
-        title=title.format_map(values),
-        evidence=evidence or {},
-        steps=steps,
-        source=guide.source,
-    )
-
-
-def _mailbox_name(facts: Facts) -> str:
-    if facts.mailbox is not None and facts.mailbox.email:
-        return f"the mailbox {facts.mailbox.email}"
-    if facts.user is not None and facts.user.name:
-        return f"{facts.user.name}'s mailbox"
-    return "your mailbox"
-
-
-def _label(table: dict[int, str], value: int | None) -> str | None:
-    if value is None:
-        return None
-    return table.get(value, f"unknown value {value}")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+_MAILBOX_STATES = {0: "Active", 1: "Inactive"}
 
 
 # --- user -------------------------------------------------------------------------------------------
 
 
-def teams_user_unknown(facts: Facts) -> Finding:
+@rule("teams-user-unknown", "user", guidance.TEAMS_USER_UNKNOWN)
+def teams_user_unknown(facts: Facts) -> Outcome:
     if facts.user is None:
-        return make_finding("teams-user-unknown", "fail", facts, {"looked_for": facts.user_ref})
-    return make_finding(
-        "teams-user-unknown",
-        "pass",
-        facts,
-        {"systemuserid": facts.user.systemuserid, "name": facts.user.name},
-    )
+        return Outcome("fail", {"looked_for": facts.user_ref})
+    return Outcome("pass", {"systemuserid": facts.user.systemuserid, "name": facts.user.name})
 
 
-def user_disabled(facts: Facts) -> Finding | None:
+@rule("user-disabled", "user", guidance.USER_DISABLED)
+def user_disabled(facts: Facts) -> Outcome | None:
     if facts.user is None:
         return None
     if facts.user.is_disabled:
-        return make_finding("user-disabled", "fail", facts, {"isdisabled": True})
-    return make_finding("user-disabled", "pass", facts, {"isdisabled": facts.user.is_disabled})
+        return Outcome("fail", {"isdisabled": True})
+    return Outcome("pass", {"isdisabled": facts.user.is_disabled})
 
 
 # --- mailbox ----------------------------------------------------------------------------------------
@@ -93,142 +50,146 @@ def _mailbox(facts: Facts) -> MailboxFacts | None:
     return facts.mailbox if facts.user is not None else None
 
 
-def mailbox_missing(facts: Facts) -> Finding | None:
+def _unread(evidence: Evidence, column: str) -> Outcome:
+    """A column the rule needs came back null: the answer is unknown, and the evidence says why."""
+    return Outcome("unknown", {**evidence, "why": f"Dynamics 365 returned no {column} for the mailbox"})
+
+
+@rule("mailbox-missing", "mailbox", guidance.MAILBOX_MISSING)
+def mailbox_missing(facts: Facts) -> Outcome | None:
     if facts.user is None:
         return None
     if facts.mailbox is None:
-        return make_finding("mailbox-missing", "fail", facts, {"systemuserid": facts.user.systemuserid})
-    return make_finding("mailbox-missing", "pass", facts, {"mailboxid": facts.mailbox.mailboxid})
+        return Outcome("fail", {"systemuserid": facts.user.systemuserid})
+    return Outcome("pass", {"mailboxid": facts.mailbox.mailboxid})
 
 
-def mailbox_inactive(facts: Facts) -> Finding | None:
+@rule("mailbox-inactive", "mailbox", guidance.MAILBOX_INACTIVE)
+def mailbox_inactive(facts: Facts) -> Outcome | None:
     mailbox = _mailbox(facts)
     if mailbox is None:
         return None
-    evidence: Evidence = {"state": {0: "Active", 1: "Inactive"}.get(mailbox.statecode or 0, "unknown")}
-    if mailbox.statecode == 1:
-        return make_finding("mailbox-inactive", "fail", facts, evidence)
-    return make_finding("mailbox-inactive", "pass", facts, evidence)
+    # A null state is not read as Active: Dataverse returned nothing, so the evidence says so.
+    evidence: Evidence = {"state": label(_MAILBOX_STATES, mailbox.statecode) or "unknown"}
+    return Outcome("fail" if mailbox.statecode == 1 else "pass", evidence)
 
 
-def mailbox_not_approved(facts: Facts) -> Finding | None:
+@rule("mailbox-not-approved", "mailbox", guidance.MAILBOX_NOT_APPROVED)
+def mailbox_not_approved(facts: Facts) -> Outcome | None:
     mailbox = _mailbox(facts)
     if mailbox is None:
         return None
-    evidence: Evidence = {"email_approval": _label(f.APPROVAL, mailbox.approval)}
+    evidence: Evidence = {"email_approval": label(f.APPROVAL, mailbox.approval)}
     if mailbox.approved_by_o365_admin is not None:
         evidence["approved_by_microsoft_365_admin"] = mailbox.approved_by_o365_admin
     if mailbox.approval is None:
-        evidence["why"] = "Dynamics 365 returned no approval status for the mailbox"
-        return make_finding("mailbox-not-approved", "unknown", facts, evidence)
-    status: Status = "pass" if mailbox.approval == f.APPROVED else "fail"
-    return make_finding("mailbox-not-approved", status, facts, evidence)
+        return _unread(evidence, "approval status")
+    return Outcome("pass" if mailbox.approval == f.APPROVED else "fail", evidence)
 
 
-def act_not_server_side_sync(facts: Facts) -> Finding | None:
+@rule("act-not-server-side-sync", "mailbox", guidance.ACT_NOT_SERVER_SIDE_SYNC)
+def act_not_server_side_sync(facts: Facts) -> Outcome | None:
     mailbox = _mailbox(facts)
     if mailbox is None:
         return None
-    evidence: Evidence = {"appointments_contacts_tasks": _label(f.ACT_DELIVERY, mailbox.act_delivery)}
+    evidence: Evidence = {"appointments_contacts_tasks": label(f.ACT_DELIVERY, mailbox.act_delivery)}
     if mailbox.act_delivery is None:
-        evidence["why"] = "Dynamics 365 returned no synchronization method for the mailbox"
-        return make_finding("act-not-server-side-sync", "unknown", facts, evidence)
-    if mailbox.act_delivery == f.ACT_NONE:
-        return make_finding("act-not-server-side-sync", "fail", facts, evidence)
-    return make_finding("act-not-server-side-sync", "pass", facts, evidence)
+        return _unread(evidence, "synchronization method")
+    return Outcome("fail" if mailbox.act_delivery == f.ACT_NONE else "pass", evidence)
 
 
-def act_not_enabled(facts: Facts) -> Finding | None:
-    """sync-logic: a mailbox syncs these only if it is enabled for them (`enabledforact`).
-
-    Not yet in design.md's table, so it reports `warn`, never `fail` (proposed id: act-not-enabled).
-    """
+@rule("act-not-enabled", "mailbox", guidance.ACT_NOT_ENABLED)
+def act_not_enabled(facts: Facts) -> Outcome | None:
+    """sync-logic: a mailbox syncs these only if it is enabled for them (`enabledforact`): `warn` only."""
     mailbox = _mailbox(facts)
     if mailbox is None or mailbox.enabled_for_act is None:
         return None
     status: Status = "warn" if mailbox.enabled_for_act is False else "pass"
-    return make_finding("act-not-enabled", status, facts, {"enabledforact": mailbox.enabled_for_act})
+    return Outcome(status, {"enabledforact": mailbox.enabled_for_act})
 
 
-def act_outlook_client(facts: Facts) -> Finding | None:
+@rule("act-outlook-client", "mailbox", guidance.ACT_OUTLOOK_CLIENT)
+def act_outlook_client(facts: Facts) -> Outcome | None:
     mailbox = _mailbox(facts)
     if mailbox is None or mailbox.act_delivery is None:
         return None
-    evidence: Evidence = {"appointments_contacts_tasks": _label(f.ACT_DELIVERY, mailbox.act_delivery)}
+    evidence: Evidence = {"appointments_contacts_tasks": label(f.ACT_DELIVERY, mailbox.act_delivery)}
     # Whether the add-in is installed and running can't be read from Dataverse: so warn, never fail.
-    status: Status = "warn" if mailbox.act_delivery == f.ACT_OUTLOOK else "pass"
-    return make_finding("act-outlook-client", status, facts, evidence)
+    return Outcome("warn" if mailbox.act_delivery == f.ACT_OUTLOOK else "pass", evidence)
 
 
-def _uses_server_side_sync(mailbox: MailboxFacts | None) -> bool:
+def _server_side_mailbox(facts: Facts) -> MailboxFacts | None:
     # The test status describes server-side sync; with another method the rules above already apply.
-    return mailbox is not None and mailbox.act_delivery == f.ACT_SSS
-
-
-def mailbox_not_tested(facts: Facts) -> Finding | None:
     mailbox = _mailbox(facts)
-    if mailbox is None or not _uses_server_side_sync(mailbox):
+    return mailbox if mailbox is not None and mailbox.act_delivery == f.ACT_SSS else None
+
+
+def _never_tested(mailbox: MailboxFacts) -> bool:
+    return mailbox.act_status in (None, f.STATUS_NOT_RUN)
+
+
+@rule("mailbox-not-tested", "mailbox", guidance.MAILBOX_NOT_TESTED)
+def mailbox_not_tested(facts: Facts) -> Outcome | None:
+    mailbox = _server_side_mailbox(facts)
+    if mailbox is None:
         return None
     evidence: Evidence = {
-        "status": _label(f.ACT_STATUS, mailbox.act_status),
+        "status": label(f.ACT_STATUS, mailbox.act_status),
         "test_scheduled": bool(mailbox.test_scheduled),
-        "last_test_completed": _iso(mailbox.test_completed_on),
+        "last_test_completed": iso(mailbox.test_completed_on),
     }
-    never_run = mailbox.act_status in (None, f.STATUS_NOT_RUN)
-    if not never_run:
-        return make_finding("mailbox-not-tested", "pass", facts, evidence)
-    if mailbox.test_scheduled:
-        return make_finding("mailbox-not-tested", "warn", facts, evidence)
-    return make_finding("mailbox-not-tested", "fail", facts, evidence)
+    if not _never_tested(mailbox):
+        return Outcome("pass", evidence)
+    return Outcome("warn" if mailbox.test_scheduled else "fail", evidence)
 
 
-def act_sync_failing(facts: Facts) -> Finding | None:
-    mailbox = _mailbox(facts)
-    if (
-        mailbox is None
-        or not _uses_server_side_sync(mailbox)
-        or mailbox.act_status in (None, f.STATUS_NOT_RUN)
-    ):
+@rule("act-sync-failing", "mailbox", guidance.ACT_SYNC_FAILING)
+def act_sync_failing(facts: Facts) -> Outcome | None:
+    mailbox = _server_side_mailbox(facts)
+    if mailbox is None or _never_tested(mailbox):
         return None
-    evidence: Evidence = {"status": _label(f.ACT_STATUS, mailbox.act_status)}
+    evidence: Evidence = {"status": label(f.ACT_STATUS, mailbox.act_status)}
     if mailbox.act_status == f.STATUS_FAILURE:
         evidence["last_sync_error"] = dict(mailbox.last_sync_error)
-        return make_finding("act-sync-failing", "fail", facts, evidence)
-    return make_finding("act-sync-failing", "pass", facts, evidence)
+        return Outcome("fail", evidence)
+    return Outcome("pass", evidence)
 
 
 # --- record -----------------------------------------------------------------------------------------
 
 
-def _active_filters(facts: Facts) -> list[f.FilterFacts]:
-    return [flt for flt in facts.filters or () if flt.active]
-
-
-def no_sync_filter(facts: Facts) -> Finding | None:
-    if facts.user is None:
-        return None
-    if facts.filters is None:
-        return make_finding("no-sync-filter", "unknown", facts, {"why": facts.filters_error or "not read"})
-    active = _active_filters(facts)
-    evidence: Evidence = {
-        "active_filters": [flt.name for flt in active],
-        "inactive_filters": [flt.name for flt in facts.filters if not flt.active],
-    }
-    return make_finding("no-sync-filter", "pass" if active else "fail", facts, evidence)
-
-
-def record_not_found(facts: Facts) -> Finding | None:
+@rule("record-not-found", "record", guidance.RECORD_NOT_FOUND)
+def record_not_found(facts: Facts) -> Outcome | None:
     if facts.user is None or facts.record_ref is None:
         return None
     if facts.record is None:
         evidence: Evidence = {"looked_for": facts.record_ref}
         if facts.record_hint:
             evidence["hint"] = facts.record_hint
-        return make_finding("record-not-found", "fail", facts, evidence)
-    return make_finding("record-not-found", "pass", facts, {"id": facts.record.id})
+        return Outcome("fail", evidence)
+    return Outcome("pass", {"id": facts.record.id})
 
 
-def outside_sync_filter(facts: Facts) -> Finding | None:
+def _active_filters(facts: Facts) -> list[FilterFacts]:
+    return [flt for flt in facts.filters or () if flt.active]
+
+
+@rule("no-sync-filter", "record", guidance.NO_SYNC_FILTER)
+def no_sync_filter(facts: Facts) -> Outcome | None:
+    if facts.user is None:
+        return None
+    if facts.filters is None:
+        return Outcome("unknown", {"why": facts.filters_error or "not read"})
+    active = _active_filters(facts)
+    evidence: Evidence = {
+        "active_filters": [flt.name for flt in active],
+        "inactive_filters": [flt.name for flt in facts.filters if not flt.active],
+    }
+    return Outcome("pass" if active else "fail", evidence)
+
+
+@rule("outside-sync-filter", "record", guidance.OUTSIDE_SYNC_FILTER)
+def outside_sync_filter(facts: Facts) -> Outcome | None:
     record = facts.record
     if facts.user is None or record is None or facts.filters is None:
         return None
@@ -236,77 +197,92 @@ def outside_sync_filter(facts: Facts) -> Finding | None:
     if not active:
         return None  # no-sync-filter already says nothing of this type syncs
     evidence: Evidence = {"your_roles": list(record.roles), "filters": [flt.name for flt in active]}
+    return _matched(active, evidence)
+
+
+def _matched(active: list[FilterFacts], evidence: Evidence) -> Outcome:
+    """Filters are OR-ed: one match is enough; with none, a filter that could not run leaves it unknown."""
     matched = [flt.name for flt in active if flt.matches]
     if matched:
-        evidence["matched_by"] = matched
-        return make_finding("outside-sync-filter", "pass", facts, evidence)
-    failed = [flt for flt in active if flt.matches is None]
+        return Outcome("pass", {**evidence, "matched_by": matched})
+    failed = [f"{flt.name}: {flt.error or 'not run'}" for flt in active if flt.matches is None]
     if failed:
-        evidence["could_not_check"] = [f"{flt.name}: {flt.error or 'not run'}" for flt in failed]
-        return make_finding("outside-sync-filter", "unknown", facts, evidence)
-    return make_finding("outside-sync-filter", "fail", facts, evidence)
+        return Outcome("unknown", {**evidence, "could_not_check": failed})
+    return Outcome("fail", evidence)
 
 
 _FREE_STATES = {1: "completed", 2: "canceled"}
 _FREE_STATUSES = {1: "free", 3: "completed", 4: "canceled"}
 
 
-def shown_as_free(facts: Facts) -> Finding | None:
+@rule("shown-as-free", "record", guidance.SHOWN_AS_FREE)
+def shown_as_free(facts: Facts) -> Outcome | None:
     record = facts.record
     if record is None or record.type != "appointment":
         return None
     state = _FREE_STATES.get(record.statecode or -1) or _FREE_STATUSES.get(record.statuscode or -1)
     evidence: Evidence = {"statecode": record.statecode, "statuscode": record.statuscode}
     if state is None:
-        return make_finding("shown-as-free", "pass", facts, evidence)
-    return make_finding("shown-as-free", "warn", facts, evidence, state=state)
+        return Outcome("pass", evidence)
+    return Outcome("warn", evidence, {"state": state})
 
 
-def sync_pending(facts: Facts) -> Finding | None:
+@rule("sync-pending", "record", guidance.SYNC_PENDING, only_without_causes=True)
+def sync_pending(facts: Facts) -> Outcome | None:
     record, mailbox = facts.record, facts.mailbox
     if record is None or mailbox is None or facts.user is None:
         return None
     evidence: Evidence = {
-        "last_successful_sync": _iso(mailbox.last_successful_sync),
-        "record_modified": _iso(record.modified_on),
+        "last_successful_sync": iso(mailbox.last_successful_sync),
+        "record_modified": iso(record.modified_on),
     }
     if facts.exchange.found:
-        return make_finding("sync-pending", "pass", facts, evidence)
+        return Outcome("pass", evidence)
     behind = mailbox.last_successful_sync is None or (
         record.modified_on is not None and mailbox.last_successful_sync < record.modified_on
     )
-    return make_finding("sync-pending", "warn" if behind else "pass", facts, evidence)
+    return Outcome("warn" if behind else "pass", evidence)
 
 
-# Fix order: user, then mailbox, then record. sync-pending is decided after the others (see engine).
-RULES: tuple[tuple[str, Rule], ...] = (
-    ("teams-user-unknown", teams_user_unknown),
-    ("user-disabled", user_disabled),
-    ("mailbox-missing", mailbox_missing),
-    ("mailbox-inactive", mailbox_inactive),
-    ("mailbox-not-approved", mailbox_not_approved),
-    ("act-not-server-side-sync", act_not_server_side_sync),
-    ("act-not-enabled", act_not_enabled),
-    ("act-outlook-client", act_outlook_client),
-    ("mailbox-not-tested", mailbox_not_tested),
-    ("act-sync-failing", act_sync_failing),
-    ("record-not-found", record_not_found),
-    ("no-sync-filter", no_sync_filter),
-    ("outside-sync-filter", outside_sync_filter),
-    ("shown-as-free", shown_as_free),
-    ("sync-pending", sync_pending),
+# --- the table ----------------------------------------------------------------------------------
+
+
+def _in_fix_order(rules: Iterable[Rule]) -> tuple[Rule, ...]:
+    """By scope (user, mailbox, record); within a scope, as listed. One rule per id."""
+    ordered = tuple(sorted(rules, key=lambda r: SCOPES.index(r.scope)))
+    ids = [r.id for r in ordered]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"a finding id is declared twice: {ids}")
+    return ordered
+
+
+RULES: tuple[Rule, ...] = _in_fix_order(
+    (
+        teams_user_unknown,
+        user_disabled,
+        mailbox_missing,
+        mailbox_inactive,
+        mailbox_not_approved,
+        act_not_server_side_sync,
+        act_not_enabled,
+        act_outlook_client,
+        mailbox_not_tested,
+        act_sync_failing,
+        record_not_found,
+        no_sync_filter,
+        outside_sync_filter,
+        shown_as_free,
+        sync_pending,
+    )
 )
+
+FINDING_IDS: tuple[str, ...] = tuple(r.id for r in RULES)
 
 # The rules that speak about the user and mailbox alone: what the proactive sweep acts on.
-MAILBOX_RULE_IDS: frozenset[str] = frozenset(
-    {
-        "teams-user-unknown",
-        "user-disabled",
-        "mailbox-missing",
-        "mailbox-inactive",
-        "mailbox-not-approved",
-        "act-not-server-side-sync",
-        "mailbox-not-tested",
-        "act-sync-failing",
-    }
-)
+MAILBOX_RULE_IDS: frozenset[str] = frozenset(r.id for r in RULES if r.scope in ("user", "mailbox"))
+
+
+def self_checks(record_type: str) -> tuple[str, ...]:
+    """What a person can check on their own, in fix order, for a record of `record_type`."""
+    words = {"type": record_type, "mailbox": "your mailbox"}
+    return tuple(fill(step, words) for r in RULES for step in r.guidance.self_check)

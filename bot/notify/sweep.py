@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.clients.dataverse import DataverseClient
-from bot.diagnosis import MAILBOX_RULE_IDS, Facts, diagnose
+from bot.diagnosis import MAILBOX_RULE_IDS, Facts, Finding, diagnose
 from bot.store.base import Store
 
 __all__ = ["Affected", "SweepResult", "find_affected", "run_sweep"]
@@ -30,11 +30,11 @@ class Affected:
     aad_object_id: str
     email: str | None
     name: str | None
-    findings: tuple[dict[str, Any], ...]  # the failing mailbox-level findings, as in the report
+    findings: tuple[Finding, ...]  # the failing mailbox-level findings, as in the report
 
     @property
     def causes(self) -> list[str]:
-        return [str(f["id"]) for f in self.findings]
+        return [f.id for f in self.findings]
 
 
 @dataclass
@@ -62,10 +62,10 @@ class SweepResult:
         }
 
 
-def fingerprint(finding: dict[str, Any]) -> str:
+def fingerprint(finding: Finding) -> str:
     """Same cause with the same evidence: the same problem (a changed error is a new one)."""
-    evidence = json.dumps(finding.get("evidence"), sort_keys=True, default=str)
-    return hashlib.sha256(f"{finding['id']}|{evidence}".encode()).hexdigest()[:16]
+    evidence = json.dumps(finding.evidence, sort_keys=True, default=str)
+    return hashlib.sha256(f"{finding.id}|{evidence}".encode()).hexdigest()[:16]
 
 
 async def find_affected(dataverse: DataverseClient) -> tuple[list[Affected], list[str], int, int]:
@@ -83,9 +83,7 @@ async def find_affected(dataverse: DataverseClient) -> tuple[list[Affected], lis
             report = diagnose(
                 Facts(user_ref=user.aad_object_id, record_type="appointment", user=user, mailbox=mailbox)
             )
-            failing = tuple(
-                f.to_dict() for f in report.findings if f.status == "fail" and f.id in MAILBOX_RULE_IDS
-            )
+            failing = tuple(f for f in report.with_status("fail") if f.id in MAILBOX_RULE_IDS)
             if failing:
                 affected.append(Affected(user.aad_object_id, user.email, user.name, failing))
     return affected, checked, dataverse.requests_sent - before, pages
@@ -105,24 +103,8 @@ async def run_sweep(dataverse: DataverseClient, store: Store, *, dry_run: bool) 
         result = SweepResult(affected=affected, dataverse_requests=requests, pages=pages)
         unreachable: list[Affected] = []
         for person in affected:
-            found = await store.find_reference(person.aad_object_id)
-            if found is None:
+            if not await _tell(store, person, result, dry_run=dry_run):
                 unreachable.append(person)
-                continue
-            result.reachable += 1
-            if dry_run:
-                continue
-            tenant = found[0]
-            if await store.get_setting(f"mute:{person.aad_object_id.lower()}") is not None:
-                result.muted += 1
-                continue
-            for finding in person.findings:
-                key = f"notify:{person.aad_object_id.lower()}:{finding['id']}:{fingerprint(finding)}"
-                payload = {"tenant": tenant, "user": person.aad_object_id, "finding": finding}
-                if await store.enqueue(key, "notify_problem", payload):
-                    result.queued += 1
-                else:
-                    result.already_told += 1
         result.unreachable = len(unreachable)
         if not dry_run:
             result.fixed = await _tell_the_fixed(store, affected, checked)
@@ -132,6 +114,27 @@ async def run_sweep(dataverse: DataverseClient, store: Store, *, dry_run: bool) 
     finally:
         if not dry_run:
             await store.release_lease(LEASE, owner)
+
+
+async def _tell(store: Store, person: Affected, result: SweepResult, *, dry_run: bool) -> bool:
+    """Queue a notice per failing finding, once each (unless `dry_run` or muted). False: unreachable."""
+    found = await store.find_reference(person.aad_object_id)
+    if found is None:
+        return False
+    result.reachable += 1
+    if dry_run:
+        return True
+    if await store.get_setting(f"mute:{person.aad_object_id.lower()}") is not None:
+        result.muted += 1
+        return True
+    for finding in person.findings:
+        key = f"notify:{person.aad_object_id.lower()}:{finding.id}:{fingerprint(finding)}"
+        payload = {"tenant": found[0], "user": person.aad_object_id, "finding": finding.to_dict()}
+        if await store.enqueue(key, "notify_problem", payload):
+            result.queued += 1
+        else:
+            result.already_told += 1
+    return True
 
 
 async def _tell_the_fixed(store: Store, affected: list[Affected], checked: list[str]) -> int:

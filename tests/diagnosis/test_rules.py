@@ -90,9 +90,14 @@ def test_missing_mailbox_fails_and_skips_mailbox_rules() -> None:
         assert report.finding(skipped) is None
 
 
-@pytest.mark.parametrize(("state", "expected"), [(0, "pass"), (1, "fail"), (None, "pass")])
-def test_mailbox_inactive(state: int | None, expected: str) -> None:
-    assert status(facts(mailbox=replace(HEALTHY, statecode=state)), "mailbox-inactive") == expected
+@pytest.mark.parametrize(
+    ("state", "expected", "shown"),
+    [(0, "pass", "Active"), (1, "fail", "Inactive"), (None, "pass", "unknown")],
+)
+def test_mailbox_inactive(state: int | None, expected: str, shown: str) -> None:
+    finding = diagnose(facts(mailbox=replace(HEALTHY, statecode=state))).finding("mailbox-inactive")
+    assert finding is not None and finding.status == expected
+    assert finding.evidence == {"state": shown}  # a null state is not shown as Active
 
 
 @pytest.mark.parametrize(

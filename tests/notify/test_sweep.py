@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 
 from bot.app import deliverer_for
 from bot.config import Settings
-from bot.diagnosis import MAILBOX_RULE_IDS
+from bot.diagnosis import MAILBOX_RULE_IDS, Finding
 from bot.investigation import Investigator
 from bot.notify.sweep import run_sweep
 from bot.sandbox import SAMPLE_ORG, LocalOrg
@@ -128,6 +129,40 @@ async def test_told_once_muted_and_told_when_fixed(local: LocalOrg, store: Sqlit
         assert (
             fourth.fixed == 0 and len([a for a in connector.sent if "is fixed" in (a.get("text") or "")]) == 1
         )
+
+
+async def test_the_outbox_keeps_each_finding_as_the_report_writes_it(
+    local: LocalOrg, store: SqliteStore
+) -> None:
+    await store.save_reference("t1", MEGAN, {"conversation": {"id": "a:chat"}})
+    await run_sweep(local.clients.dataverse, store, dry_run=False)
+    [entry] = [e for e in await store.claim_due(limit=10, lease_seconds=60) if e.kind == "notify_problem"]
+    kept = entry.payload["finding"]
+    assert set(kept) == {"id", "status", "title", "evidence", "steps", "source"}  # Finding.to_dict()
+    assert Finding.from_dict(kept).to_dict() == kept
+    # the dedupe key is the same as before findings stayed typed, so nobody is told twice after an upgrade
+    evidence = json.dumps(kept["evidence"], sort_keys=True, default=str)
+    digest = hashlib.sha256(f"{kept['id']}|{evidence}".encode()).hexdigest()[:16]
+    assert entry.dedupe_key == f"notify:{MEGAN.lower()}:{kept['id']}:{digest}"
+
+
+async def test_a_notice_queued_by_an_older_version_still_delivers(store: SqliteStore) -> None:
+    async with running_connector() as connector:
+        await store.save_reference("t1", MEGAN, reference(connector, MEGAN))
+        finding = {
+            "id": "act-not-server-side-sync",
+            "status": "fail",
+            "title": "Appointments, Contacts, and Tasks are not set to synchronize",
+            "evidence": {"appointments_contacts_tasks": "None"},
+            "steps": ["Open the mailbox."],
+            "source": "https://support.microsoft.com/help/4509420",
+        }
+        payload = {"tenant": "t1", "user": MEGAN, "finding": finding}
+        assert await store.enqueue("notify:old-entry", "notify_problem", payload)
+        assert await deliver(store) == 1
+        [card] = [a["attachments"][0]["content"] for a in connector.sent if a.get("attachments")]
+        assert finding["title"] in json.dumps(card) and "1. Open the mailbox." in json.dumps(card)
+        assert card["actions"][0]["data"]["cause"] == "act-not-server-side-sync"
 
 
 async def test_one_sweep_at_a_time(local: LocalOrg, store: SqliteStore) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from bot.diagnosis import Finding, self_checks
 from bot.investigation import Investigator
 from bot.sandbox import LocalOrg
 from bot.store import Ticket
@@ -92,7 +93,7 @@ async def all_cards(local: LocalOrg) -> dict[str, dict[str, Any]]:
         ),
         "ticket-resolved": to_dict(build_ticket_card(replace(TICKET, status="resolved", resolution="Fixed"))),
         "notice": to_dict(
-            build_problem_card({"id": "act-sync-failing", "title": "Failing", "steps": ["Do it"]}, user=ALEX)
+            build_problem_card(Finding("act-sync-failing", "fail", "Failing", steps=("Do it",)), user=ALEX)
         ),
         "digest": to_dict(
             build_digest_card({"mailbox-missing": 30}, [f"user {n}" for n in range(30)], total=30)
@@ -170,3 +171,28 @@ async def test_passing_checks_only_in_show_all(local: LocalOrg, show_all: bool) 
     text = json.dumps(card)
     assert "Everything checks out, and it is in your Outlook calendar." in text
     assert ("Mailbox record is active" in text) is show_all
+
+
+def test_problem_card_takes_a_finding_or_the_dict_the_outbox_keeps() -> None:
+    finding = Finding("act-sync-failing", "fail", "Failing", {"status": "Failure"}, ("Do it",), "https://x")
+    typed = to_dict(build_problem_card(finding, user=ALEX))
+    assert to_dict(build_problem_card(finding.to_dict(), user=ALEX)) == typed
+    assert typed["actions"][0]["data"]["cause"] == "act-sync-failing"
+    with pytest.raises(ValueError, match="'status'"):
+        build_problem_card({"id": "act-sync-failing", "title": "Failing"}, user=ALEX)
+
+
+def test_checklist_shows_the_core_guidance_for_the_record_type() -> None:
+    card = json.dumps(to_dict(build_checklist_card(record_type="task", reason="timed out", user=ALEX)))
+    for n, step in enumerate(self_checks("task"), start=1):
+        assert f"{n}. {step}" in card
+    assert "Open the task:" in card
+
+
+def test_ticket_card_reads_the_kept_report() -> None:
+    finding = Finding("mailbox-inactive", "fail", "Your mailbox record is inactive")
+    kept = {**TICKET.report, "findings": [finding.to_dict(), {"id": "x", "status": "pass", "title": "Fine"}]}
+    text = json.dumps(to_dict(build_ticket_card(replace(TICKET, report=kept))))
+    assert "Your mailbox record is inactive" in text and "Fine" not in text
+    failed = replace(TICKET, report={"findings": [], "error": "diagnosis unavailable: dataverse"})
+    assert "SD-1001" in json.dumps(to_dict(build_ticket_card(failed)))  # what the helpdesk keeps then

@@ -105,7 +105,7 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
         [ticket(w), ticket(w, subject=None)], title="Open tickets"
     ),
     "problem": lambda w: build_problem_card(
-        {"id": "act-sync-failing", "title": w, "steps": [w, w]}, user=ALEX
+        Finding("act-sync-failing", "fail", w, {"status": w}, (w, w), KB), user=ALEX
     ),
     "digest": lambda w: build_digest_card({w: 2}, [w, w], total=2),
     "diagnosis": lambda w: build_diagnosis_card(report(w), record_type="appointment", checked_at=NOW),
