@@ -5,17 +5,20 @@ Round trips on the critical path (design.md section 5):
   2. in parallel: the record with its activity parties, the user's sync filters, the system filters;
   3. in parallel: each active filter run by Dataverse as the user with the record's id added, and the
      Graph calendar around the record's start (it needs the start, which round 2 brings).
+
+`Investigator.run` diagnoses what it is told; `Investigator.answer` first works out which record a person
+means (their recent records matched by `bot.matching`, then a search by subject words) and says when
+they have to choose.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from bot.clients.dataverse import ENTITIES, DataverseClient, SyncFilter
@@ -35,20 +38,21 @@ from bot.diagnosis import (
     diagnose,
 )
 from bot.errors import AmbiguousRecordError, BackendError, Candidate, InputError
-from bot.ids import is_id
+from bot.matching import best_matches, candidates, one_of, record_words, search_words
 
-__all__ = ["Investigator", "UserCache", "record_words"]
+__all__ = ["Choice", "Investigator", "UserCache", "record_words"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-_WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*", re.UNICODE)
-_MAX_WORDS = 6
+UserAndMailbox = tuple[UserFacts, MailboxFacts | None]
 
 
-def record_words(text: str) -> list[str]:
-    """The words of a subject someone typed, as plain search terms (no syntax survives)."""
-    return [w for w in _WORD.findall(text) if len(w) > 1 or w.isdigit()][:_MAX_WORDS]
+@dataclass(frozen=True)
+class Choice:
+    """The mailbox is fine, but which record the person means isn't clear: they choose one of `candidates`
+    (the records their words matched, else their recent ones; none when they have none)."""
+
+    candidates: tuple[Candidate, ...]
 
 
 @dataclass
@@ -104,6 +108,78 @@ class Investigator:
             self.user_cache.put(user_ref, found[0].systemuserid)
         return found[0].systemuserid
 
+    async def answer(
+        self,
+        user_ref: str,
+        record_type: RecordType = "appointment",
+        *,
+        about_record: bool = True,
+        subject_words: Sequence[str] = (),
+    ) -> Report | Choice:
+        """What to tell someone who asks why their records don't reach Outlook.
+
+        A record their `subject_words` name (one of their recent records, typos tolerated) gets one full
+        diagnosis, mailbox included. Otherwise their mailbox is checked first: a mailbox-level cause is the
+        answer at once, and so is a healthy mailbox when they asked about it (`about_record=False`). Else
+        the words are searched for; the record they find is diagnosed, and when none or several match,
+        the person chooses (`Choice`).
+
+        Raises:
+            InputError: the user reference can't be used.
+            BackendError: Dataverse could not be read at all.
+        """
+        now = datetime.now(UTC)
+        wanted = list(subject_words)
+        with deadline(self.budget):
+            recent: list[RecordFacts] | None = None
+            if wanted:
+                named, recent = await self._named(user_ref, record_type, wanted, now)
+                if named is not None:
+                    return await self.run(user_ref, None, record_type, record=named)
+            report = await self.run(user_ref, None, record_type)
+            if report.causes or not about_record:
+                return report
+            if wanted:
+                found = await self._searched(user_ref, record_type, wanted)
+                if found is not None:
+                    return found
+            if recent is None:
+                systemuserid = report.user.systemuserid or ""
+                recent = await self.dataverse.recent_records(record_type, systemuserid, around=now)
+            return Choice(candidates(recent))
+
+    async def _named(
+        self, user_ref: str, record_type: RecordType, wanted: list[str], now: datetime
+    ) -> tuple[RecordFacts | None, list[RecordFacts] | None]:
+        """(the one recent record `wanted` names, or None; the recent records read, None when none were)."""
+        systemuserid = await self.user_id(user_ref)
+        if systemuserid is None:
+            return None, None
+        recent = await self.dataverse.recent_records(record_type, systemuserid, around=now)
+        matches = best_matches(wanted, recent)
+        return (matches[0] if len(matches) == 1 else None), recent
+
+    async def _searched(
+        self, user_ref: str, record_type: RecordType, wanted: list[str]
+    ) -> Report | Choice | None:
+        """Beyond the recent window: the record the words find (diagnosed), the ones to choose from, or None."""
+        try:
+            found = await self.run(user_ref, " ".join(wanted), record_type)
+        except AmbiguousRecordError as exc:
+            return Choice(exc.candidates)
+        return found if found.record is not None else None
+
+    async def owns_team(self, team_group_id: str, user: str | None) -> bool:
+        """Whether `user` owns the Teams team (Graph knows); False when nobody can say."""
+        if not (user and team_group_id and self.graph):
+            return False
+        try:
+            with deadline(self.budget):
+                return await self.graph.is_team_owner(team_group_id, user)
+        except (BackendError, InputError) as exc:
+            log.warning("could not check whether %s owns the team: %s", user, exc)
+            return False
+
     async def run(
         self,
         user_ref: str,
@@ -144,52 +220,33 @@ class Investigator:
         reader: str | None = None,
     ) -> Facts:
         record_ref = record_ref.strip() if record_ref else None
-        words = None if record_ref is None or is_id(record_ref.strip("{}")) else record_words(record_ref)
-        if words is not None and not words:
-            raise InputError(f"{record_ref!r} has no words to look for; give an id or words from the subject")
-
-        cached = self.user_cache.get(user_ref) if self.user_cache else None
-        if cached is not None:
-            found_task: asyncio.Future[tuple[UserFacts, MailboxFacts | None] | None] = asyncio.ensure_future(
-                self.dataverse.get_user(cached)
-            )
-            systemuserid = cached
-        else:
-            found = await self.dataverse.find_user(user_ref)  # round 1
-            if found is None:
-                return Facts(user_ref=user_ref, record_type=record_type, user=None, record_ref=record_ref)
-            found_task = asyncio.get_running_loop().create_future()
-            found_task.set_result(found)
-            systemuserid = found[0].systemuserid
+        search = search_words(record_ref)
+        unknown = Facts(user_ref=user_ref, record_type=record_type, user=None, record_ref=record_ref)
+        start = await self._start(user_ref)  # round 1, unless the user's id is cached
+        if start is None:
+            return unknown
+        systemuserid, user_call = start
 
         # Round 2: everything that needs only the user's id.
         filters_call = _attempt(self._filters(systemuserid, record_type))
         record_call = (
-            self._known(known)
+            _ready((known, None))
             if known is not None
-            else self._record(record_type, record_ref, words, systemuserid, reader)
+            else self._record(record_type, record_ref, search, systemuserid, reader)
         )
-        found_or_none, (filters, filters_error), (record, hint) = await asyncio.gather(
-            found_task, filters_call, record_call
+        found, (filters, filters_error), (record, hint) = await asyncio.gather(
+            user_call, filters_call, record_call
         )
-        if found_or_none is None:
+        if found is None:
             if self.user_cache:
                 self.user_cache.drop(user_ref)
-            return Facts(user_ref=user_ref, record_type=record_type, user=None, record_ref=record_ref)
-        user, mailbox = found_or_none
+            return unknown
+        user, mailbox = found
         if self.user_cache:
             self.user_cache.put(user_ref, user.systemuserid)
 
         # Round 3: what needs the record: filter evaluation by Dataverse itself, and the Exchange calendar.
-        filter_facts: tuple[FilterFacts, ...] | None = None
-        exchange = ExchangeFacts(found=None, reason="no record named")
-        if record is not None:
-            evaluated, exchange = await asyncio.gather(
-                self._evaluate(filters or [], record, user), self._in_exchange(record, user)
-            )
-            filter_facts = tuple(evaluated) if filters is not None else None
-        elif filters is not None:
-            filter_facts = tuple(FilterFacts(name=f.name, origin=f.origin, active=f.active) for f in filters)
+        filter_facts, exchange = await self._with_record(filters, record, user)
         return Facts(
             user_ref=user_ref,
             record_type=record_type,
@@ -203,6 +260,32 @@ class Investigator:
             exchange=exchange,
         )
 
+    async def _start(self, user_ref: str) -> tuple[str, Awaitable[UserAndMailbox | None]] | None:
+        """The user's systemuserid and what reads them with their mailbox; None when there is no such user.
+
+        A cached id starts round 2 at once (the user is read beside the rest); else round 1 finds them."""
+        cached = self.user_cache.get(user_ref) if self.user_cache else None
+        if cached is not None:
+            return cached, self.dataverse.get_user(cached)
+        found = await self.dataverse.find_user(user_ref)
+        if found is None:
+            return None
+        return found[0].systemuserid, _ready(found)
+
+    async def _with_record(
+        self, filters: list[SyncFilter] | None, record: RecordFacts | None, user: UserFacts
+    ) -> tuple[tuple[FilterFacts, ...] | None, ExchangeFacts]:
+        """Round 3 when there is a record: each filter run against it, and the Exchange calendar."""
+        if record is None:
+            listed = None
+            if filters is not None:
+                listed = tuple(FilterFacts(name=f.name, origin=f.origin, active=f.active) for f in filters)
+            return listed, ExchangeFacts(found=None, reason="no record named")
+        evaluated, exchange = await asyncio.gather(
+            self._evaluate(filters or [], record, user), self._in_exchange(record, user)
+        )
+        return (tuple(evaluated) if filters is not None else None), exchange
+
     async def _filters(self, systemuserid: str, record_type: RecordType) -> list[SyncFilter]:
         own, system = await asyncio.gather(
             self.dataverse.user_filters(systemuserid), self.dataverse.system_filters(record_type)
@@ -215,32 +298,19 @@ class Investigator:
         self,
         record_type: RecordType,
         record_ref: str | None,
-        words: list[str] | None,
+        search: list[str] | None,
         systemuserid: str,
         reader: str | None,
     ) -> tuple[RecordFacts | None, str | None]:
         if record_ref is None:
             return None, None
-        if words is None:
+        if search is None:
             record = await self.dataverse.get_record(record_type, record_ref, systemuserid, reader=reader)
             if record is not None:
                 return record, None
             return None, await self._other_type_hint(record_type, record_ref, systemuserid, reader)
-        matches = await self.dataverse.search_records(record_type, words, systemuserid)
-        if len(matches) > 1:
-            wanted = " ".join(words).casefold()
-            exact = [m for m in matches if " ".join(record_words(m.subject or "")).casefold() == wanted]
-            if len(exact) == 1:
-                return exact[0], None
-            raise AmbiguousRecordError(
-                record_ref,
-                [Candidate(m.id, m.subject or "(no subject)", _iso(m)) for m in matches],
-            )
-        return (matches[0], None) if matches else (None, None)
-
-    @staticmethod
-    async def _known(record: RecordFacts) -> tuple[RecordFacts | None, str | None]:
-        return record, None
+        matches = await self.dataverse.search_records(record_type, search, systemuserid)
+        return one_of(matches, search, record_ref), None
 
     async def _other_type_hint(
         self, record_type: RecordType, record_id: str, systemuserid: str, reader: str | None
@@ -298,9 +368,9 @@ class Investigator:
         return ExchangeFacts(found=find_event(record, events) is not None)
 
 
+async def _ready(value: T) -> T:
+    return value
+
+
 def _with(base: FilterFacts, *, matches: bool | None = None, error: str | None = None) -> FilterFacts:
     return FilterFacts(name=base.name, origin=base.origin, active=base.active, matches=matches, error=error)
-
-
-def _iso(record: RecordFacts) -> str | None:
-    return record.start.strftime("%Y-%m-%dT%H:%M:%SZ") if record.start else None

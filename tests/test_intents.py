@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.teams.intents import INTENTS, classify
+from bot.matching import within_one_edit
+from bot.teams.intents import INTENTS, classify, subject_words, tokens
 
 DATA = Path(__file__).parent / "data"
 
@@ -85,3 +86,48 @@ def test_cli_prints_one_json_line_per_input() -> None:
         {"text": "my contacts dont sync", "intent": "diagnose", "record_type": "contact"},
         {"text": "thanks", "intent": "thanks", "record_type": None},
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("Quartely reveiw isn't on my calendar", ["quartely", "reveiw"]),  # typos kept: matching copes
+        ("<at>Sync Doctor</at> why is the Contoso kickoff not in Outlook?", ["contoso", "kickoff"]),
+        ("my contacts dont sync, Ray Ortiz is missing", ["ray", "ortiz"]),
+        ("why isnt my appt in outlook", []),  # all question, no subject
+        (  # eight at most
+            "alpha bravo charlie delta echo foxtrot golf hotel india juliet",
+            ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"],
+        ),
+    ],
+)
+def test_subject_words_are_what_the_question_does_not_say(text: str, words: list[str]) -> None:
+    assert subject_words(text) == words
+
+
+def test_typos_one_edit_from_the_vocabulary_are_corrected_and_real_words_are_not() -> None:
+    assert tokens("apppointmnet isnt syncing") == ["appointment", "is", "not", "syncing"]
+    assert tokens("outlook is slow") == ["outlook", "is", "slow"]  # "slow" is not "show"
+    assert tokens("Réunion isn’t syncing") == ["réunion", "is", "not", "syncing"]  # any script's letters
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "close"),
+    [
+        ("sync", "sync", True),
+        ("sycn", "sync", True),  # swapped
+        ("outlok", "outlook", True),  # left out
+        ("outloook", "outlook", True),  # one too many
+        ("outlool", "outlook", True),  # replaced
+        ("otulook", "outlook", True),
+        ("oultook", "outlook", True),
+        ("outlk", "outlook", False),  # two edits
+        ("task", "tasks", True),
+        ("abc", "cba", False),
+        ("", "a", True),
+        ("", "ab", False),
+    ],
+)
+def test_within_one_edit(a: str, b: str, close: bool) -> None:
+    assert within_one_edit(a, b) is close
+    assert within_one_edit(b, a) is close

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 
 from bot.clients.http import RetryPolicy
+from bot.diagnosis import RecordFacts, Report
 from bot.errors import AmbiguousRecordError, BackendUnavailable, InputError, InvalidIdError, Throttled
-from bot.investigation import Investigator, UserCache, record_words
+from bot.investigation import Choice, Investigator, UserCache, record_words
+from bot.matching import best_matches, similar, words
 from bot.sandbox import Fault, LocalOrg, SandboxConfig, local_org
 from bot.sandbox.metrics import RequestTimeline
 from tests.conftest import ALEX, PLAYGROUND, make_local
@@ -217,3 +219,117 @@ async def test_mailbox_level_check_is_one_round_trip_when_no_record(local: Local
         report = await Investigator(fresh.clients.dataverse, fresh.clients.graph).run(PLAYGROUND + "21")
     assert report.causes == ["act-not-server-side-sync"]
     assert timeline.depth() <= 2
+
+
+# --- which record a person means: Investigator.answer and bot.matching ---------------------------------
+
+QUARTERLY = "c3000000-0000-4000-8000-000000000001"
+
+
+async def test_answer_diagnoses_the_recent_record_the_words_name_typos_and_all(local: LocalOrg) -> None:
+    answer = await Investigator(local.clients.dataverse, local.clients.graph).answer(
+        ALEX, subject_words=["quartely", "reveiw"]
+    )
+    assert isinstance(answer, Report)
+    assert answer.record is not None and answer.record.id == QUARTERLY
+    assert answer.causes == ["outside-sync-filter"]
+
+
+async def test_answer_gives_a_mailbox_cause_before_asking_which_record(local: LocalOrg) -> None:
+    answer = await Investigator(local.clients.dataverse, local.clients.graph).answer(
+        PLAYGROUND + "21", subject_words=["zzyzx"]
+    )
+    assert isinstance(answer, Report)
+    assert answer.causes == ["act-not-server-side-sync"] and answer.record is None
+
+
+async def test_answer_about_the_mailbox_is_the_mailbox_report(local: LocalOrg) -> None:
+    answer = await Investigator(local.clients.dataverse, local.clients.graph).answer(ALEX, about_record=False)
+    assert isinstance(answer, Report)
+    assert answer.record is None and answer.causes == []
+
+
+async def test_answer_offers_recent_records_when_none_is_named(local: LocalOrg) -> None:
+    answer = await Investigator(local.clients.dataverse, local.clients.graph).answer(ALEX)
+    assert isinstance(answer, Choice)
+    assert QUARTERLY in {c.id for c in answer.candidates}
+    assert all(c.start is None or c.start.endswith("Z") for c in answer.candidates)
+
+
+async def test_answer_offers_the_records_several_words_match(local: LocalOrg) -> None:
+    answer = await Investigator(local.clients.dataverse, local.clients.graph).answer(
+        PLAYGROUND + "22", subject_words=["litware"]
+    )
+    assert isinstance(answer, Choice)
+    assert {c.subject for c in answer.candidates} == {
+        "Product demo for Litware",
+        "Litware follow-up (canceled)",
+    }
+
+
+async def test_answer_unmatched_words_read_recent_records_once() -> None:
+    """No recent record matches and the search finds none: the picker reuses the recent records read first
+    (recent, mailbox, search: three sequential round trips with a warm user cache)."""
+    timeline = RequestTimeline()
+    async with local_org(event_hooks=timeline.hooks()) as local:
+        investigator = Investigator(local.clients.dataverse, local.clients.graph, user_cache=UserCache())
+        await investigator.run(ALEX)  # warms the user cache
+        timeline.clear()
+        answer = await investigator.answer(ALEX, subject_words=["zzyzx"])
+    assert isinstance(answer, Choice) and answer.candidates
+    assert timeline.depth() == 3, timeline.spans
+
+
+async def test_owns_team_asks_graph_and_says_no_when_it_cannot_tell(org_data: dict[str, Any]) -> None:
+    team = "7e000000-0000-4000-8000-000000000001"
+    org_data["graph"]["teams"] = {
+        team: {"members": [{"userId": ALEX, "displayName": "Alex", "roles": ["owner"]}]}
+    }
+    async with make_local(org_data) as local:
+        investigator = Investigator(local.clients.dataverse, local.clients.graph)
+        assert await investigator.owns_team(team, ALEX)
+        assert not await investigator.owns_team(team, PLAYGROUND + "21")
+        assert not await investigator.owns_team("not-a-group", ALEX)  # refused before any request
+        assert not await investigator.owns_team(team, None)
+        assert not await Investigator(local.clients.dataverse).owns_team(team, ALEX)  # no Graph
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "close"),
+    [
+        ("review", "review", True),
+        ("quartely", "quarterly", True),  # a letter left out
+        ("reveiw", "review", True),  # two neighbours swapped
+        ("contoso", "contosos", True),
+        ("contoso", "contoso's", True),  # one starts the other
+        ("demo", "memo", True),
+        ("dem", "demo", False),  # too short to guess
+        ("review", "renew", False),
+        ("litware", "northwind", False),
+    ],
+)
+def test_similar_words(a: str, b: str, close: bool) -> None:
+    assert similar(a, b) is close
+    assert similar(b, a) is close
+
+
+def test_one_tokenizer_for_search_terms_and_subjects() -> None:
+    assert words("Litware follow-up (canceled)") == ["Litware", "follow", "up", "canceled"]
+    assert words("Litware follow-up (canceled)", joins="'’.-") == ["Litware", "follow-up", "canceled"]
+    assert words("it isn't v9.2", joins="'") == ["it", "isn't", "v9", "2"]
+    assert words("Réunion à Zürich") == ["Réunion", "à", "Zürich"]  # letters of any script
+    assert words("<at>x</at> [a](b) 'q'") == ["at", "x", "at", "a", "b", "q"]
+
+
+def test_best_matches_scores_subjects_and_keeps_ties() -> None:
+    def record(record_id: str, subject: str) -> RecordFacts:
+        return RecordFacts(type="appointment", id=record_id, subject=subject)
+
+    quarterly = record("1", "Quarterly review with Contoso")
+    demo, follow_up = record("2", "Product demo for Litware"), record("3", "Litware follow-up (canceled)")
+    recent = [quarterly, demo, follow_up]
+    assert best_matches(["quartely", "reveiw"], recent) == [quarterly]
+    assert best_matches(["litware"], recent) == [demo, follow_up]
+    assert best_matches(["litware", "demo"], recent) == [demo]
+    assert best_matches(["northwind"], recent) == []
+    assert best_matches([], recent) == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.diagnosis import RecordType
@@ -148,6 +150,19 @@ class Helpdesk:
         """The tenant's helpdesk channel (`channel_id`, `service_url`, `bot_id`, `team`), if one is set."""
         return await self.store.get_setting(channel_key(tenant))
 
+    async def may_set_channel(self, tenant: str, team: str, user: str | None) -> bool:
+        """Agents may choose the helpdesk channel. A team owner may only move it within the team (its Entra
+        group id) that already holds it, or choose the first one where no agents are configured: owning
+        *some* team must not let anyone divert the tickets to their own channel."""
+        if self.is_agent(user):
+            return True
+        current = await self.channel(tenant)
+        if current is None:
+            allowed = not self.agents
+        else:
+            allowed = bool(team) and str(current.get("team") or "").lower() == team.lower()
+        return allowed and await self.investigator.owns_team(team, user)
+
     async def set_channel(
         self, *, tenant: str, channel_id: str, service_url: str, bot_id: str, team: str = ""
     ) -> None:
@@ -227,6 +242,22 @@ class Helpdesk:
         await self.store.enqueue(f"ticket:{ticket.number}:v{ticket.version}:notify", "notify_user", payload)
         self.kick()
 
+    async def remember_conversation(self, tenant: str, user: str, reference: dict[str, Any]) -> None:
+        """Keep how to reach `user` in their 1:1 chat: ticket news and sync notices go there."""
+        await self.store.save_reference(tenant, user, reference)
+
+    async def forget_conversation(self, tenant: str, user: str) -> None:
+        """`user` removed the app: nothing more is sent to their chat."""
+        await self.store.delete_reference(tenant, user)
+
+    async def mute(self, user: str) -> None:
+        """Send `user` no more proactive sync notices (the sweep reads `mute:<user>`)."""
+        await self.store.set_setting(f"mute:{user.lower()}", {"since": _now()})
+
+    async def watch(self, user: str, causes: Sequence[str]) -> None:
+        """Tell `user` once these causes are fixed (the sweep re-checks `watch:<user>`)."""
+        await self.store.set_setting(f"watch:{user.lower()}", {"causes": list(causes), "since": _now()})
+
     async def list_for(self, user: str) -> Card:
         mine = await self.store.list_tickets(user_aad=user, limit=10)
         return to_dict(build_ticket_list_card(mine, title="Your tickets"))
@@ -237,3 +268,7 @@ class Helpdesk:
                 await self.store.list_tickets(open_only=True, limit=20), title="Open tickets"
             )
         )
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -2,7 +2,8 @@
 
 Words are normalised (case, punctuation, contractions), typos within one edit of a known word are
 corrected, and a small table of rules decides. Intent ids and record types are a contract
-(design.md section 3).
+(design.md section 3). What the vocabulary doesn't claim may name a record: `subject_words`. Words and
+edits come from `bot.matching`, the tokenizer and edit distance the record matching uses too.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.diagnosis import RecordType
+from bot.matching import within_one_edit, words
 
-__all__ = ["INTENTS", "MENTION", "Intent", "IntentName", "classify", "is_vocabulary"]
+__all__ = ["INTENTS", "MENTION", "Intent", "IntentName", "classify", "is_vocabulary", "subject_words"]
 
 IntentName = Literal["diagnose", "check_mailbox", "escalate", "help", "greeting", "thanks", "out_of_scope"]
 INTENTS: tuple[IntentName, ...] = (
@@ -41,8 +43,8 @@ class Intent:
 _CONCEPTS: dict[str, tuple[str, ...]] = {}
 
 
-def _words(concept: str, *words: str) -> None:
-    for word in words:
+def _words(concept: str, *spellings: str) -> None:
+    for word in spellings:
         _CONCEPTS[word] = (*_CONCEPTS.get(word, ()), concept)
 
 
@@ -288,28 +290,7 @@ _MAX_CHARS = 1000  # a question is short; a 10,000-character paste is judged by 
 # An @mention: `<at>Sync Doctor</at>`. The name is bounded and has no markup, so the pattern is linear: an
 # unbounded `<at>.*?</at>` scans to the end from every `<at>` when none is closed (seconds on 28 KB).
 MENTION = re.compile(r"<at>[^<]{0,256}</at>", re.IGNORECASE)
-_TOKEN = re.compile(r"[a-z0-9']+")
 _VOCABULARY = sorted(_CONCEPTS)
-
-
-def _within_one_edit(a: str, b: str) -> bool:
-    """Damerau-Levenshtein distance <= 1 (one insert, delete, substitution or swap)."""
-    if a == b:
-        return True
-    if abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        diffs = [i for i in range(len(a)) if a[i] != b[i]]
-        if len(diffs) == 1:
-            return True
-        return (
-            len(diffs) == 2
-            and diffs[1] == diffs[0] + 1
-            and a[diffs[0]] == b[diffs[1]]
-            and a[diffs[1]] == b[diffs[0]]
-        )
-    short, long_ = (a, b) if len(a) < len(b) else (b, a)
-    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
 
 
 def _collapse_repeats(word: str) -> str:
@@ -331,7 +312,7 @@ def _correct(word: str) -> str:
         if (
             len(known) >= 4
             and (len(word) >= 5 or (len(known) >= 4 and known[0] == word[0]))
-            and _within_one_edit(word, known)
+            and within_one_edit(word, known)
         ):
             return known
     return word
@@ -342,15 +323,15 @@ def tokens(text: str) -> list[str]:
     lowered = MENTION.sub(" ", text).lower().replace("’", "'")
     for pattern, replacement in _PHRASES:
         lowered = pattern.sub(replacement, lowered)
-    words: list[str] = []
-    for raw in _TOKEN.findall(lowered):
+    found: list[str] = []
+    for raw in words(lowered, joins="'"):
         expanded = _CONTRACTIONS.get(raw, raw.replace("'", ""))
-        words.extend(_correct(w) for w in expanded.split())
-    return words
+        found.extend(_correct(w) for w in expanded.split())
+    return found
 
 
-def _record_type(words: list[str]) -> RecordType | None:
-    for word in words:
+def _record_type(said: list[str]) -> RecordType | None:
+    for word in said:
         for concept in _CONCEPTS.get(word, ()):
             if concept in ("appointment", "contact", "task"):
                 return concept  # type: ignore[return-value]
@@ -578,3 +559,17 @@ def is_vocabulary(word: str) -> bool:
         or word in _CONTRACTIONS
         or _correct(word) in _CONCEPTS
     )
+
+
+_MAX_SUBJECT_WORDS = 8
+
+
+def subject_words(text: str) -> list[str]:
+    """The words of a message that could come from a record's subject: not the question's own vocabulary.
+
+    Usage::
+
+        subject_words("Quartely reveiw isn't on my calendar")  # ["quartely", "reveiw"]
+    """
+    found = words(MENTION.sub(" ", text[:_MAX_CHARS]).lower())
+    return [w for w in found if not is_vocabulary(w) and len(w) > 1][:_MAX_SUBJECT_WORDS]

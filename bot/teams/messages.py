@@ -6,6 +6,7 @@ __all__ = [
     "AGENTS_ONLY",
     "AGENTS_OR_OWNERS_ONLY",
     "ATTACHMENTS_ONLY",
+    "BACKEND_DOWN",
     "CHANNEL_SET",
     "CONVERSATION_NOT_KEPT",
     "ESCALATED",
@@ -17,10 +18,13 @@ __all__ = [
     "ONLY_YOURSELF",
     "OUT_OF_SCOPE",
     "SET_CHANNEL_IN_A_CHANNEL",
+    "SIGN_IN_DOWN",
+    "SIGN_IN_REFUSED",
     "SOMETHING_WRONG",
     "STORE_DOWN",
     "TENANT_REFUSED",
     "THANKS",
+    "THROTTLED",
     "TICKET_NOT_SAVED",
     "TICKET_OPEN_ALREADY",
     "TICKET_UNCONFIRMED",
@@ -89,3 +93,11 @@ CONVERSATION_NOT_KEPT = (
     "(My storage isn't answering, so I couldn't remember this chat: until it is back, I can't message you "
     "here on my own about sync problems.)"
 )
+
+# Why a diagnosis couldn't run (the checklist card's reason): whose fault, and when to try again.
+THROTTLED = "{service} asked Sync Doctor to slow down (too many requests). Please try again{when}."
+SIGN_IN_REFUSED = (
+    "Sign-in to Dynamics 365 failed for Sync Doctor itself; your admin has to fix its configuration."
+)
+SIGN_IN_DOWN = "Microsoft sign-in isn't answering Sync Doctor right now. Please try again in a few minutes."
+BACKEND_DOWN = "{service} didn't answer in time or refused ({error})."

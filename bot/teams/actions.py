@@ -1,0 +1,172 @@
+"""Card buttons (Universal Actions): a table from verb to (payload type, handler), and one dispatcher.
+
+The dispatcher checks, once for every verb, the tenant, the presser's identity, who may press it (agents
+only, or the card's own person and agents) and the payload's shape; a handler only acts. Adding a verb is
+one entry in `ACTIONS` and one function.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+from botbuilder.schema import AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue
+
+from bot.teams import messages
+from bot.teams.diagnoses import check
+from bot.teams.escalations import escalate
+from bot.teams.payloads import Check, Escalate, EscalateSend, Mute, Payload, Pick, TicketPress, Unfit, Watch
+from bot.teams.turn import Card, Turn
+from cards.common import CARD_CONTENT_TYPE, to_dict
+from cards.ticket import build_escalate_card
+
+__all__ = ["ACTIONS", "Action", "Press", "dispatch", "message_response"]
+
+log = logging.getLogger(__name__)
+P = TypeVar("P", bound=Payload)
+Reply = Card | str  # a card replaces the one pressed; a text is shown beside it
+
+
+@dataclass(frozen=True)
+class Press:
+    """One button press: the turn, and who pressed (their Entra object id, checked by the dispatcher)."""
+
+    turn: Turn
+    user: str
+
+
+@dataclass(frozen=True)
+class Action(Generic[P]):
+    """What a verb takes (`payload`, parsed before `run` sees it) and does.
+
+    Args:
+        agents_only: only helpdesk agents may press it; else the card's own person, or an agent for them.
+        without_helpdesk: the answer when no helpdesk is set up (None: the verb needs none).
+    """
+
+    payload: type[P]
+    run: Callable[[Press, P], Awaitable[Reply]]
+    agents_only: bool = False
+    without_helpdesk: str | None = None
+
+
+# --- the handlers ----------------------------------------------------------------------------------------
+
+
+async def _check(press: Press, data: Check) -> Reply:
+    services = press.turn.services
+    subject = data.about(press.user)
+    return await check(
+        services, subject, data.record, data.record_type, reader=press.user, show_all=data.show_all
+    )
+
+
+async def _escalate_form(press: Press, data: Escalate) -> Reply:
+    form = build_escalate_card(
+        user=data.about(press.user), record=data.record, record_type=data.record_type, subject=data.subject
+    )
+    return to_dict(form)
+
+
+async def _escalate_send(press: Press, data: EscalateSend) -> Reply:
+    return await escalate(press.turn, data.about(press.user), data.record, data.record_type, data.comment)
+
+
+async def _mute(press: Press, data: Mute) -> Reply:
+    assert press.turn.services.helpdesk is not None  # the dispatcher answers `without_helpdesk` first
+    await press.turn.services.helpdesk.mute(press.user)
+    return messages.MUTED
+
+
+async def _watch(press: Press, data: Watch) -> Reply:
+    assert press.turn.services.helpdesk is not None
+    await press.turn.services.helpdesk.watch(press.user, [data.cause] if data.cause else [])
+    return messages.WATCHING
+
+
+def _ticket(verb: str) -> Action[TicketPress]:
+    """An agent's button on a ticket card: the helpdesk acts on the ticket (it knows each ticket verb)."""
+
+    async def run(press: Press, data: TicketPress) -> Reply:
+        helpdesk = press.turn.services.helpdesk
+        assert helpdesk is not None  # agents only: there are agents only with a helpdesk
+        name = press.turn.name or press.user
+        return await helpdesk.act(verb=verb, data=data.data(), agent=press.user, agent_name=name)
+
+    return Action(TicketPress, run, agents_only=True)
+
+
+ACTIONS: Mapping[str, Action[Any]] = {
+    "recheck": Action(Check, _check),
+    "details": Action(Check, _check),
+    "check_mailbox": Action(Check, _check),
+    "pick": Action(Pick, _check),
+    "escalate": Action(Escalate, _escalate_form, without_helpdesk=messages.ESCALATE_SOON),
+    "escalate_send": Action(EscalateSend, _escalate_send, without_helpdesk=messages.ESCALATE_SOON),
+    "mute": Action(Mute, _mute, without_helpdesk=messages.UNKNOWN_ACTION),
+    "watch": Action(Watch, _watch, without_helpdesk=messages.UNKNOWN_ACTION),
+    "ticket_assign": _ticket("ticket_assign"),
+    "ticket_resolve": _ticket("ticket_resolve"),
+    "ticket_reopen": _ticket("ticket_reopen"),
+    "ticket_rerun": _ticket("ticket_rerun"),
+}
+
+
+# --- the dispatcher --------------------------------------------------------------------------------------
+
+
+async def dispatch(turn: Turn, invoke_value: AdaptiveCardInvokeValue) -> AdaptiveCardInvokeResponse:
+    """Answer one button press. Card data is never logged: anyone could have written it."""
+    action = invoke_value.action if isinstance(invoke_value.action, dict) else {}
+    verb = str(action.get("verb") or "")
+    data = action.get("data")
+    reply = await _reply(turn, ACTIONS.get(verb), data if isinstance(data, dict) else {})
+    return message_response(reply) if isinstance(reply, str) else _card_response(reply)
+
+
+async def _reply(turn: Turn, entry: Action[Any] | None, data: Mapping[str, Any]) -> Reply:
+    user = turn.user
+    if not turn.tenant_allowed():
+        return messages.TENANT_REFUSED
+    if not user:
+        return messages.NO_IDENTITY
+    if entry is None:
+        return messages.UNKNOWN_ACTION
+    agent = turn.services.is_agent(user)
+    if entry.agents_only and not agent:
+        return messages.AGENTS_ONLY
+    try:
+        payload = entry.payload.parse(data)
+    except Unfit:
+        return messages.UNKNOWN_ACTION
+    if payload.user is not None and payload.user.lower() != user.lower() and not agent:
+        log.warning("turn %s: %s pressed a button on someone else's card", turn.activity.id, user)
+        return messages.NOT_YOURS
+    if entry.without_helpdesk is not None and turn.services.helpdesk is None:
+        return entry.without_helpdesk
+    return await entry.run(Press(turn, user), payload)
+
+
+def _card_response(card: Card) -> AdaptiveCardInvokeResponse:
+    return AdaptiveCardInvokeResponse(status_code=200, type=CARD_CONTENT_TYPE, value=card)
+
+
+class _MessageInvokeResponse(AdaptiveCardInvokeResponse):  # type: ignore[misc]
+    """A Universal Action answer that shows a message and leaves the card as it is.
+
+    Its `value` is a string, which the SDK's model (typed as a dict) can't serialise.
+    """
+
+    _attribute_map: ClassVar[dict[str, dict[str, str]]] = {
+        **AdaptiveCardInvokeResponse._attribute_map,
+        "value": {"key": "value", "type": "str"},
+    }
+
+
+def message_response(text: str) -> AdaptiveCardInvokeResponse:
+    """The invoke answer that shows `text` and leaves the card as it is."""
+    return _MessageInvokeResponse(
+        status_code=200, type="application/vnd.microsoft.activity.message", value=text
+    )

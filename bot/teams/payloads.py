@@ -1,0 +1,136 @@
+"""What each card button carries, typed. `Payload.parse` reads an `Action.Execute`'s data in one place and
+refuses (`Unfit`) what doesn't fit its verb. Anyone can forge card data, so nothing here is trusted beyond
+its shape: ids must be ids, text stays text, and a field the verb doesn't know is ignored."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from bot.diagnosis import RECORD_TYPES, RecordType
+from bot.ids import is_id
+
+__all__ = [
+    "Check",
+    "Escalate",
+    "EscalateSend",
+    "Mute",
+    "Payload",
+    "Pick",
+    "TicketPress",
+    "Unfit",
+    "Watch",
+]
+
+
+class Unfit(ValueError):
+    """The card's data doesn't fit its verb: forged, or from a card older than this version."""
+
+
+def _record_id(value: object) -> object:
+    if value is not None and not (isinstance(value, str) and is_id(value)):
+        raise ValueError("not a record id")  # pydantic reports it: the payload is Unfit
+    return value
+
+
+def _known_type(value: object) -> RecordType:
+    return next((t for t in RECORD_TYPES if t == value), "appointment")
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+RecordId = Annotated[str | None, BeforeValidator(_record_id)]
+KnownType = Annotated[RecordType, BeforeValidator(_known_type)]  # an unknown type reads as appointment
+TextOrNone = Annotated[str | None, BeforeValidator(_text_or_none)]
+Text = Annotated[str, BeforeValidator(lambda value: str(value or ""))]
+Flag = Annotated[bool, BeforeValidator(bool)]
+NumberOrNone = Annotated[int | None, BeforeValidator(_int_or_none)]
+
+
+class Payload(BaseModel):
+    """Whose card the button is on: `user`, the person it is about (None: whoever presses it)."""
+
+    model_config = ConfigDict(frozen=True, strict=True, populate_by_name=True)
+
+    user: str | None = None
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> Self:
+        """The payload `data` carries.
+
+        Raises:
+            Unfit: it doesn't fit (the reason is not kept: card data never reaches the log).
+        """
+        try:
+            return cls.model_validate(data)
+        except ValidationError:
+            raise Unfit(f"not a {cls.__name__} payload") from None
+
+    def about(self, presser: str) -> str:
+        """The person the button acts for: the card's, else the presser."""
+        return self.user or presser
+
+
+class _RecordPayload(Payload):
+    """A button about one record (None: the person's mailbox) of one type."""
+
+    record_type: KnownType = Field("appointment", alias="type")
+    record: RecordId = None
+
+
+class Check(_RecordPayload):
+    """Re-check, Show all checks, Check my mailbox."""
+
+    show_all: Flag = False
+
+
+class Pick(Check):
+    """Check this one (the picker): a record must be chosen."""
+
+    @model_validator(mode="after")
+    def _picked(self) -> Self:
+        if self.record is None:
+            raise ValueError("no record picked")
+        return self
+
+
+class Escalate(_RecordPayload):
+    """Escalate to helpdesk: the comment form comes first. `subject` is shown on it, as text."""
+
+    subject: TextOrNone = None
+
+
+class EscalateSend(_RecordPayload):
+    """Send to helpdesk, with the person's optional comment."""
+
+    comment: Text = ""
+
+
+class Mute(Payload):
+    """Mute these (a proactive notice)."""
+
+
+class Watch(Payload):
+    """Tell me when it's fixed (a proactive notice): `cause` is the finding id the notice was about."""
+
+    cause: TextOrNone = None
+
+
+class TicketPress(Payload):
+    """An agent's button on a ticket card. The helpdesk judges the ticket number and version itself (a
+    card without them gets its own answer there), so they are read, not refused, here."""
+
+    ticket: NumberOrNone = None
+    version: NumberOrNone = None
+    note: Text = ""
+
+    def data(self) -> dict[str, Any]:
+        return {"ticket": self.ticket, "version": self.version, "note": self.note}

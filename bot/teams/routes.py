@@ -1,0 +1,90 @@
+"""What the bot does with each intent of a chat message: a table from intent id to route."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+
+from botbuilder.core import TurnContext
+from botbuilder.schema import Activity, ActivityTypes
+
+from bot.diagnosis import RecordType
+from bot.teams import messages
+from bot.teams.diagnoses import ask
+from bot.teams.escalations import escalate
+from bot.teams.intents import Intent, IntentName, subject_words
+from bot.teams.turn import Turn
+from cards.common import to_dict
+from cards.conversation import build_help_card, build_welcome_card
+
+__all__ = ["ROUTES", "TYPING_AFTER", "Route"]
+
+Route = Callable[[Turn, Intent, str], Awaitable[None]]
+TYPING_AFTER = 0.3  # seconds: a quicker answer needs no typing indicator (and saves a connector call)
+
+
+async def _diagnose(turn: Turn, intent: Intent, text: str) -> None:
+    """A record (or the mailbox) doesn't sync: which record is meant is the diagnosis service's question."""
+    user = turn.user
+    if not user:
+        await turn.say(messages.NO_IDENTITY)
+        return
+    record_type: RecordType = intent.record_type or "appointment"
+    about_record = intent.name == "diagnose"
+    words = subject_words(text) if about_record else []
+    typing = asyncio.create_task(_typing_after(turn.context, TYPING_AFTER))
+    try:
+        card = await ask(turn.services, user, record_type, about_record=about_record, subject_words=words)
+    finally:
+        typing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await typing
+    await turn.send_card(card)
+
+
+async def _typing_after(context: TurnContext, delay: float) -> None:
+    """Show "typing…" only when the answer takes long enough for a person to notice."""
+    await asyncio.sleep(delay)
+    await context.send_activity(Activity(type=ActivityTypes.typing))
+
+
+async def _escalate(turn: Turn, intent: Intent, text: str) -> None:
+    """ "Talk to a human": a ticket about the person's appointments, with their message as its comment."""
+    if turn.services.helpdesk is None:
+        await turn.say(messages.ESCALATE_SOON)
+        return
+    if not turn.user:
+        await turn.say(messages.NO_IDENTITY)
+        return
+    answer = await escalate(turn, turn.user, None, "appointment", text)
+    if isinstance(answer, str):
+        await turn.say(answer)
+    else:
+        await turn.send_card(answer)
+
+
+async def _help(turn: Turn, intent: Intent, text: str) -> None:
+    await turn.send_card(to_dict(build_help_card()))
+
+
+async def _greet(turn: Turn, intent: Intent, text: str) -> None:
+    await turn.send_card(to_dict(build_welcome_card(turn.name)))
+
+
+def _say(answer: str) -> Route:
+    async def say(turn: Turn, intent: Intent, text: str) -> None:
+        await turn.say(answer)
+
+    return say
+
+
+ROUTES: Mapping[IntentName, Route] = {
+    "diagnose": _diagnose,
+    "check_mailbox": _diagnose,
+    "escalate": _escalate,
+    "help": _help,
+    "greeting": _greet,
+    "thanks": _say(messages.THANKS),
+    "out_of_scope": _say(messages.OUT_OF_SCOPE),
+}
