@@ -150,7 +150,9 @@ async def messages_route(request: web.Request) -> web.StreamResponse:
         invoke = await adapter.process_activity(authenticated, activity, request.app[BOT].on_turn)
     if invoke is None:
         return web.Response(status=201)
-    if invoke.status >= 400:  # botbuilder's answer to an invoke it has no handler for (501) or can't read
+    # botbuilder's answer to an invoke it has no handler for (501) or can't read; a 403 is the bot's own
+    # refusal, already logged with its reason.
+    if invoke.status >= 400 and invoke.status != 403:
         log.warning(
             "refused activity %s: %d for invoke %s",
             _printable(activity.id),

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from botbuilder.core import TurnContext
+from botbuilder.core import InvokeResponse, TurnContext
 from botbuilder.core.teams import TeamsActivityHandler
 from botbuilder.schema import (
+    Activity,
     ActivityTypes,
     AdaptiveCardInvokeResponse,
     AdaptiveCardInvokeValue,
@@ -108,8 +109,11 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
         log.warning("turn %s: refused, tenant not allowed (%s)", activity.id, activity.type)
         if activity.type == ActivityTypes.message:
             await context.send_activity(messages.TENANT_REFUSED)
-        elif activity.type == ActivityTypes.invoke:
-            await super().on_turn(context)  # the invoke handler answers with the refusal itself
+        elif activity.type == ActivityTypes.invoke and activity.name == "adaptiveCard/action":
+            await super().on_turn(context)  # the card handler answers with the refusal itself
+        elif activity.type == ActivityTypes.invoke:  # any other invoke: refused, not "not implemented"
+            refusal = InvokeResponse(status=403, body={"error": "this tenant is not allowed"})
+            await context.send_activity(Activity(type=ActivityTypes.invoke_response, value=refusal))
 
     # --- messages and card buttons --------------------------------------------------------------------
 

@@ -157,3 +157,11 @@ async def test_a_dataverse_retry_after_is_remembered_across_turns(org_data: dict
         assert len(cards) == 30
         assert all("try again after" in c for c in cards)  # the checklist, with when to try again
         assert throttled.hits == 1  # Dataverse was asked once, then left alone until Retry-After passes
+
+
+async def test_another_tenants_invoke_is_refused_with_403_not_501(local: LocalOrg) -> None:
+    async with running_bot(local, Settings(ALLOWED_TENANTS=TENANT)) as teams:
+        fetch = teams.activity("invoke", user=ALEX, name="tab/fetch", value={})
+        fetch["conversation"]["tenantId"] = OTHER_TENANT
+        fetch["channelData"] = {"tenant": {"id": OTHER_TENANT}}
+        assert (await teams.send(fetch)).status_code == 403
