@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from bot.config import Settings
 from bot.sandbox import LocalOrg
 from bot.sandbox.connector import UNLIMITED, FakeConnector
+from bot.store import Store
 from bot.teams import messages
 from tests.conftest import ALEX, PLAYGROUND
 from tests.teams.harness import TENANT, Teams, running_bot, running_connector
@@ -72,11 +74,23 @@ def posted_buttons(teams: Teams) -> dict[str, dict[str, Any]]:
 
 
 async def until(condition: Any, what: str) -> None:
-    for _ in range(300):
-        if condition():
+    for _ in range(600):
+        result = condition()
+        if await result if inspect.isawaitable(result) else result:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+async def all_sent(store: Store | None) -> None:
+    """Wait until the outbox holds nothing pending: every entry is marked sent (or dead), so nothing can
+    be sent again, and what the connector received is final."""
+    assert store is not None
+
+    async def nothing_pending() -> bool:
+        return (await store.pending())[0] == 0
+
+    await until(nothing_pending, "the outbox to settle")
 
 
 async def test_only_agents_set_the_channel_and_only_in_a_channel(desk: Teams) -> None:
@@ -156,7 +170,7 @@ async def test_a_throttled_notice_is_not_repeated(local: LocalOrg) -> None:
                 lambda: connector.throttled > 0 and any("assigned to" in t for t in connector.texts()),
                 "the notice",
             )
-            await asyncio.sleep(2.5)  # time for a (wrong) resend after the throttled half
+            await all_sent(desk.store)  # settled: a (wrong) resend after the throttled half would be here
             notices = [a for a in connector.sent if "assigned to" in (a.get("text") or "")]
             assert len(notices) == 1 and notices[0]["attachments"]  # once, with the ticket's card
     finally:
@@ -179,7 +193,7 @@ async def test_a_hung_send_is_given_up_before_its_lease_ends_and_posted_once(loc
             connector.hang_from = None
             connector.release.set()
             await until(lambda: len(connector.created) == 1, "the ticket post")
-            await asyncio.sleep(2)  # more than a lease: time for a (wrong) second post
+            await all_sent(desk.store)  # settled: a (wrong) second post would be here
             assert len(connector.created) == 1
     finally:
         await connector.close()
@@ -225,7 +239,7 @@ async def test_a_throttled_post_is_retried_and_delivered_once(desk: Teams) -> No
     desk.connector.failures = [429]
     await escalate(desk)
     await until(lambda: len(desk.connector.created) == 1, "the retried post")
-    await asyncio.sleep(0.5)  # a few more delivery rounds: nothing is posted twice
+    await all_sent(desk.store)  # settled: nothing is posted twice
     assert len(desk.connector.created) == 1
 
 
@@ -274,7 +288,7 @@ async def test_a_restart_loses_no_ticket_and_posts_none_twice(local: LocalOrg, t
         second_store = SqliteStore(path)
         async with running_bot(local, AGENTS, store=second_store, connector=connector) as teams:
             await until(lambda: len(teams.connector.created) == 1, "the ticket post after the restart")
-            await asyncio.sleep(0.6)
+            await all_sent(teams.store)
             assert len(teams.connector.created) == 1
             assert "SD-1001" in card_text(teams.connector.created[0]["activity"]["attachments"][0]["content"])
         await second_store.close()
