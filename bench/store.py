@@ -27,22 +27,29 @@ from pathlib import Path
 
 from bot.sandbox.azurite import Azurite, start_azurite
 from bot.sandbox.connector import FakeConnector
-from bot.store import SqliteStore, Store, Ticket
+from bot.store import SqliteStore, Store, StoredTicket
 from bot.store.azure import AzureStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TENANT = "00000000-0000-0000-0000-0000000000001"
 CONCURRENCY = 8
-DRAFT = Ticket(
+USER = "0e000000-0000-4000-8000-000000000001"
+DRAFT = StoredTicket(  # a ticket document of the helpdesk's shape and size
     number=0,
-    tenant=TENANT,
-    user_aad="0e000000-0000-4000-8000-000000000001",
-    user_name="Bench User",
-    record_type="appointment",
-    record_id=None,
-    subject="Weekly sync",
-    report={"findings": [{"id": "act-not-server-side-sync", "evidence": "x" * 400}]},
-    comment="not in Outlook",
+    version=1,
+    user_aad=USER,
+    status="open",
+    body={
+        "tenant": TENANT,
+        "user_aad": USER,
+        "user_name": "Bench User",
+        "record_type": "appointment",
+        "record_id": None,
+        "subject": "Weekly sync",
+        "report": {"findings": [{"id": "act-not-server-side-sync", "evidence": "x" * 400}]},
+        "comment": "not in Outlook",
+        "status": "open",
+    },
 )
 
 
@@ -74,7 +81,9 @@ async def hot_paths(store: Store, ops: int) -> dict[str, float]:
         ticket = await store.get_ticket(tickets[i % len(tickets)].number)
         assert ticket is not None
         try:
-            await store.update_ticket(replace(ticket, comment=f"note {i}"), expected_version=ticket.version)
+            await store.update_ticket(
+                replace(ticket, body={**ticket.body, "comment": f"note {i}"}), expected_version=ticket.version
+            )
         except Exception as exc:  # a concurrent update of the same ticket: also what agents see
             if type(exc).__name__ != "Conflict":
                 raise

@@ -1,7 +1,8 @@
 """The aiohttp app: `POST /api/messages` through Bot Framework's CloudAdapter, `GET /healthz` (alive) and
 `GET /readyz` (the store and a token work).
 
-One factory, `create_app`, used by `python -m bot serve` and by the tests.
+One factory, `create_app`, used by `python -m bot serve` and by the tests; what it runs on (clients, store,
+sandbox) comes from `bot/setup.py`, as the CLI's commands do.
 """
 
 from __future__ import annotations
@@ -11,32 +12,29 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from pathlib import Path
 
 import requests
 from aiohttp import web
 from azure.core.exceptions import DeserializationError
 from botbuilder.core import TurnContext
 from botbuilder.core.serializer_helper import serializer_helper
-from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import Activity, AdaptiveCardInvokeResponse
-from botframework.connector.aio import ConnectorClient
-from botframework.connector.auth import AuthenticateRequestResult, ClaimsIdentity, ConnectorFactory
+from botframework.connector.auth import AuthenticateRequestResult
 from opentelemetry.trace import SpanKind
 
 from bot.clients.auth import scope_for
-from bot.clients.dataverse import DataverseClient
-from bot.clients.factory import Clients, clients_from_settings
+from bot.clients.factory import Clients
 from bot.config import Settings
 from bot.health import Readiness
-from bot.helpdesk.delivery import Deliverer, drain_forever, send_timeout
 from bot.helpdesk.desk import Helpdesk
-from bot.investigation import Investigator, UserCache
-from bot.notify.sweep import run_sweep
+from bot.helpdesk.senders import register_senders
+from bot.investigation import UserCache
+from bot.notify.outbox import connector_adapter, deliverer_for, drain_forever
+from bot.notify.sweep import sweep_forever
 from bot.observability import activity_scope, quiet_client_mistakes, tracer
-from bot.store import Store, open_store
+from bot.setup import Fixture, wiring
+from bot.store import Store
 from bot.teams import messages
 from bot.teams.bot import SyncDoctorBot
 from bot.teams.envelope import activity_problem
@@ -50,51 +48,9 @@ ADAPTER = web.AppKey("adapter", CloudAdapter)
 READINESS = web.AppKey("readiness", Readiness)
 
 
-@dataclass(frozen=True)
-class _BotFrameworkConfig:
-    """The shape ConfigurationBotFrameworkAuthentication reads."""
-
-    APP_ID: str
-    APP_PASSWORD: str
-    APP_TYPE: str
-    APP_TENANTID: str
-
-
-class _TimedConnectors(ConnectorFactory):  # type: ignore[misc]
-    """Connector clients whose HTTP requests give up after `timeout` seconds.
-
-    botbuilder sends with `requests` in a worker thread: cancelling the awaiting coroutine would not stop
-    a send. Only this timeout ends it, so a proactive send ends before its outbox lease does (and no
-    other worker sends the same message while this one may still get through)."""
-
-    def __init__(self, inner: ConnectorFactory, timeout: float) -> None:
-        self._inner = inner
-        self._timeout = timeout
-
-    async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
-        client = await self._inner.create(service_url, audience)
-        client.config.connection.timeout = self._timeout
-        return client
-
-
-class _Authentication(ConfigurationBotFrameworkAuthentication):  # type: ignore[misc]
-    def __init__(self, config: _BotFrameworkConfig, *, send_timeout: float) -> None:
-        super().__init__(config)
-        self._send_timeout = send_timeout
-
-    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
-        return _TimedConnectors(super().create_connector_factory(claims_identity), self._send_timeout)
-
-
 def _adapter(settings: Settings) -> CloudAdapter:
-    password = settings.microsoft_app_password.get_secret_value() if settings.microsoft_app_password else ""
-    config = _BotFrameworkConfig(
-        APP_ID=settings.microsoft_app_id,
-        APP_PASSWORD=password,
-        APP_TYPE=settings.microsoft_app_type,
-        APP_TENANTID=settings.microsoft_app_tenant_id,
-    )
-    adapter = CloudAdapter(_Authentication(config, send_timeout=send_timeout(settings.outbox_lease_seconds)))
+    """The outbox's adapter (its sends end within the lease), which also tells a user their turn failed."""
+    adapter = connector_adapter(settings)
 
     async def on_error(context: TurnContext, error: Exception) -> None:
         log.exception("turn %s failed", context.activity.id, exc_info=error)
@@ -105,16 +61,6 @@ def _adapter(settings: Settings) -> CloudAdapter:
 
     adapter.on_turn_error = on_error
     return adapter
-
-
-def deliverer_for(settings: Settings, store: Store, adapter: CloudAdapter | None = None) -> Deliverer:
-    """The outbox's sender for these settings: `serve`, `sweep` and `deliver` all send the same way."""
-    return Deliverer(
-        adapter or _adapter(settings),
-        store,
-        app_id=settings.microsoft_app_id,
-        lease_seconds=settings.outbox_lease_seconds,
-    )
 
 
 async def messages_route(request: web.Request) -> web.StreamResponse:
@@ -255,26 +201,10 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ready else 503)
 
 
-async def sweep_forever(
-    dataverse: DataverseClient, store: Store, helpdesk: Helpdesk, *, every: float
-) -> None:
-    """The proactive sweep on an interval (SWEEP_INTERVAL_MINUTES); its notices go out through the outbox."""
-    while True:
-        try:
-            result = await run_sweep(dataverse, store, dry_run=False)
-            log.info("sweep: %d affected, %d queued", len(result.affected), result.queued)
-            helpdesk.kick()
-        except RuntimeError as exc:  # another instance is sweeping
-            log.info("sweep skipped: %s", exc)
-        except Exception:
-            log.exception("sweep failed; trying again next time")
-        await asyncio.sleep(every)
-
-
 def create_app(
     settings: Settings,
     *,
-    sandbox: str | Path | bool | None = None,
+    sandbox: Fixture = None,
     clients: Clients | None = None,
     store: Store | None = None,
     delivery_interval: float = 5.0,
@@ -293,29 +223,16 @@ def create_app(
     app[ADAPTER] = _adapter(settings)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:
-            chosen = clients
-            if chosen is None and sandbox:
-                from bot.sandbox import local_org
-
-                local = await stack.enter_async_context(local_org(None if sandbox is True else sandbox))
-                chosen = local.clients
+        async with wiring(settings, fixture=sandbox, clients=clients, store=store) as wired:
+            if wired.sandbox is not None:
+                local = wired.sandbox
                 log.warning(
                     "serving the sandbox org from %s at %s", local.running.sandbox.org.source, local.url
                 )
-            elif chosen is None:
-                chosen = clients_from_settings(settings)
-                stack.push_async_callback(chosen.aclose)
-            investigator = Investigator(
-                chosen.dataverse,
-                chosen.graph,
-                budget=settings.diagnosis_budget_seconds,
-                user_cache=UserCache(),
-            )
-            chosen_store = store or open_store(settings.store_url.get_secret_value())
-            if store is None:
-                stack.push_async_callback(chosen_store.close)
+            chosen, chosen_store = wired.clients, wired.store()
+            investigator = wired.investigator(user_cache=UserCache())
             deliverer = deliverer_for(settings, chosen_store, app[ADAPTER])
+            register_senders(deliverer)  # the helpdesk's kinds; the outbox's own are registered already
             app[READINESS] = Readiness(chosen_store, chosen.tokens, scope_for(chosen.dataverse.base_url))
             helpdesk = Helpdesk(
                 chosen_store, deliverer if deliver else None, investigator, settings.helpdesk_agent_ids
@@ -332,9 +249,8 @@ def create_app(
             )
             if settings.sweep_interval_minutes > 0:
                 every = settings.sweep_interval_minutes * 60
-                workers.append(
-                    asyncio.create_task(sweep_forever(chosen.dataverse, chosen_store, helpdesk, every=every))
-                )
+                sweep = sweep_forever(chosen.dataverse, chosen_store, every=every, then=helpdesk.kick)
+                workers.append(asyncio.create_task(sweep))
             try:
                 yield
             finally:

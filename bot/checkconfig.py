@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Awaitable
+from contextlib import AsyncExitStack
 from typing import Any
 
 from pydantic import SecretStr
 
-from bot.clients.auth import MsalTokenProvider, TokenProvider, scope_for
-from bot.clients.factory import missing_settings, tokens_from_settings
-from bot.config import Settings, load_settings
-from bot.errors import ConfigError, StoreError
+from bot.cli_parser import EXIT_BACKEND, EXIT_OK
+from bot.clients.auth import scope_for
+from bot.config import Settings, connection_string_fields, is_azure_connection_string, load_settings
+from bot.errors import StoreError
 from bot.health import Check, check_store, check_token, run_checks
-from bot.store import Store, connection_string_fields, is_azure_connection_string, open_store
+from bot.setup import bot_tokens_from_settings, missing_settings, store_from_settings, tokens_from_settings
 
 __all__ = ["check_config", "describe"]
 
-EXIT_OK, EXIT_USAGE, EXIT_BACKEND = 0, 2, 3
 BOT_FRAMEWORK_SCOPE = "https://api.botframework.com/.default"
 
 
@@ -44,61 +43,65 @@ def describe(settings: Settings) -> list[tuple[str, str]]:
 
 
 async def check_config() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    """Print every setting (secrets masked), then test each connection the bot needs: a token for
+    Dataverse, one for Graph, one for the Bot Framework, and the store (write and read back).
+
+    Returns:
+        0 when every check passes, 3 when one fails.
+
+    Raises:
+        ConfigError: a setting is malformed (the CLI exits 2).
+    """
+    settings = load_settings()
     print("Settings (secrets masked):")
     rows = describe(settings)
     width = max(len(name) for name, _ in rows)
     for name, shown in rows:
         print(f"  {name:<{width}}  {shown}")
+    async with AsyncExitStack() as opened:
+        store = _store_check(settings, opened)  # first: a STORE_URL it can't open leaves nothing unawaited
+        results = await run_checks(*_token_checks(settings, opened), store)
+    print("\nConnections:")
+    for check in results:
+        print(f"  {'PASS' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+    return EXIT_OK if all(c.ok for c in results) else EXIT_BACKEND
 
+
+def _token_checks(settings: Settings, opened: AsyncExitStack) -> list[Awaitable[Check]]:
+    """Dataverse and Graph tokens with the app's identity, then the Bot Framework's with the bot's."""
     checks: list[Awaitable[Check]] = []
-    closers: list[TokenProvider] = []
     missing = missing_settings(settings)
     if missing:
         checks.append(_failed("Dataverse and Graph tokens", f"not set: {', '.join(missing)}"))
     else:
         assert settings.dataverse_url  # for mypy: missing_settings() checked it
         tokens = tokens_from_settings(settings)
-        closers.append(tokens)
+        opened.push_async_callback(tokens.aclose)
         checks += [
             check_token("Dataverse token", tokens, scope_for(settings.dataverse_url)),
             check_token("Graph token", tokens, scope_for(settings.graph_url)),
         ]
-    if settings.microsoft_app_id and settings.microsoft_app_password:
-        bot_tokens = MsalTokenProvider(
-            tenant_id=settings.microsoft_app_tenant_id or "botframework.com",
-            client_id=settings.microsoft_app_id,
-            client_secret=settings.microsoft_app_password.get_secret_value(),
-            authority_host=settings.azure_authority_host,
-        )
-        closers.append(bot_tokens)
-        checks.append(check_token("Bot Framework token", bot_tokens, BOT_FRAMEWORK_SCOPE))
-    else:
+    bot_tokens = bot_tokens_from_settings(settings)
+    if bot_tokens is None:
         print("\nMicrosoftAppId/MicrosoftAppPassword not set: the bot runs unauthenticated, loopback only")
-    store: Store | None = None
+    else:
+        opened.push_async_callback(bot_tokens.aclose)
+        checks.append(check_token("Bot Framework token", bot_tokens, BOT_FRAMEWORK_SCOPE))
+    return checks
+
+
+def _store_check(settings: Settings, opened: AsyncExitStack) -> Awaitable[Check]:
+    """Write and read back the store; one that can't even be opened is a failed check, not a crash.
+
+    Raises:
+        ConfigError: a STORE_URL this build can't open.
+    """
     try:
-        store = open_store(settings.store_url.get_secret_value())
-        checks.append(check_store(store))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except StoreError as exc:  # corrupt, read-only, unwritable: a failed check, not a crash
-        checks.append(_failed("store", str(exc)))
-    try:
-        results = await run_checks(*checks)
-    finally:
-        if store is not None:
-            await store.close()
-        for provider in closers:
-            await provider.aclose()
-    print("\nConnections:")
-    for check in results:
-        print(f"  {'PASS' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
-    return EXIT_OK if all(c.ok for c in results) else EXIT_BACKEND
+        store = store_from_settings(settings)
+    except StoreError as exc:  # corrupt, read-only, unwritable
+        return _failed("store", str(exc))
+    opened.push_async_callback(store.close)
+    return check_store(store)
 
 
 async def _failed(name: str, detail: str) -> Check:

@@ -1,7 +1,8 @@
 """`python -m bot`: the command line (design.md section 3). Thin: it calls what the bot calls.
 
-Exit codes: 0 a diagnosis ran (whatever it found), 2 usage or input error, 3 a backend was unreachable
-or refused.
+Commands and flags are in `bot/cli_parser.py`; what they run on (clients, store, sandbox) comes from
+`bot/setup.py`, as `serve`'s does. Errors end in one place, `main`'s boundary: one stderr line each and the
+documented exit code (0 done, 2 usage or input error, 3 a backend was unreachable or refused).
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from typing import Any, TextIO
 
-from bot.clients.factory import clients_from_settings, missing_settings
+from bot.cli_parser import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, LOOPBACK, build_parser
 from bot.config import load_settings
-from bot.diagnosis import RECORD_TYPES, RecordType, Report
+from bot.diagnosis import Report
 from bot.errors import (
     AmbiguousRecordError,
     BackendError,
@@ -25,19 +26,12 @@ from bot.errors import (
     FixtureError,
     InputError,
     StoreError,
+    SyncDoctorError,
 )
-from bot.investigation import Investigator
 from bot.observability import configure as configure_observability
+from bot.setup import clients_from_settings, preflight, wiring
 
 __all__ = ["main"]
-
-EXIT_OK, EXIT_USAGE, EXIT_BACKEND = 0, 2, 3
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _progress(message: str) -> None:
@@ -45,190 +39,52 @@ def _progress(message: str) -> None:
         print(f"… {message}", file=sys.stderr)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="python -m bot", description="Sync Doctor: why don't Dynamics 365 records reach Exchange?"
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    serve = commands.add_parser(
-        "serve",
-        help="run the bot",
-        description="Run the bot: POST /api/messages for Teams (Bot Framework), GET /healthz.",
-    )
-    serve.add_argument(
-        "--sandbox",
-        nargs="?",
-        const=True,
-        default=None,
-        metavar="FIXTURE",
-        help="also run the Dataverse + Graph simulator with the sample org (or FIXTURE) and use it",
-    )
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=3978, help="port (default 3978)")
-    serve.add_argument(
-        "--no-deliver",
-        dest="deliver",
-        action="store_false",
-        help="answer turns only; leave the outbox to `python -m bot deliver` workers (shared store)",
-    )
-
-    deliver = commands.add_parser(
-        "deliver",
-        help="a delivery worker: send the outbox until stopped",
-        description=(
-            "Send queued ticket cards and notices until stopped (Ctrl+C or SIGTERM). Run several beside "
-            "`serve --no-deliver` instances on one Azure STORE_URL: leases keep them from sending twice."
-        ),
-    )
-    deliver.add_argument(
-        "--every", type=float, default=1.0, help="seconds to wait when nothing is due (default 1)"
-    )
-
-    diagnose = commands.add_parser(
-        "diagnose",
-        help="diagnose one user's mailbox, or one of their records",
-        description="Run the diagnosis the bot runs, for one user and optionally one record.",
-    )
-    diagnose.add_argument("--user", required=True, help="Entra object id or email (UPN) of the user")
-    diagnose.add_argument(
-        "--record", help="the record's id, or words from its subject (omit for a mailbox check)"
-    )
-    diagnose.add_argument(
-        "--type", dest="record_type", choices=RECORD_TYPES, default="appointment", help="record type"
-    )
-    diagnose.add_argument(
-        "--fixture",
-        help="serve this fixture (design.md section 6) through the local sandbox and diagnose against it",
-    )
-    diagnose.add_argument(
-        "--json", action="store_true", help="print the report as JSON (design.md section 4)"
-    )
-
-    intent = commands.add_parser(
-        "intent",
-        help="show how chat messages are understood",
-        description="Route each TEXT (or each line of standard input) and print one JSON line per input.",
-    )
-    intent.add_argument("text", nargs="*", help="messages (default: read lines from standard input)")
-
-    sweep = commands.add_parser(
-        "sweep",
-        help="find people whose mailbox can't sync appointments and tell each once",
-        description="The proactive sweep: set-based, paged reads of users and mailboxes; one notice per problem.",
-    )
-    sweep.add_argument(
-        "--dry-run", action="store_true", help="say who would be told and why; send and write nothing"
-    )
-    sweep.add_argument("--fixture", help="sweep this fixture through the local sandbox")
-    sweep.add_argument("--json", action="store_true", help="print the result as JSON")
-    sweep.add_argument(
-        "--deliver-for", type=float, default=600.0, metavar="SECONDS", help="deliver for at most this long"
-    )
-
-    commands.add_parser(
-        "check-config",
-        help="show the configuration (secrets masked) and test each connection",
-        description=(
-            "Print every setting (secrets masked), then test what the bot needs: a token for Dataverse, "
-            "one for Graph, one for the Bot Framework, and the store (write and read back). Exit 0 when "
-            "all pass, 3 when a connection fails, 2 when the configuration itself is invalid."
-        ),
-    )
-
-    manifest = commands.add_parser(
-        "manifest",
-        help="build and validate the Teams app package",
-        description="Build the Teams app package zip (manifest.json + icons) and validate it against the official schema.",
-    )
-    manifest.add_argument("--out", default="manifest/build/sync-doctor.zip", help="where to write the zip")
-    manifest.add_argument("--bot-id", help="the bot's Microsoft App ID (default: MicrosoftAppId)")
-
-    sandbox = commands.add_parser(
-        "sandbox",
-        help="run the Dataverse + Graph simulator alone",
-        description="Serve a fixture as a Dataverse Web API, Microsoft Graph and Entra token endpoint on loopback.",
-    )
-    sandbox.add_argument("--fixture", help="fixture file (default: the shipped sample org)")
-    sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    sandbox.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    sandbox.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        metavar="JSON",
-        help='inject a fault, e.g. \'{"route": "dataverse", "status": 429, "retry_after": 2, "times": 3}\'',
-    )
-    sandbox.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every request")
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; the error boundary: every error of `bot.errors` ends here as one stderr line
+    and the documented exit code.
+
+    Returns:
+        0 done, 2 usage, input, fixture or configuration error, 3 a backend or the store was unreachable
+        or refused, 130 interrupted. (argparse's own refusals exit 2 through SystemExit.)
+    """
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, stream=sys.stderr)
     try:
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "diagnose":
-            return asyncio.run(_diagnose(args))
-        if args.command == "sandbox":
-            return asyncio.run(_sandbox(args))
-        if args.command == "sweep":
-            return asyncio.run(_sweep(args))
-        if args.command == "deliver":
-            return asyncio.run(_deliver_forever(args))
-        if args.command == "check-config":
-            from bot.checkconfig import check_config
-
-            return asyncio.run(check_config())
-        if args.command == "manifest":
-            return _manifest(args)
-        if args.command == "intent":
-            return _intent(args.text)
+        return _COMMANDS[args.command](args)
+    except SyncDoctorError as exc:
+        return _failed(exc, args)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. piped into `head`
         sys.stderr.close()
         return EXIT_OK
-    parser.error(f"unknown command {args.command}")
-    raise AssertionError("unreachable")
 
 
-async def _diagnose(args: argparse.Namespace) -> int:
-    record_type: RecordType = args.record_type
-    try:
-        async with AsyncExitStack() as stack:
-            if args.fixture:
-                from bot.sandbox import local_org
-
-                _progress(f"starting the sandbox with {args.fixture}")
-                local = await stack.enter_async_context(local_org(args.fixture))
-                clients = local.clients
-            else:
-                clients = clients_from_settings(load_settings())
-                stack.push_async_callback(clients.aclose)
-            settings_budget = load_settings().diagnosis_budget_seconds
-            investigator = Investigator(clients.dataverse, clients.graph, budget=settings_budget)
-            _progress(
-                f"diagnosing {args.user}" + (f" / {args.record}" if args.record else " (mailbox check)")
-            )
-            report = await investigator.run(args.user, args.record, record_type)
-    except AmbiguousRecordError as exc:
+def _failed(exc: SyncDoctorError, args: argparse.Namespace) -> int:
+    """Say what went wrong on stderr (no traceback) and give the exit code for its branch of the tree."""
+    if isinstance(exc, AmbiguousRecordError):
+        kind = getattr(args, "record_type", "record")
         print(
-            f"error: {len(exc.candidates)} {record_type}s match {exc.words!r}; name one with --record ID:",
+            f"error: {len(exc.candidates)} {kind}s match {exc.words!r}; name one with --record ID:",
             file=sys.stderr,
         )
         for c in exc.candidates:
             print(f"  {c.id}  {c.start or '':20}  {c.subject}", file=sys.stderr)
         return EXIT_USAGE
-    except (InputError, FixtureError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BackendError as exc:
-        print(f"error: could not diagnose: {exc}", file=sys.stderr)
+    if isinstance(exc, BackendError | StoreError):
+        print(f"error: could not {args.command}: {exc}", file=sys.stderr)
         return EXIT_BACKEND
+    print(f"error: {exc}", file=sys.stderr)  # InputError, FixtureError, ConfigError
+    return EXIT_USAGE
+
+
+async def _diagnose(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if args.fixture:
+        _progress(f"starting the sandbox with {args.fixture}")
+    async with wiring(settings, fixture=args.fixture) as wired:
+        _progress(f"diagnosing {args.user}" + (f" / {args.record}" if args.record else " (mailbox check)"))
+        report = await wired.investigator().run(args.user, args.record, args.record_type)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -300,43 +156,25 @@ def _serve(args: argparse.Namespace) -> int:
 
     from bot.app import create_app
 
-    try:
-        settings = load_settings()
-        traces = configure_observability(settings, level=logging.DEBUG if args.verbose else logging.INFO)
-        logging.getLogger("bot").info("traces: %s", traces)
-        if args.sandbox and args.sandbox is not True:
-            from bot.sandbox import load_fixture
-
-            load_fixture(args.sandbox)  # a broken fixture fails here, with its name, not mid-start
-        missing = [] if args.sandbox else missing_settings(settings)
-        if missing:  # name them before binding a port
-            raise ConfigError(f"not set: {', '.join(missing)} (or run with --sandbox to use the sample org)")
-    except (ConfigError, FixtureError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    settings = load_settings()
+    traces = configure_observability(settings, level=logging.DEBUG if args.verbose else logging.INFO)
+    logging.getLogger("bot").info("traces: %s", traces)
+    preflight(settings, fixture=args.sandbox)  # a broken fixture or a missing setting: before binding a port
     if not settings.microsoft_app_id:
-        if not loopback:
-            print(
-                "error: without MicrosoftAppId requests can't be authenticated; bind to loopback only",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
+        if args.host not in LOOPBACK:
+            raise ConfigError("without MicrosoftAppId requests can't be authenticated; bind to loopback only")
         logging.getLogger("bot").warning(
             "MicrosoftAppId is not set: accepting unauthenticated requests on loopback"
         )
     app = create_app(settings, sandbox=args.sandbox, deliver=args.deliver)
     print(f"Sync Doctor listening on http://{args.host}:{args.port}/api/messages", flush=True)
-    try:
-        web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
-    except StoreError as exc:  # opened at start-up: a corrupt, read-only or unwritable store
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BACKEND
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)  # StoreError: at start-up
     return EXIT_OK
 
 
 async def _sweep(args: argparse.Namespace) -> int:
-    from bot.app import deliverer_for
+    from bot.helpdesk.senders import register_senders
+    from bot.notify.outbox import deliverer_for
     from bot.notify.sweep import run_sweep
     from bot.store import open_store
 
@@ -356,6 +194,7 @@ async def _sweep(args: argparse.Namespace) -> int:
             result = await run_sweep(clients.dataverse, store, dry_run=args.dry_run)
             if not args.dry_run:
                 deliverer = deliverer_for(settings, store)
+                register_senders(deliverer)
                 _progress(f"delivering {result.queued} new notice(s) and anything left from earlier runs")
                 delivered = await _deliver(deliverer, store, args.deliver_for)
     except (ConfigError, FixtureError, InputError) as exc:
@@ -419,8 +258,8 @@ async def _deliver(deliverer: Any, store: Any, limit_seconds: float) -> int:
 async def _deliver_forever(args: argparse.Namespace) -> int:
     import signal
 
-    from bot.app import deliverer_for
-    from bot.helpdesk.delivery import drain_forever
+    from bot.helpdesk.senders import register_senders
+    from bot.notify.outbox import deliverer_for, drain_forever
     from bot.store import open_store
 
     try:
@@ -434,6 +273,7 @@ async def _deliver_forever(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BACKEND
     deliverer = deliverer_for(settings, store)
+    register_senders(deliverer)
     total = 0
 
     def report(sent: int) -> None:
@@ -464,26 +304,22 @@ def _manifest(args: argparse.Namespace) -> int:
 
     from bot.manifest import PLACEHOLDER_BOT_ID, build_package
 
-    try:
-        bot_id = args.bot_id or load_settings().microsoft_app_id
-        if not bot_id:
-            print(
-                f"warning: no --bot-id or MicrosoftAppId: using {PLACEHOLDER_BOT_ID}; set it before uploading",
-                file=sys.stderr,
-            )
-            bot_id = PLACEHOLDER_BOT_ID
-        out = build_package(Path(args.out), bot_id=bot_id)
-    except (InputError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    bot_id = args.bot_id or load_settings().microsoft_app_id
+    if not bot_id:
+        print(
+            f"warning: no --bot-id or MicrosoftAppId: using {PLACEHOLDER_BOT_ID}; set it before uploading",
+            file=sys.stderr,
+        )
+        bot_id = PLACEHOLDER_BOT_ID
+    out = build_package(Path(args.out), bot_id=bot_id)
     print(f"Valid Teams app package written to {out}")
     return EXIT_OK
 
 
-def _intent(texts: list[str]) -> int:
+def _intent(args: argparse.Namespace) -> int:
     from bot.teams.intents import classify
 
-    lines = texts or (line.rstrip("\n") for line in sys.stdin)
+    lines = args.text or (line.rstrip("\n") for line in sys.stdin)
     for text in lines:
         print(json.dumps(classify(text).to_dict(text)), flush=True)
     return EXIT_OK
@@ -492,18 +328,14 @@ def _intent(texts: list[str]) -> int:
 async def _sandbox(args: argparse.Namespace) -> int:
     from bot.sandbox import SAMPLE_ORG, Fault, SandboxConfig, load_fixture, start_sandbox
 
+    org = load_fixture(args.fixture or SAMPLE_ORG)
     try:
-        org = load_fixture(args.fixture or SAMPLE_ORG)
         faults = [Fault.parse(json.loads(spec)) for spec in args.fault]
-    except FixtureError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except (ValueError, TypeError) as exc:
-        print(f"error: --fault: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise InputError(f"--fault: {exc}") from exc
     if args.latency_ms:
         faults.insert(0, Fault(route="*", latency=args.latency_ms / 1000))
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
+    if args.host not in LOOPBACK:
         print(
             "warning: the sandbox serves test data without real authentication; bind it to loopback",
             file=sys.stderr,
@@ -526,3 +358,29 @@ async def _sandbox(args: argparse.Namespace) -> int:
     finally:
         await running.close()
     return EXIT_OK
+
+
+def _in_a_loop(
+    command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
+) -> Callable[[argparse.Namespace], int]:
+    """An async command as one the table runs: in its own event loop."""
+    return lambda args: asyncio.run(command(args))
+
+
+async def _check_config(args: argparse.Namespace) -> int:
+    from bot.checkconfig import check_config
+
+    return await check_config()
+
+
+# Routing is data: each command of bot/cli_parser.py and what runs it.
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "serve": _serve,
+    "diagnose": _in_a_loop(_diagnose),
+    "sandbox": _in_a_loop(_sandbox),
+    "sweep": _in_a_loop(_sweep),
+    "deliver": _in_a_loop(_deliver_forever),
+    "check-config": _in_a_loop(_check_config),
+    "manifest": _manifest,
+    "intent": _intent,
+}

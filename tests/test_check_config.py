@@ -78,6 +78,14 @@ def test_unset_and_malformed_settings(
     assert "OUTBOX_LEASE_SECONDS" in capsys.readouterr().err
 
 
+def test_a_store_that_cannot_be_opened_is_a_failed_check(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("STORE_URL", "sqlite:////proc/no-such-folder/s.sqlite3")
+    assert main(["check-config"]) == 3
+    assert "FAIL  store: " in capsys.readouterr().out
+
+
 async def test_readyz_checks_the_store_and_a_token(local: LocalOrg) -> None:
     async with running_bot(local) as teams:
         ready = await teams.http.get("/readyz")

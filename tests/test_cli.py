@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,12 @@ from typing import Any
 import pytest
 
 from bot.cli import main
+from bot.config import load_settings
+from bot.errors import BackendUnavailable, ConfigError, FixtureError, InputError, StoreError
+from bot.health import check_store
 from bot.sandbox import SAMPLE_ORG
+from bot.setup import wiring
+from bot.store import SqliteStore
 from tests.conftest import ALEX
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,26 +35,15 @@ def write(tmp_path: Path, data: Any) -> str:
     return str(path)
 
 
+def python_m_bot(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m bot ...` in a child process, as an admin runs it."""
+    command = [sys.executable, "-m", "bot", *argv]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
 def test_entry_point_prints_the_report_json() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bot",
-            "diagnose",
-            "--user",
-            ALEX,
-            "--record",
-            "quarterly",
-            "--fixture",
-            str(SAMPLE_ORG),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
+    done = python_m_bot(
+        "diagnose", "--user", ALEX, "--record", "quarterly", "--fixture", str(SAMPLE_ORG), "--json"
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -152,9 +147,89 @@ def test_missing_configuration_names_the_settings(
     assert "DATAVERSE_URL" in err and "AZURE_CLIENT_SECRET" in err and "--fixture" in err
 
 
-def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in ("diagnose", "sandbox"):
-        with pytest.raises(SystemExit) as caught:
-            main([command, "--help"])
-        assert caught.value.code == 0
-        assert "usage:" in capsys.readouterr().out
+COMMANDS = ("serve", "deliver", "diagnose", "intent", "sweep", "check-config", "manifest", "sandbox")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main([command, "--help"])
+    assert caught.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (InputError("'?!' has no words"), 2, "error: '?!' has no words"),
+        (FixtureError("org.json: not valid JSON"), 2, "error: org.json: not valid JSON"),
+        (ConfigError("STORE_URL: unknown"), 2, "error: STORE_URL: unknown"),
+        (StoreError("the store is locked"), 3, "error: could not intent: the store is locked"),
+        (BackendUnavailable("Dataverse", "503, 3 attempts"), 3, "error: could not intent: Dataverse: 503"),
+    ],
+)
+def test_one_boundary_maps_the_error_tree_to_exit_codes_and_one_line(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    code: int,
+    line: str,
+) -> None:
+    def fails(text: str) -> None:
+        raise error
+
+    monkeypatch.setattr("bot.teams.intents.classify", fails)
+    exit_code, out, err = run(capsys, "intent", "hello")
+    assert exit_code == code and out == ""
+    assert err.startswith(line) and len(err.splitlines()) == 1
+
+
+def test_ctrl_c_exits_130(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(text: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("bot.teams.intents.classify", interrupted)
+    assert run(capsys, "intent", "hello")[0] == 130
+
+
+def test_a_malformed_fault_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "sandbox", "--fault", '{"status": 429}')
+    assert code == 2 and out == ""
+    assert err.startswith("error: --fault: a fault needs 'route'")
+
+
+def serve(*argv: str, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """`python -m bot serve ...` in a child process (serve sets up the process's logging)."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("MicrosoftAppId", *unset)}
+    return python_m_bot("serve", "--port", "0", *argv, env=environment)
+
+
+def test_serve_refuses_before_binding_a_port(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text("[")
+    unset = ("DATAVERSE_URL", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
+    for done, says in (
+        (serve("--sandbox", str(broken)), str(broken)),
+        (serve(unset=unset), "not set: DATAVERSE_URL"),
+        (serve("--sandbox", "--host", "0.0.0.0"), "bind to loopback only"),
+    ):
+        assert done.returncode == 2, done.stderr
+        assert "listening" not in done.stdout and "Traceback" not in done.stderr
+        [error] = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert says in error
+
+
+async def test_wiring_opens_the_store_once_and_closes_only_what_it_opened(tmp_path: Path) -> None:
+    settings = load_settings(STORE_URL=f"sqlite:///{tmp_path}/s.sqlite3")
+    async with wiring(settings, fixture=True) as wired:
+        assert wired.sandbox is not None
+        opened = wired.store()
+        assert wired.store() is opened
+        report = await wired.investigator().run(ALEX, None, "appointment")
+        assert report.user.name == "Alex Wilber"
+    assert not (await check_store(opened)).ok
+    given = SqliteStore(":memory:")
+    async with wiring(settings, fixture=True, store=given) as wired:
+        assert wired.store() is given
+    assert (await check_store(given)).ok
+    await given.close()

@@ -1,1 +1,2 @@
-"""Escalations: tickets, the helpdesk channel, and delivering their messages through a durable outbox."""
+"""Escalations: tickets and their rules, the helpdesk channel, agents' actions, and how the helpdesk's
+outbox messages are sent (ticket cards, ticket news, the sweep's digest)."""

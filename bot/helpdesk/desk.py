@@ -6,15 +6,23 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from bot.diagnosis import RecordType
 from bot.errors import BackendError
 from bot.helpdesk import tickets
-from bot.helpdesk.delivery import DEFAULT_CHANNEL, Deliverer, card_key, channel_key
+from bot.helpdesk.book import TicketBook, TicketChanged, now
+from bot.helpdesk.channels import (
+    HelpdeskChannel,
+    get_helpdesk_channel,
+    get_ticket_card,
+    set_helpdesk_channel,
+)
+from bot.helpdesk.tickets import Ticket
 from bot.investigation import Investigator
-from bot.store.base import Conflict, Store, Ticket
+from bot.notify.outbox import Deliverer, NotifyUser, PostTicket, UpdateTicketCard, enqueue
+from bot.notify.preferences import set_muted, set_watch
+from bot.store.base import Store
 from cards.common import to_dict
 from cards.ticket import build_ticket_card, build_ticket_list_card
 
@@ -50,6 +58,7 @@ class Helpdesk:
         self, store: Store, deliverer: Deliverer | None, investigator: Investigator, agents: frozenset[str]
     ):
         self.store = store
+        self.tickets = TicketBook(store)
         self.deliverer = deliverer
         self.investigator = investigator
         self.agents = frozenset(a.lower() for a in agents)
@@ -97,7 +106,7 @@ class Helpdesk:
             return await self._open_ticket(tenant, user, user_name, record_type, record, comment, reader)
 
     async def _may_open(self, user: str, record_type: RecordType, record: str | None) -> None:
-        mine = await self.store.list_tickets(user_aad=user, open_only=True, limit=MAX_OPEN_TICKETS + 10)
+        mine = await self.tickets.find(user_aad=user, open_only=True, limit=MAX_OPEN_TICKETS + 10)
         wanted = (record_type, (record or "").lower())
         same = next((t for t in mine if (t.record_type, (t.record_id or "").lower()) == wanted), None)
         if same is not None:
@@ -134,9 +143,9 @@ class Helpdesk:
             comment=comment.strip()[:1000],
             changed_by=user_name,
         )
-        ticket = await self.store.create_ticket(draft)
-        await self.store.enqueue(f"ticket:{ticket.number}:post", "post_ticket", {"number": ticket.number})
-        has_channel = await self.store.get_setting(channel_key(tenant)) is not None
+        ticket = await self.tickets.open(draft)
+        await enqueue(self.store, f"ticket:{ticket.number}:post", PostTicket(number=ticket.number))
+        has_channel = await self.channel(tenant) is not None
         if not has_channel:
             log.warning(
                 "%s kept, but no helpdesk channel is set: a helpdesk agent (HELPDESK_AGENTS) should @mention the bot "
@@ -146,9 +155,9 @@ class Helpdesk:
         self.kick()
         return ticket, has_channel
 
-    async def channel(self, tenant: str) -> dict[str, Any] | None:
-        """The tenant's helpdesk channel (`channel_id`, `service_url`, `bot_id`, `team`), if one is set."""
-        return await self.store.get_setting(channel_key(tenant))
+    async def channel(self, tenant: str) -> HelpdeskChannel | None:
+        """The tenant's helpdesk channel, if one is set."""
+        return await get_helpdesk_channel(self.store, tenant)
 
     async def may_set_channel(self, tenant: str, team: str, user: str | None) -> bool:
         """Agents may choose the helpdesk channel. A team owner may only move it within the team (its Entra
@@ -157,27 +166,23 @@ class Helpdesk:
         if self.is_agent(user):
             return True
         current = await self.channel(tenant)
-        if current is None:
-            allowed = not self.agents
-        else:
-            allowed = bool(team) and str(current.get("team") or "").lower() == team.lower()
+        same_team = current is not None and bool(team) and current.team.lower() == team.lower()
+        allowed = not self.agents if current is None else same_team
         return allowed and await self.investigator.owns_team(team, user)
 
     async def set_channel(
         self, *, tenant: str, channel_id: str, service_url: str, bot_id: str, team: str = ""
     ) -> None:
-        channel = {"channel_id": channel_id, "service_url": service_url, "bot_id": bot_id, "team": team}
-        await self.store.set_setting(channel_key(tenant), channel)
-        await self.store.set_setting(DEFAULT_CHANNEL, channel)
+        channel = HelpdeskChannel(channel_id, service_url, bot_id, team)
+        await set_helpdesk_channel(self.store, tenant, channel)
         # Tickets that waited for a channel go out now.
-        for ticket in await self.store.list_tickets(open_only=True, limit=200):
+        for ticket in await self.tickets.find(open_only=True, limit=200):
             if (
                 ticket.tenant.lower() == tenant.lower()
-                and await self.store.get_setting(card_key(ticket.number)) is None
+                and await get_ticket_card(self.store, ticket.number) is None
             ):
-                await self.store.enqueue(
-                    f"ticket:{ticket.number}:post:{channel_id}", "post_ticket", {"number": ticket.number}
-                )
+                key = f"ticket:{ticket.number}:post:{channel_id}"
+                await enqueue(self.store, key, PostTicket(number=ticket.number))
         self.kick()
 
     async def act(self, *, verb: str, data: dict[str, Any], agent: str, agent_name: str) -> Card | str:
@@ -185,7 +190,7 @@ class Helpdesk:
         number, version = data.get("ticket"), data.get("version")
         if not isinstance(number, int) or not isinstance(version, int):
             return "That ticket card is missing its ticket number. Ask “open tickets” for a fresh one."
-        ticket = await self.store.get_ticket(number)
+        ticket = await self.tickets.get(number)
         if ticket is None:
             return f"There is no ticket SD-{number}."
         if ticket.version != version:
@@ -196,21 +201,8 @@ class Helpdesk:
                 )
             )
         try:
-            if verb == "ticket_assign":
-                changed = tickets.assign(ticket, agent, agent_name)
-            elif verb == "ticket_resolve":
-                changed = tickets.resolve(ticket, agent_name, str(data.get("note") or ""))
-            elif verb == "ticket_reopen":
-                changed = tickets.reopen(ticket, agent_name)
-            elif verb == "ticket_rerun":
-                report = await self.investigator.run(
-                    ticket.user_aad,
-                    ticket.record_id,
-                    ticket.record_type,  # type: ignore[arg-type]
-                    reader=agent,  # an agent sees what the agent may see
-                )
-                changed = tickets.rerun(ticket, agent_name, report.to_dict())
-            else:
+            changed = await self._change(verb, ticket, data, agent, agent_name)
+            if changed is None:
                 return "I don't know that ticket button."
         except tickets.TransitionError as exc:
             return to_dict(build_ticket_card(ticket, notice=str(exc)))
@@ -221,8 +213,8 @@ class Helpdesk:
                 )
             )
         try:
-            saved = await self.store.update_ticket(changed, expected_version=ticket.version)
-        except Conflict as conflict:
+            saved = await self.tickets.save(changed, expected_version=ticket.version)
+        except TicketChanged as conflict:
             who = conflict.current.changed_by or "someone"
             return to_dict(
                 build_ticket_card(conflict.current, notice=f"{who} changed this ticket just before you.")
@@ -230,16 +222,40 @@ class Helpdesk:
         await self._announce(saved, verb, agent_name)
         return to_dict(build_ticket_card(saved))
 
+    async def _change(
+        self, verb: str, ticket: Ticket, data: dict[str, Any], agent: str, agent_name: str
+    ) -> Ticket | None:
+        """The ticket as `verb` changes it; None for a verb no ticket button has.
+
+        Raises:
+            TransitionError: the change doesn't apply to the ticket as it is.
+            BackendError: a re-run's diagnosis could not run.
+        """
+        if verb == "ticket_assign":
+            return tickets.assign(ticket, agent, agent_name)
+        if verb == "ticket_resolve":
+            return tickets.resolve(ticket, agent_name, str(data.get("note") or ""))
+        if verb == "ticket_reopen":
+            return tickets.reopen(ticket, agent_name)
+        if verb == "ticket_rerun":
+            report = await self.investigator.run(
+                ticket.user_aad,
+                ticket.record_id,
+                ticket.record_type,  # type: ignore[arg-type]
+                reader=agent,  # an agent sees what the agent may see
+            )
+            return tickets.rerun(ticket, agent_name, report.to_dict())
+        return None
+
     async def _announce(self, ticket: Ticket, verb: str, agent_name: str) -> None:
         """Queue the channel card's update (for everyone) and the user's notice: once per ticket version."""
-        await self.store.enqueue(
-            f"ticket:{ticket.number}:v{ticket.version}:card", "update_ticket_card", {"number": ticket.number}
-        )
+        key = f"ticket:{ticket.number}:v{ticket.version}"
+        await enqueue(self.store, f"{key}:card", UpdateTicketCard(number=ticket.number))
         text = _NOTICES[verb].format(key=ticket.key, who=agent_name)
         if ticket.resolution and verb == "ticket_resolve":
             text += f" Note: {ticket.resolution}"
-        payload = {"tenant": ticket.tenant, "user": ticket.user_aad, "text": text, "number": ticket.number}
-        await self.store.enqueue(f"ticket:{ticket.number}:v{ticket.version}:notify", "notify_user", payload)
+        news = NotifyUser(tenant=ticket.tenant, user=ticket.user_aad, text=text, number=ticket.number)
+        await enqueue(self.store, f"{key}:notify", news)
         self.kick()
 
     async def remember_conversation(self, tenant: str, user: str, reference: dict[str, Any]) -> None:
@@ -251,24 +267,18 @@ class Helpdesk:
         await self.store.delete_reference(tenant, user)
 
     async def mute(self, user: str) -> None:
-        """Send `user` no more proactive sync notices (the sweep reads `mute:<user>`)."""
-        await self.store.set_setting(f"mute:{user.lower()}", {"since": _now()})
+        """Send `user` no more proactive sync notices (the sweep reads it)."""
+        await set_muted(self.store, user, since=now())
 
     async def watch(self, user: str, causes: Sequence[str]) -> None:
-        """Tell `user` once these causes are fixed (the sweep re-checks `watch:<user>`)."""
-        await self.store.set_setting(f"watch:{user.lower()}", {"causes": list(causes), "since": _now()})
+        """Tell `user` once these causes are fixed (the sweep re-checks them)."""
+        await set_watch(self.store, user, causes, since=now())
 
     async def list_for(self, user: str) -> Card:
-        mine = await self.store.list_tickets(user_aad=user, limit=10)
+        mine = await self.tickets.find(user_aad=user, limit=10)
         return to_dict(build_ticket_list_card(mine, title="Your tickets"))
 
     async def list_open(self) -> Card:
         return to_dict(
-            build_ticket_list_card(
-                await self.store.list_tickets(open_only=True, limit=20), title="Open tickets"
-            )
+            build_ticket_list_card(await self.tickets.find(open_only=True, limit=20), title="Open tickets")
         )
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -7,22 +7,30 @@ dedupe key remembers it across sweeps.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.clients.dataverse import DataverseClient
 from bot.diagnosis import MAILBOX_RULE_IDS, Facts, Finding, diagnose
+from bot.notify.outbox.kinds import Digest, NotifyProblem, NotifyUser, enqueue
+from bot.notify.preferences import clear_watch, get_watch, is_muted
 from bot.store.base import Store
 
-__all__ = ["Affected", "SweepResult", "find_affected", "run_sweep"]
+__all__ = ["Affected", "SweepResult", "find_affected", "run_sweep", "sweep_forever"]
 
 log = logging.getLogger(__name__)
 LEASE = "sweep"
+FIXED = (
+    "Good news: the sync problem with your Dynamics 365 mailbox is fixed. "
+    "New appointments will reach Outlook again."
+)
 
 
 @dataclass(frozen=True)
@@ -124,13 +132,13 @@ async def _tell(store: Store, person: Affected, result: SweepResult, *, dry_run:
     result.reachable += 1
     if dry_run:
         return True
-    if await store.get_setting(f"mute:{person.aad_object_id.lower()}") is not None:
+    if await is_muted(store, person.aad_object_id):
         result.muted += 1
         return True
     for finding in person.findings:
         key = f"notify:{person.aad_object_id.lower()}:{finding.id}:{fingerprint(finding)}"
-        payload = {"tenant": found[0], "user": person.aad_object_id, "finding": finding.to_dict()}
-        if await store.enqueue(key, "notify_problem", payload):
+        notice = NotifyProblem(tenant=found[0], user=person.aad_object_id, finding=finding.to_dict())
+        if await enqueue(store, key, notice):
             result.queued += 1
         else:
             result.already_told += 1
@@ -142,18 +150,15 @@ async def _tell_the_fixed(store: Store, affected: list[Affected], checked: list[
     still = {a.aad_object_id.lower(): set(a.causes) for a in affected}
     told = 0
     for user in checked:
-        watch = await store.get_setting(f"watch:{user.lower()}")
-        if watch is None:
-            continue
-        if set(watch.get("causes") or []) & still.get(user.lower(), set()):
+        watch = await get_watch(store, user)
+        if watch is None or set(watch.causes) & still.get(user.lower(), set()):
             continue
         found = await store.find_reference(user)
         if found is not None:
-            text = "Good news: the sync problem with your Dynamics 365 mailbox is fixed. New appointments will reach Outlook again."
-            payload = {"tenant": found[0], "user": user, "text": text}
-            if await store.enqueue(f"fixed:{user.lower()}:{watch.get('since', '')}", "notify_user", payload):
+            news = NotifyUser(tenant=found[0], user=user, text=FIXED)
+            if await enqueue(store, f"fixed:{user.lower()}:{watch.since}", news):
                 told += 1
-        await store.delete_setting(f"watch:{user.lower()}")
+        await clear_watch(store, user)
     return told
 
 
@@ -161,4 +166,22 @@ async def _queue_digest(store: Store, unreachable: list[Affected]) -> None:
     counts = Counter(cause for person in unreachable for cause in person.causes)
     people = [f"{p.name or p.email or p.aad_object_id} ({', '.join(p.causes)})" for p in unreachable]
     key = "digest:" + hashlib.sha256("|".join(sorted(people)).encode()).hexdigest()[:16]
-    await store.enqueue(key, "digest", {"counts": dict(counts), "people": people, "total": len(unreachable)})
+    await enqueue(store, key, Digest(counts=dict(counts), people=people, total=len(unreachable)))
+
+
+async def sweep_forever(
+    dataverse: DataverseClient, store: Store, *, every: float, then: Callable[[], None] | None = None
+) -> None:
+    """The proactive sweep every `every` seconds (SWEEP_INTERVAL_MINUTES); after each, `then()` (to start
+    delivering what it queued at once)."""
+    while True:
+        try:
+            result = await run_sweep(dataverse, store, dry_run=False)
+            log.info("sweep: %d affected, %d queued", len(result.affected), result.queued)
+            if then is not None:
+                then()
+        except RuntimeError as exc:  # another instance is sweeping
+            log.info("sweep skipped: %s", exc)
+        except Exception:
+            log.exception("sweep failed; trying again next time")
+        await asyncio.sleep(every)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bot.config import connection_string_fields, is_azure_connection_string
 from bot.errors import ConfigError, StoreError
-from bot.store.base import Conflict, OutboxEntry, Store, Ticket
+from bot.store.base import Conflict, OutboxEntry, Store, StoredTicket
 from bot.store.sqlite import SqliteStore
 
 __all__ = [
@@ -14,7 +14,7 @@ __all__ = [
     "OutboxEntry",
     "SqliteStore",
     "Store",
-    "Ticket",
+    "StoredTicket",
     "connection_string_fields",
     "is_azure_connection_string",
     "open_store",

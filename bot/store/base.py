@@ -1,53 +1,69 @@
-"""The `Store` interface and the records it keeps. Implementations: SQLite (default), Azure Tables + Queues."""
+"""The `Store` interface and the records it keeps. Implementations: SQLite (default), Azure Tables + Queues.
+
+The store knows no ticket rules and no outbox kinds: a ticket is a numbered, versioned JSON document, an
+outbox entry a kind name with a JSON payload, a setting a JSON value under a key. Their meaning is their
+owners' (the helpdesk's tickets, the outbox's kinds, each package's typed settings).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-__all__ = ["FIRST_TICKET", "MAX_CLAIMS", "Conflict", "OutboxEntry", "Store", "Ticket", "TicketStatus"]
+__all__ = [
+    "FIRST_TICKET",
+    "MAX_CLAIMS",
+    "Conflict",
+    "OutboxEntry",
+    "Store",
+    "StoredTicket",
+    "lease_key",
+]
 
 FIRST_TICKET = 1001  # tickets read SD-1001, SD-1002, ...
 # An entry claimed this often without an outcome keeps killing its worker (or outliving its lease):
 # set it aside as dead instead of retrying it forever. Above the deliverer's own MAX_ATTEMPTS.
 MAX_CLAIMS = 64
 
-TicketStatus = Literal["open", "assigned", "resolved"]
+
+def lease_key(name: str) -> str:
+    """The setting a named lease is kept under (the stores' own: nobody else reads it)."""
+    return f"lease:{name}"
+
+
+@dataclass(frozen=True)
+class StoredTicket:
+    """A ticket as the store keeps it: a JSON document numbered from FIRST_TICKET whose `version` grows
+    with every write (an update names the version it started from).
+
+    `user_aad` (lowercased by the store) and `status` are what tickets are listed by, kept beside the body.
+    The body is the helpdesk's; the store writes only its own two facts into it, `number` and `version`,
+    so that a body read alone is whole.
+    """
+
+    number: int
+    version: int
+    user_aad: str
+    status: str
+    body: dict[str, Any]
+
+    def written(self, number: int, version: int) -> StoredTicket:
+        """This ticket as stored under `number` at `version`."""
+        return replace(
+            self,
+            number=number,
+            version=version,
+            user_aad=self.user_aad.lower(),
+            body={**self.body, "number": number, "version": version},
+        )
 
 
 class Conflict(Exception):
     """Someone else changed the ticket first (optimistic concurrency): re-read and decide again."""
 
-    def __init__(self, current: Ticket) -> None:
+    def __init__(self, current: StoredTicket) -> None:
         self.current = current
-        super().__init__(f"{current.key} changed meanwhile (now version {current.version})")
-
-
-@dataclass(frozen=True)
-class Ticket:
-    """An escalation. `version` grows with every change; updates name the version they started from."""
-
-    number: int
-    tenant: str
-    user_aad: str
-    user_name: str
-    record_type: str
-    record_id: str | None
-    subject: str | None
-    report: dict[str, Any]
-    comment: str
-    status: TicketStatus = "open"
-    assignee: str | None = None
-    assignee_name: str | None = None
-    resolution: str | None = None
-    changed_by: str | None = None
-    changed_at: str = ""
-    created_at: str = ""
-    version: int = 1
-
-    @property
-    def key(self) -> str:
-        return f"SD-{self.number}"
+        super().__init__(f"ticket {current.number} changed meanwhile (now version {current.version})")
 
 
 @dataclass(frozen=True)
@@ -87,15 +103,26 @@ class Store(Protocol):
 
     async def get_setting(self, key: str) -> dict[str, Any] | None: ...
 
-    async def create_ticket(self, draft: Ticket) -> Ticket: ...
+    async def create_ticket(self, draft: StoredTicket) -> StoredTicket:
+        """Store `draft` under the next number, at version 1 (its own number and version are ignored)."""
+        ...
 
-    async def get_ticket(self, number: int) -> Ticket | None: ...
+    async def get_ticket(self, number: int) -> StoredTicket | None: ...
 
-    async def update_ticket(self, ticket: Ticket, *, expected_version: int) -> Ticket: ...
+    async def update_ticket(self, ticket: StoredTicket, *, expected_version: int) -> StoredTicket:
+        """Write `ticket` if the stored version is still `expected_version`; the result is one version on.
+
+        Raises:
+            Conflict: with the current ticket, when someone else changed it first.
+            KeyError: there is no ticket with that number.
+        """
+        ...
 
     async def list_tickets(
-        self, *, user_aad: str | None = None, open_only: bool = False, limit: int = 20
-    ) -> list[Ticket]: ...
+        self, *, user_aad: str | None = None, exclude_status: str | None = None, limit: int = 20
+    ) -> list[StoredTicket]:
+        """Newest first: all, or one user's (any case), leaving out those in `exclude_status`."""
+        ...
 
     async def enqueue(self, dedupe_key: str, kind: str, payload: dict[str, Any]) -> bool: ...
 

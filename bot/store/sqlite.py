@@ -15,12 +15,10 @@ import sqlite3
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, replace
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from bot.errors import StoreError
-from bot.store.base import FIRST_TICKET, MAX_CLAIMS, Conflict, OutboxEntry, Ticket
+from bot.store.base import FIRST_TICKET, MAX_CLAIMS, Conflict, OutboxEntry, StoredTicket, lease_key
 
 __all__ = ["SqliteStore"]
 
@@ -39,8 +37,14 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, due);
 LOCK_WAIT = 10.0  # seconds a call waits for another process's write lock before the store is "unavailable"
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _stored(row: sqlite3.Row) -> StoredTicket:
+    return StoredTicket(
+        number=row["number"],
+        version=row["version"],
+        user_aad=row["user_aad"],
+        status=row["status"],
+        body=dict(json.loads(row["body"])),
+    )
 
 
 def _problem(path: str, exc: sqlite3.Error) -> StoreError:
@@ -158,7 +162,7 @@ class SqliteStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 row = self._db.execute(
-                    "SELECT value FROM settings WHERE key = ?", (f"lease:{name}",)
+                    "SELECT value FROM settings WHERE key = ?", (lease_key(name),)
                 ).fetchone()
                 held = json.loads(row["value"]) if row else None
                 if held and held["owner"] != owner and held["until"] > now:
@@ -166,7 +170,7 @@ class SqliteStore:
                     return False
                 self._db.execute(
                     "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (f"lease:{name}", json.dumps({"owner": owner, "until": now + seconds})),
+                    (lease_key(name), json.dumps({"owner": owner, "until": now + seconds})),
                 )
                 self._db.execute("COMMIT")
                 return True
@@ -179,9 +183,9 @@ class SqliteStore:
 
     async def release_lease(self, name: str, owner: str) -> None:
         def work() -> None:
-            row = self._db.execute("SELECT value FROM settings WHERE key = ?", (f"lease:{name}",)).fetchone()
+            row = self._db.execute("SELECT value FROM settings WHERE key = ?", (lease_key(name),)).fetchone()
             if row and json.loads(row["value"])["owner"] == owner:
-                self._db.execute("DELETE FROM settings WHERE key = ?", (f"lease:{name}",))
+                self._db.execute("DELETE FROM settings WHERE key = ?", (lease_key(name),))
 
         await self._run(work)
 
@@ -210,72 +214,72 @@ class SqliteStore:
         result: dict[str, Any] | None = await self._run(work)
         return result
 
-    # --- tickets -------------------------------------------------------------------------------------
+    # --- tickets: the body as JSON, beside the columns they are listed by ---------------------------
 
-    async def create_ticket(self, draft: Ticket) -> Ticket:
-        def work() -> Ticket:
-            now = _now()
-            body = {**asdict(draft), "created_at": now, "changed_at": now, "version": 1}
+    async def create_ticket(self, draft: StoredTicket) -> StoredTicket:
+        def work() -> StoredTicket:
             cursor = self._db.execute(
                 "INSERT INTO tickets (body, user_aad, status, version) VALUES (?, ?, ?, 1)",
-                (json.dumps(body), draft.user_aad.lower(), draft.status),
+                (json.dumps(draft.body), draft.user_aad.lower(), draft.status),
             )
-            number = int(cursor.lastrowid or 0)
-            ticket = Ticket(**{**body, "number": number})
+            saved = draft.written(int(cursor.lastrowid or 0), 1)
             self._db.execute(
-                "UPDATE tickets SET body = ? WHERE number = ?", (json.dumps(asdict(ticket)), number)
+                "UPDATE tickets SET body = ? WHERE number = ?", (json.dumps(saved.body), saved.number)
             )
-            return ticket
+            return saved
 
-        result: Ticket = await self._run(work)
+        result: StoredTicket = await self._run(work)
         return result
 
-    async def get_ticket(self, number: int) -> Ticket | None:
-        def work() -> Ticket | None:
-            row = self._db.execute("SELECT body FROM tickets WHERE number = ?", (number,)).fetchone()
-            return None if row is None else Ticket(**json.loads(row["body"]))
+    def _read_ticket(self, number: int) -> StoredTicket | None:
+        row = self._db.execute(
+            "SELECT number, version, user_aad, status, body FROM tickets WHERE number = ?", (number,)
+        ).fetchone()
+        return None if row is None else _stored(row)
 
-        result: Ticket | None = await self._run(work)
+    async def get_ticket(self, number: int) -> StoredTicket | None:
+        result: StoredTicket | None = await self._run(self._read_ticket, number)
         return result
 
-    async def update_ticket(self, ticket: Ticket, *, expected_version: int) -> Ticket:
+    async def update_ticket(self, ticket: StoredTicket, *, expected_version: int) -> StoredTicket:
         """Write `ticket` if the stored version is still `expected_version`.
 
         Raises:
             Conflict: with the current ticket, when someone else changed it first.
+            KeyError: there is no ticket with that number.
         """
 
-        def work() -> Ticket:
-            saved = replace(ticket, version=expected_version + 1, changed_at=_now())
+        def work() -> StoredTicket:
+            saved = ticket.written(ticket.number, expected_version + 1)
             cursor = self._db.execute(
                 "UPDATE tickets SET body = ?, status = ?, version = ? WHERE number = ? AND version = ?",
-                (json.dumps(asdict(saved)), saved.status, saved.version, ticket.number, expected_version),
+                (json.dumps(saved.body), saved.status, saved.version, saved.number, expected_version),
             )
             if cursor.rowcount == 1:
                 return saved
-            row = self._db.execute("SELECT body FROM tickets WHERE number = ?", (ticket.number,)).fetchone()
-            if row is None:
-                raise KeyError(ticket.key)
-            raise Conflict(Ticket(**json.loads(row["body"])))
+            current = self._read_ticket(ticket.number)
+            if current is None:
+                raise KeyError(ticket.number)
+            raise Conflict(current)
 
-        result: Ticket = await self._run(work)
+        result: StoredTicket = await self._run(work)
         return result
 
     async def list_tickets(
-        self, *, user_aad: str | None = None, open_only: bool = False, limit: int = 20
-    ) -> list[Ticket]:
-        def work() -> list[Ticket]:
-            query, args = "SELECT body FROM tickets WHERE 1 = 1", []
+        self, *, user_aad: str | None = None, exclude_status: str | None = None, limit: int = 20
+    ) -> list[StoredTicket]:
+        def work() -> list[StoredTicket]:
+            query, args = "SELECT number, version, user_aad, status, body FROM tickets WHERE 1 = 1", []
             if user_aad is not None:
                 query += " AND user_aad = ?"
                 args.append(user_aad.lower())
-            if open_only:
-                query += " AND status != 'resolved'"
+            if exclude_status is not None:
+                query += " AND status != ?"
+                args.append(exclude_status)
             query += " ORDER BY number DESC LIMIT ?"
-            rows = self._db.execute(query, (*args, limit)).fetchall()
-            return [Ticket(**json.loads(r["body"])) for r in rows]
+            return [_stored(row) for row in self._db.execute(query, (*args, limit)).fetchall()]
 
-        result: list[Ticket] = await self._run(work)
+        result: list[StoredTicket] = await self._run(work)
         return result
 
     # --- outbox --------------------------------------------------------------------------------------

@@ -86,35 +86,60 @@ def activity_problem(body: object) -> str | None:
 
 def _addresses_problem(body: dict[str, Any]) -> str | None:
     """Where a reply goes: the channel, its service URL and the accounts, each with a usable id."""
+    return _service_problem(body) or _ids_problem(body)
+
+
+def _service_problem(body: dict[str, Any]) -> str | None:
     for name in ("channelId", "serviceUrl"):
         if not body.get(name):
             return f"'{name}' is missing"
     url = urlsplit(body["serviceUrl"])
     if url.scheme not in ("http", "https") or not url.hostname or len(body["serviceUrl"]) > _MAX_URL_CHARS:
         return "'serviceUrl' is not an http(s) URL"
-    required: list[tuple[str, object]] = []
+    return None
+
+
+def _ids_problem(body: dict[str, Any]) -> str | None:
+    """The accounts' and members' ids are there; every id a reply uses is short printable ASCII."""
     for name in _ACCOUNTS:
         if not isinstance(body.get(name), dict):
             return f"'{name}' is missing"
-        required.append((f"{name}.id", body[name].get("id")))
-    for name in _MEMBER_LISTS:
-        required += [(f"{name}[{i}].id", member.get("id")) for i, member in enumerate(body.get(name) or [])]
-    for path, value in required:
-        if not value:
-            return f"'{path}' is missing"
+    required = _required_ids(body)
+    missing = next((path for path, value in required if not value), None)
+    if missing is not None:
+        return f"'{missing}' is missing"
     user = body["from"].get("aadObjectId")
     if user is not None and not is_id(user.strip().strip("{}")):
         return "'from.aadObjectId' is not an Entra object id"  # Teams' are GUIDs; Dataverse is asked by it
     # Ids go into the Bot Connector's URLs and headers (replies, member look-ups): Teams' are short ASCII.
+    ids = required + _optional_ids(body)
+    return next(filter(None, (_id_text_problem(path, value) for path, value in ids)), None)
+
+
+def _required_ids(body: dict[str, Any]) -> list[tuple[str, object]]:
+    """(path, id) of the accounts a turn addresses and of the members added or removed."""
+    required: list[tuple[str, object]] = [(f"{name}.id", body[name].get("id")) for name in _ACCOUNTS]
+    for name in _MEMBER_LISTS:
+        required += [(f"{name}[{i}].id", member.get("id")) for i, member in enumerate(body.get(name) or [])]
+    return required
+
+
+def _optional_ids(body: dict[str, Any]) -> list[tuple[str, object]]:
+    """(path, id) of the activity, what it replies to, and the team, channel and tenant it names."""
     raw = body.get("channelData")
     data: dict[str, Any] = raw if isinstance(raw, dict) else {}
     optional = [(name, body.get(name)) for name in ("id", "replyToId")]
     optional += [(f"channelData.{name}.id", _id_of(data.get(name))) for name in ("team", "channel", "tenant")]
-    for path, value in required + optional:
-        if isinstance(value, str) and not (value.isascii() and value.isprintable()):
-            return f"'{path}' is not printable ASCII"
-        if isinstance(value, str) and len(value) > _MAX_ID_CHARS:
-            return f"'{path}' is longer than {_MAX_ID_CHARS} characters"
+    return optional
+
+
+def _id_text_problem(path: str, value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    if not (value.isascii() and value.isprintable()):
+        return f"'{path}' is not printable ASCII"
+    if len(value) > _MAX_ID_CHARS:
+        return f"'{path}' is longer than {_MAX_ID_CHARS} characters"
     return None
 
 
@@ -198,23 +223,38 @@ def _value(value: object, kind: object, path: str) -> str | None:
         kind = kind.__name__
     assert isinstance(kind, str)
     if kind.startswith("[") and kind.endswith("]"):
-        if not isinstance(value, list):
-            return f"'{path}' is not a list"
-        for i, item in enumerate(value):
-            if item is None:
-                return f"'{path}[{i}]' is null"
-            problem = _value(item, kind[1:-1], f"{path}[{i}]")
-            if problem:
-                return problem
-        return None
+        return _list_value(value, kind[1:-1], path)
     if kind.startswith("{") and kind.endswith("}"):
-        if not isinstance(value, dict):
-            return f"'{path}' is not an object"
-        for key, item in value.items():
-            problem = _value(item, kind[1:-1], f"{path}.{key}")
-            if problem:
-                return problem
-        return None
+        return _dict_value(value, kind[1:-1], path)
+    return _named_value(value, kind, path)
+
+
+def _list_value(value: object, item_kind: str, path: str) -> str | None:
+    """`[kind]`: a list of non-null items of that kind."""
+    if not isinstance(value, list):
+        return f"'{path}' is not a list"
+    for i, item in enumerate(value):
+        if item is None:
+            return f"'{path}[{i}]' is null"
+        problem = _value(item, item_kind, f"{path}[{i}]")
+        if problem:
+            return problem
+    return None
+
+
+def _dict_value(value: object, item_kind: str, path: str) -> str | None:
+    """`{kind}`: an object whose values are of that kind."""
+    if not isinstance(value, dict):
+        return f"'{path}' is not an object"
+    for key, item in value.items():
+        problem = _value(item, item_kind, f"{path}.{key}")
+        if problem:
+            return problem
+    return None
+
+
+def _named_value(value: object, kind: str, path: str) -> str | None:
+    """A basic type, a timestamp, an enum (a string) or a model (an object, checked field by field)."""
     if kind == "object":
         return None
     expected = _BASIC.get(kind)

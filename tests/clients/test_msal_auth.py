@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.clients.factory import clients_from_settings
 from bot.config import load_settings
 from bot.errors import BackendRefused
 from bot.investigation import Investigator
 from bot.sandbox.server import RunningSandbox
+from bot.setup import clients_from_settings
 from tests.conftest import env
 
 

@@ -11,13 +11,13 @@ import time
 import pytest
 
 from bot.clients.auth import MsalTokenProvider, scope_for
-from bot.clients.factory import clients_from_settings
 from bot.clients.http import RetryPolicy, deadline
 from bot.config import load_settings
 from bot.errors import BackendUnavailable, Throttled
 from bot.investigation import Investigator
 from bot.sandbox import Fault
 from bot.sandbox.server import RunningSandbox
+from bot.setup import clients_from_settings
 from tests.conftest import ALEX, CLIENT_ID, SECRET, env
 
 QUICK = RetryPolicy(budget=2.0, attempt_timeout=1.0, max_attempts=4, base_delay=0.05, max_delay=0.2)

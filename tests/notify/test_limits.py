@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.notify.limits import SendLimiter
+from bot.notify.outbox.limits import SendLimiter
 
 
 class Clock:

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from bot.app import deliverer_for
 from bot.config import Settings
 from bot.diagnosis import MAILBOX_RULE_IDS, Finding
+from bot.helpdesk.senders import register_senders
 from bot.investigation import Investigator
+from bot.notify.outbox import SendLimiter, deliverer_for
 from bot.notify.sweep import run_sweep
 from bot.sandbox import SAMPLE_ORG, LocalOrg
 from bot.store import SqliteStore
@@ -80,6 +81,7 @@ async def test_requests_grow_with_pages_not_users(sample_data: dict[str, Any], s
 
 async def deliver(store: SqliteStore) -> int:
     deliverer = deliverer_for(Settings(), store)
+    register_senders(deliverer)
     total = 0
     for _ in range(5):
         total += await deliverer.drain()
@@ -216,8 +218,6 @@ async def test_uninstalled_or_blocked_is_final(local: LocalOrg, store: SqliteSto
 
 
 async def test_delivery_keeps_to_the_per_conversation_limit() -> None:
-    from bot.notify.limits import SendLimiter
-
     limiter = SendLimiter(per_tenant=50, per_conversation=7)
     loop = asyncio.get_running_loop()
     started = loop.time()

@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 
-from bot.helpdesk.delivery import DEFAULT_CHANNEL
+from bot.helpdesk.channels import get_default_channel
+from bot.helpdesk.tickets import Ticket
 from bot.sandbox.azurite import start_azurite
 from bot.sandbox.connector import FakeConnector
 from bot.store.azure import AzureStore
@@ -127,7 +128,7 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
                 in_channel(a, "use this channel for helpdesk", user=MEGAN, display_name="Megan Bowen")
             )
             assert response.status_code in (200, 201)
-            assert await store.get_setting(DEFAULT_CHANNEL) is not None
+            assert await get_default_channel(store) is not None
             await b.say("hi", user=ALEX)  # Alex's 1:1 chat, where his ticket notices go
             await b.say("hi", user=LYNNE)  # Lynne's (the same conversation id here: one place to count)
 
@@ -190,8 +191,10 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
             assert changed_before == TICKETS  # one of the two lost each race, and was told
             # Whoever won resolves, through the other instance.
             for n in range(1001, 1001 + TICKETS):
-                ticket = await store.get_ticket(n)
-                assert ticket is not None and ticket.status == "assigned" and ticket.version == 2
+                stored = await store.get_ticket(n)
+                assert stored is not None
+                ticket = Ticket.from_stored(stored)
+                assert ticket.status == "assigned" and ticket.version == 2
                 winner_via = b if ticket.assignee == MEGAN else a
                 resolved = await winner_via.press(
                     "ticket_resolve", {"ticket": n, "version": 2, "note": f"fixed {n}"}, user=ticket.assignee

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from bot.diagnosis import Finding, self_checks
+from bot.helpdesk.tickets import Ticket
 from bot.investigation import Investigator
 from bot.sandbox import LocalOrg
-from bot.store import Ticket
 from cards.common import to_dict
 from cards.conversation import (
     PickerItem,

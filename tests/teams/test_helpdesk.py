@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
+from bot.helpdesk.book import TicketBook
 from bot.sandbox import LocalOrg
 from bot.sandbox.connector import UNLIMITED, FakeConnector
 from bot.store import Store
@@ -211,7 +212,7 @@ async def test_two_agents_assign_at_once_one_wins_no_lost_update(desk: Teams) ->
     texts = [card_text(r.json()["value"]) for r in (first, second)]
     assert sum("changed this ticket just before you" in t for t in texts) == 1
     assert desk.store is not None
-    ticket = await desk.store.get_ticket(1001)
+    ticket = await TicketBook(desk.store).get(1001)
     assert ticket is not None and ticket.version == 2  # one change, not two
     winner = "Megan" if "Megan" in (ticket.assignee_name or "") else "Adele"
     assert all(winner in t for t in texts)  # both now see the same, current state

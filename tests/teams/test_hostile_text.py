@@ -21,7 +21,7 @@ import pytest
 
 from bot.diagnosis import Finding, Report
 from bot.diagnosis.report import RecordSummary, UserSummary
-from bot.store import Ticket
+from bot.helpdesk.tickets import Ticket
 from cards.common import clip, literal, to_dict
 from cards.conversation import PickerItem, build_checklist_card, build_picker_card, build_welcome_card
 from cards.diagnosis import build_diagnosis_card

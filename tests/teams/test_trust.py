@@ -13,6 +13,7 @@ import pytest
 
 import bot.store.sqlite as sqlite_store
 from bot.config import Settings
+from bot.helpdesk.book import TicketBook
 from bot.helpdesk.desk import MAX_OPEN_TICKETS
 from bot.sandbox import LocalOrg
 from bot.store import SqliteStore
@@ -40,7 +41,7 @@ async def test_a_forged_record_id_shows_nothing_the_presser_may_not_read(local: 
         assert (await teams.press("escalate_send", data, user=ALEX)).status_code == 200
         await teams.settle()
         assert teams.store is not None
-        [ticket] = await teams.store.list_tickets(user_aad=ALEX)
+        [ticket] = await TicketBook(teams.store).find(user_aad=ALEX)
         assert ticket.subject is None
         assert "Fabrikam kickoff" not in json.dumps(ticket.report)
         assert "Fabrikam kickoff" not in json.dumps(teams.connector.created)

@@ -1,0 +1,144 @@
+"""The CLI's surface (design.md section 3, a contract): its commands, their flags and the exit codes.
+
+`bot/cli.py` runs what is parsed here; every command has `--help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bot.diagnosis import RECORD_TYPES
+
+__all__ = ["EXIT_BACKEND", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "LOOPBACK", "build_parser"]
+
+EXIT_OK = 0  # done; a diagnosis that ran, whatever it found
+EXIT_USAGE = 2  # usage, input, fixture or configuration error
+EXIT_BACKEND = 3  # a backend (Dataverse, Graph, Entra, the store) was unreachable or refused
+EXIT_INTERRUPTED = 130  # Ctrl+C
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m bot", description="Sync Doctor: why don't Dynamics 365 records reach Exchange?"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the bot",
+        description="Run the bot: POST /api/messages for Teams (Bot Framework), GET /healthz.",
+    )
+    serve.add_argument(
+        "--sandbox",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="FIXTURE",
+        help="also run the Dataverse + Graph simulator with the sample org (or FIXTURE) and use it",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=3978, help="port (default 3978)")
+    serve.add_argument(
+        "--no-deliver",
+        dest="deliver",
+        action="store_false",
+        help="answer turns only; leave the outbox to `python -m bot deliver` workers (shared store)",
+    )
+
+    deliver = commands.add_parser(
+        "deliver",
+        help="a delivery worker: send the outbox until stopped",
+        description=(
+            "Send queued ticket cards and notices until stopped (Ctrl+C or SIGTERM). Run several beside "
+            "`serve --no-deliver` instances on one Azure STORE_URL: leases keep them from sending twice."
+        ),
+    )
+    deliver.add_argument(
+        "--every", type=float, default=1.0, help="seconds to wait when nothing is due (default 1)"
+    )
+
+    diagnose = commands.add_parser(
+        "diagnose",
+        help="diagnose one user's mailbox, or one of their records",
+        description="Run the diagnosis the bot runs, for one user and optionally one record.",
+    )
+    diagnose.add_argument("--user", required=True, help="Entra object id or email (UPN) of the user")
+    diagnose.add_argument(
+        "--record", help="the record's id, or words from its subject (omit for a mailbox check)"
+    )
+    diagnose.add_argument(
+        "--type", dest="record_type", choices=RECORD_TYPES, default="appointment", help="record type"
+    )
+    diagnose.add_argument(
+        "--fixture",
+        help="serve this fixture (design.md section 6) through the local sandbox and diagnose against it",
+    )
+    diagnose.add_argument(
+        "--json", action="store_true", help="print the report as JSON (design.md section 4)"
+    )
+
+    intent = commands.add_parser(
+        "intent",
+        help="show how chat messages are understood",
+        description="Route each TEXT (or each line of standard input) and print one JSON line per input.",
+    )
+    intent.add_argument("text", nargs="*", help="messages (default: read lines from standard input)")
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="find people whose mailbox can't sync appointments and tell each once",
+        description="The proactive sweep: set-based, paged reads of users and mailboxes; one notice per problem.",
+    )
+    sweep.add_argument(
+        "--dry-run", action="store_true", help="say who would be told and why; send and write nothing"
+    )
+    sweep.add_argument("--fixture", help="sweep this fixture through the local sandbox")
+    sweep.add_argument("--json", action="store_true", help="print the result as JSON")
+    sweep.add_argument(
+        "--deliver-for", type=float, default=600.0, metavar="SECONDS", help="deliver for at most this long"
+    )
+
+    commands.add_parser(
+        "check-config",
+        help="show the configuration (secrets masked) and test each connection",
+        description=(
+            "Print every setting (secrets masked), then test what the bot needs: a token for Dataverse, "
+            "one for Graph, one for the Bot Framework, and the store (write and read back). Exit 0 when "
+            "all pass, 3 when a connection fails, 2 when the configuration itself is invalid."
+        ),
+    )
+
+    manifest = commands.add_parser(
+        "manifest",
+        help="build and validate the Teams app package",
+        description="Build the Teams app package zip (manifest.json + icons) and validate it against the official schema.",
+    )
+    manifest.add_argument("--out", default="manifest/build/sync-doctor.zip", help="where to write the zip")
+    manifest.add_argument("--bot-id", help="the bot's Microsoft App ID (default: MicrosoftAppId)")
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the Dataverse + Graph simulator alone",
+        description="Serve a fixture as a Dataverse Web API, Microsoft Graph and Entra token endpoint on loopback.",
+    )
+    sandbox.add_argument("--fixture", help="fixture file (default: the shipped sample org)")
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    sandbox.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help='inject a fault, e.g. \'{"route": "dataverse", "status": 429, "retry_after": 2, "times": 3}\'',
+    )
+    sandbox.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every request")
+    return parser

@@ -1,0 +1,123 @@
+"""How the helpdesk's outbox entries are sent: a new ticket's card to its tenant's helpdesk channel, the
+card updated as the ticket changes, ticket news to the person, and the sweep's digest of the people it
+can't reach to the helpdesk channel.
+
+    deliverer = deliverer_for(settings, store)
+    register_senders(deliverer)
+"""
+
+from __future__ import annotations
+
+from botbuilder.core import CardFactory, MessageFactory
+
+from bot.helpdesk.book import TicketBook
+from bot.helpdesk.channels import (
+    TicketCard,
+    get_default_channel,
+    get_helpdesk_channel,
+    get_ticket_card,
+    set_ticket_card,
+)
+from bot.helpdesk.tickets import Ticket
+from bot.notify.outbox import (
+    Connector,
+    Deliverer,
+    Digest,
+    NotifyUser,
+    PostTicket,
+    Result,
+    Undeliverable,
+    UpdateTicketCard,
+    conversation_with,
+)
+from bot.store.base import Store
+from cards.common import to_dict
+from cards.notice import build_digest_card
+from cards.ticket import build_ticket_card
+
+__all__ = ["HelpdeskSenders", "register_senders"]
+
+NO_CHANNEL_RETRY = 60.0  # seconds: a ticket waits for a helpdesk channel to be set up
+NOT_POSTED_RETRY = 5.0  # seconds: an update waits for the card's first post
+
+
+def register_senders(deliverer: Deliverer) -> None:
+    """Let `deliverer` send the helpdesk's kinds (post and update ticket cards, ticket news, digests)."""
+    senders = HelpdeskSenders(deliverer.store, deliverer.connector)
+    deliverer.register(PostTicket, senders.post_ticket)
+    deliverer.register(UpdateTicketCard, senders.update_ticket_card)
+    deliverer.register(NotifyUser, senders.notify_user)
+    deliverer.register(Digest, senders.digest)
+
+
+class HelpdeskSenders:
+    def __init__(self, store: Store, connector: Connector) -> None:
+        self.store = store
+        self.connector = connector
+        self.tickets = TicketBook(store)
+
+    async def _ticket(self, number: int) -> Ticket:
+        ticket = await self.tickets.get(number)
+        if ticket is None:
+            raise Undeliverable(f"ticket {number} is gone", permanent=True)
+        return ticket
+
+    async def post_ticket(self, entry: PostTicket) -> Result:
+        """The ticket's card, a new thread in the helpdesk channel; where it went is kept (and returned)."""
+        ticket = await self._ticket(entry.number)
+        earlier = await get_ticket_card(self.store, ticket.number)
+        if earlier is not None:
+            return earlier.to_setting()  # posted by an earlier, interrupted attempt
+        channel = await get_helpdesk_channel(self.store, ticket.tenant)
+        if channel is None:
+            raise Undeliverable("no helpdesk channel yet", permanent=False, retry_after=NO_CHANNEL_RETRY)
+        posted = await self.connector.post_in_channel(
+            to_dict(build_ticket_card(ticket)),
+            service_url=channel.service_url,
+            channel_id=channel.channel_id,
+            bot_id=channel.bot_id,
+            tenant=ticket.tenant,
+        )
+        card = TicketCard(posted.activity_id, posted.conversation_id, channel.service_url)
+        await set_ticket_card(self.store, ticket.number, card)
+        return card.to_setting()
+
+    async def update_ticket_card(self, entry: UpdateTicketCard) -> None:
+        ticket = await self._ticket(entry.number)
+        where = await get_ticket_card(self.store, ticket.number)
+        if where is None or where.conversation_id is None:
+            raise Undeliverable(
+                "the ticket card is not posted yet", permanent=False, retry_after=NOT_POSTED_RETRY
+            )
+        await self.connector.update_card(
+            to_dict(build_ticket_card(ticket)),
+            service_url=where.service_url,
+            conversation_id=where.conversation_id,
+            activity_id=where.activity_id,
+        )
+
+    async def notify_user(self, entry: NotifyUser) -> None:
+        """A text to the person, with their ticket's card when it names one that still exists."""
+        reference = await conversation_with(
+            self.store, entry.tenant, entry.user, otherwise="no conversation with the user yet"
+        )
+        ticket = await self.tickets.get(entry.number) if entry.number else None
+        # One activity, text and card together: were they two, a 429 on the card after the text was
+        # accepted would send the text again on retry.
+        message = MessageFactory.text(entry.text)
+        if ticket is not None:
+            card = CardFactory.adaptive_card(to_dict(build_ticket_card(ticket, for_agents=False)))
+            message = MessageFactory.attachment(card, text=entry.text)
+        await self.connector.send(reference, message)
+
+    async def digest(self, entry: Digest) -> None:
+        channel = await get_default_channel(self.store)
+        if channel is None:
+            raise Undeliverable("no helpdesk channel yet", permanent=False, retry_after=NO_CHANNEL_RETRY)
+        card = build_digest_card(entry.counts, entry.people, total=entry.total)
+        await self.connector.post_in_channel(
+            to_dict(card),
+            service_url=channel.service_url,
+            channel_id=channel.channel_id,
+            bot_id=channel.bot_id,
+        )

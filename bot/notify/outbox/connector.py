@@ -1,0 +1,198 @@
+"""The Bot Connector as the outbox's senders use it: post a card in a channel, update a posted card, send
+to a person's conversation (paced by Teams' limits). Failures reach the caller, never botbuilder's
+on_turn_error, so a lost message is never marked sent.
+
+A claim on an entry lasts one lease; a request to the connector gives up after a third of it
+(`send_timeout`, set in the adapter `connector_adapter` makes), so a send that started in the first half of
+the lease ends before another worker may repeat it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botbuilder.core import CardFactory, MessageFactory, TurnContext
+from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import (
+    Activity,
+    ActivityTypes,
+    ChannelAccount,
+    ConversationParameters,
+    ConversationReference,
+)
+from botframework.connector.aio import ConnectorClient
+from botframework.connector.auth import ClaimsIdentity, ConnectorFactory
+
+from bot.config import Settings
+from bot.notify.outbox.limits import SendLimiter
+from bot.store.base import Store
+
+__all__ = ["Connector", "Posted", "Undeliverable", "connector_adapter", "conversation_with", "send_timeout"]
+
+Card = dict[str, Any]
+
+
+class Undeliverable(Exception):
+    """A sender can't send this entry: `permanent` (never will: dead) or not yet (retry, not sooner
+    than `retry_after` seconds when given)."""
+
+    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+def send_timeout(lease_seconds: float) -> float:
+    """How long one request to the Bot Connector may take: started in the first half of the lease, it ends
+    before the lease does, leaving time to record the outcome."""
+    return max(0.5, lease_seconds / 3)
+
+
+@dataclass(frozen=True)
+class _BotFrameworkConfig:
+    """The shape ConfigurationBotFrameworkAuthentication reads."""
+
+    APP_ID: str
+    APP_PASSWORD: str
+    APP_TYPE: str
+    APP_TENANTID: str
+
+
+class _TimedConnectors(ConnectorFactory):  # type: ignore[misc]
+    """Connector clients whose HTTP requests give up after `timeout` seconds.
+
+    botbuilder sends with `requests` in a worker thread: cancelling the awaiting coroutine would not stop
+    a send. Only this timeout ends it, so a proactive send ends before its outbox lease does (and no
+    other worker sends the same message while this one may still get through)."""
+
+    def __init__(self, inner: ConnectorFactory, timeout: float) -> None:
+        self._inner = inner
+        self._timeout = timeout
+
+    async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
+        client = await self._inner.create(service_url, audience)
+        client.config.connection.timeout = self._timeout
+        return client
+
+
+class _Authentication(ConfigurationBotFrameworkAuthentication):  # type: ignore[misc]
+    def __init__(self, config: _BotFrameworkConfig, *, send_timeout: float) -> None:
+        super().__init__(config)
+        self._send_timeout = send_timeout
+
+    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        return _TimedConnectors(super().create_connector_factory(claims_identity), self._send_timeout)
+
+
+def connector_adapter(settings: Settings) -> CloudAdapter:
+    """A CloudAdapter for these settings whose requests end within `send_timeout` of the outbox lease."""
+    password = settings.microsoft_app_password.get_secret_value() if settings.microsoft_app_password else ""
+    config = _BotFrameworkConfig(
+        APP_ID=settings.microsoft_app_id,
+        APP_PASSWORD=password,
+        APP_TYPE=settings.microsoft_app_type,
+        APP_TENANTID=settings.microsoft_app_tenant_id,
+    )
+    return CloudAdapter(_Authentication(config, send_timeout=send_timeout(settings.outbox_lease_seconds)))
+
+
+@dataclass(frozen=True)
+class Posted:
+    """Where a card was posted in a channel (its thread), so it can be updated later."""
+
+    activity_id: str | None
+    conversation_id: str | None
+
+
+class Connector:
+    """Sends through `adapter` as the bot `app_id`, within Teams' limits (`limiter`)."""
+
+    def __init__(
+        self, adapter: CloudAdapter, *, app_id: str = "", limiter: SendLimiter | None = None
+    ) -> None:
+        self.adapter = adapter
+        self.app_id = app_id
+        self.limiter = limiter or SendLimiter()
+
+    async def post_in_channel(
+        self, card: Card, *, service_url: str, channel_id: str, bot_id: str = "", tenant: str | None = None
+    ) -> Posted:
+        """Start a thread in a channel with `card`."""
+        channel_data: dict[str, Any] = {"channel": {"id": channel_id}}
+        if tenant is not None:
+            channel_data["tenant"] = {"id": tenant}
+        parameters = ConversationParameters(
+            is_group=True,
+            bot=ChannelAccount(id=bot_id or self.app_id),
+            tenant_id=tenant,
+            channel_data=channel_data,
+            activity=MessageFactory.attachment(CardFactory.adaptive_card(card)),
+        )
+        posted: list[Posted] = []
+
+        async def remember(context: TurnContext) -> None:
+            posted.append(Posted(context.activity.id, context.activity.conversation.id))
+
+        await self.adapter.create_conversation(
+            self.app_id, remember, parameters, "msteams", service_url, None
+        )
+        return posted[0] if posted else Posted(None, None)
+
+    async def update_card(
+        self, card: Card, *, service_url: str, conversation_id: str, activity_id: str | None
+    ) -> None:
+        """Replace a card posted in a channel thread."""
+        reference = {
+            "conversation": {"id": conversation_id, "isGroup": True},
+            "serviceUrl": service_url,
+            "channelId": "msteams",
+            "bot": {"id": self.app_id},
+        }
+        attachment = CardFactory.adaptive_card(card)
+
+        async def update(context: TurnContext) -> None:
+            activity = Activity(type=ActivityTypes.message, id=activity_id, attachments=[attachment])
+            await context.update_activity(activity)
+
+        await self._continue(reference, update)
+
+    async def send(self, reference: dict[str, Any], message: Activity) -> None:
+        """Send `message` in the conversation `reference` names, when Teams' limits allow."""
+        await self.limiter.wait(str((reference.get("conversation") or {}).get("id", "")))
+
+        async def send(context: TurnContext) -> None:
+            await context.send_activity(message)
+
+        await self._continue(reference, send)
+
+    async def _continue(
+        self, reference: dict[str, Any], logic: Callable[[TurnContext], Awaitable[None]]
+    ) -> None:
+        """Run `logic` in the conversation and let its failure reach the caller: the adapter's turn
+        pipeline would hand it to on_turn_error (and a lost message would be marked sent)."""
+        ref = ConversationReference().deserialize(reference)
+        failures: list[Exception] = []
+
+        async def guarded(context: TurnContext) -> None:
+            try:
+                await logic(context)
+            except Exception as exc:
+                failures.append(exc)
+
+        await self.adapter.continue_conversation(ref, guarded, self.app_id)
+        if failures:
+            raise failures[0]
+
+
+async def conversation_with(store: Store, tenant: str, user: str, *, otherwise: str) -> dict[str, Any]:
+    """The person's 1:1 conversation reference.
+
+    Raises:
+        Undeliverable: (permanent, saying `otherwise`) the bot has none: it can't start one.
+    """
+    reference = await store.get_reference(tenant, user)
+    if reference is None:
+        raise Undeliverable(otherwise, permanent=True)
+    return reference

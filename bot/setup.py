@@ -1,0 +1,206 @@
+"""The composition roots' wiring: settings, or a sandbox fixture, -> clients, tokens and the store.
+
+`serve` (`create_app`), `diagnose` and `sweep` open what they run on here, and `check-config` tests the
+same pieces, so which org is asked, with which identity, keeping what where, is decided in one place.
+Nothing below `bot/` reads settings to build these: the clients take URLs and a token provider.
+
+Usage::
+
+    async with wiring(settings, fixture=args.fixture) as wired:  # None: settings; a path or True: sandbox
+        report = await wired.investigator().run(user, record, "appointment")
+        store = wired.store()  # opened on first use, closed with everything else
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
+
+from bot.clients.auth import MsalTokenProvider
+from bot.clients.factory import Clients, clients_for
+from bot.clients.http import RetryPolicy
+from bot.config import Settings
+from bot.errors import ConfigError
+from bot.investigation import Investigator, UserCache
+from bot.store import Store, open_store
+
+if TYPE_CHECKING:
+    from bot.sandbox import LocalOrg
+
+__all__ = [
+    "Fixture",
+    "Wiring",
+    "bot_tokens_from_settings",
+    "clients_from_settings",
+    "missing_settings",
+    "preflight",
+    "store_from_settings",
+    "tokens_from_settings",
+    "wiring",
+]
+
+# A sandbox to run instead of the org the settings name: a fixture file, or True for the sample org.
+Fixture: TypeAlias = str | Path | bool | None
+
+
+def missing_settings(settings: Settings) -> list[str]:
+    """The settings the production clients need that are not set."""
+    required = (
+        ("DATAVERSE_URL", settings.dataverse_url),
+        ("AZURE_TENANT_ID", settings.azure_tenant_id),
+        ("AZURE_CLIENT_ID", settings.azure_client_id),
+        ("AZURE_CLIENT_SECRET", settings.azure_client_secret),
+    )
+    return [name for name, value in required if not value]
+
+
+def preflight(settings: Settings, *, fixture: Fixture = None) -> None:
+    """Refuse now what `wiring` would refuse later: before a port is bound or a sandbox started.
+
+    Raises:
+        FixtureError: the fixture can't be loaded (named, with the problem).
+        ConfigError: naming the settings the clients need that are not set.
+    """
+    if fixture is True:
+        return
+    if fixture:
+        from bot.sandbox import load_fixture  # the simulator loads only when it is used
+
+        load_fixture(fixture)
+        return
+    _require_settings(settings)
+
+
+def _require_settings(settings: Settings) -> None:
+    missing = missing_settings(settings)
+    if missing:
+        raise ConfigError(
+            f"not set: {', '.join(missing)}. Set them to reach your Dynamics 365 org, "
+            "or use the sample org (--fixture bot/sandbox/sample_org.json, or serve --sandbox)."
+        )
+
+
+def tokens_from_settings(settings: Settings, *, policy: RetryPolicy | None = None) -> MsalTokenProvider:
+    """MSAL client-credentials tokens for Dataverse and Graph; call only when `missing_settings` is empty.
+
+    `policy` is the clients' own: a token is retried and timed like the request that needs it."""
+    assert settings.azure_tenant_id and settings.azure_client_id and settings.azure_client_secret  # for mypy
+    return MsalTokenProvider(
+        tenant_id=settings.azure_tenant_id,
+        client_id=settings.azure_client_id,
+        client_secret=settings.azure_client_secret.get_secret_value(),
+        authority_host=settings.azure_authority_host,
+        policy=policy,
+    )
+
+
+def bot_tokens_from_settings(settings: Settings) -> MsalTokenProvider | None:
+    """The bot's own Bot Framework identity (MicrosoftAppId/Password), or None when it has none."""
+    if not (settings.microsoft_app_id and settings.microsoft_app_password):
+        return None
+    return MsalTokenProvider(
+        tenant_id=settings.microsoft_app_tenant_id or "botframework.com",
+        client_id=settings.microsoft_app_id,
+        client_secret=settings.microsoft_app_password.get_secret_value(),
+        authority_host=settings.azure_authority_host,
+    )
+
+
+def clients_from_settings(settings: Settings, *, policy: RetryPolicy | None = None) -> Clients:
+    """Clients for the real services named in settings, with MSAL client-credentials tokens.
+
+    Raises:
+        ConfigError: naming the missing settings.
+    """
+    _require_settings(settings)
+    assert settings.dataverse_url  # for mypy: _require_settings() checked it
+    return clients_for(
+        settings.dataverse_url,
+        settings.graph_url,
+        tokens_from_settings(settings, policy=policy),
+        verify=settings.verify(),
+        policy=policy,
+    )
+
+
+def store_from_settings(settings: Settings) -> Store:
+    """The store STORE_URL names, open; the caller closes it.
+
+    Raises:
+        ConfigError: a STORE_URL this build can't open.
+        StoreError: the store can't be opened or written.
+    """
+    return open_store(settings.store_url.get_secret_value())
+
+
+@dataclass
+class Wiring:
+    """What a composition root runs on. Everything opened for it closes when `wiring` ends.
+
+    Attributes:
+        clients: Dataverse and Graph, for the org the settings name or for the sandbox.
+        sandbox: the sandbox running for a fixture, or None.
+    """
+
+    settings: Settings
+    clients: Clients
+    sandbox: LocalOrg | None
+    _stack: AsyncExitStack = field(repr=False)
+    _store: Store | None = None
+
+    def store(self) -> Store:
+        """The store given to `wiring`, else the one STORE_URL names (opened on first use).
+
+        Raises:
+            ConfigError: a STORE_URL this build can't open.
+            StoreError: the store can't be opened or written.
+        """
+        if self._store is None:
+            self._store = store_from_settings(self.settings)
+            self._stack.push_async_callback(self._store.close)
+        return self._store
+
+    def investigator(self, *, user_cache: UserCache | None = None) -> Investigator:
+        """The diagnosis over these clients, within the settings' time budget."""
+        return Investigator(
+            self.clients.dataverse,
+            self.clients.graph,
+            budget=self.settings.diagnosis_budget_seconds,
+            user_cache=user_cache,
+        )
+
+
+@asynccontextmanager
+async def wiring(
+    settings: Settings,
+    *,
+    fixture: Fixture = None,
+    clients: Clients | None = None,
+    store: Store | None = None,
+) -> AsyncIterator[Wiring]:
+    """Open the clients (and, on first use, the store) for one run; close them all when it ends.
+
+    Args:
+        fixture: a fixture path, or True for the sample org: start the simulator in-process and use it.
+            None (or False): the org the settings name.
+        clients: use these (tests); the caller closes them. They win over `fixture`.
+        store: use this store (tests); the caller closes it.
+
+    Raises:
+        FixtureError: the fixture can't be loaded.
+        ConfigError: naming the settings the clients need that are not set.
+    """
+    async with AsyncExitStack() as stack:
+        sandbox: LocalOrg | None = None
+        if clients is None and fixture:
+            from bot.sandbox import local_org  # the simulator loads only when it is used
+
+            sandbox = await stack.enter_async_context(local_org(None if fixture is True else fixture))
+            clients = sandbox.clients
+        elif clients is None:
+            clients = clients_from_settings(settings)
+            stack.push_async_callback(clients.aclose)
+        yield Wiring(settings, clients, sandbox, stack, store)

@@ -1,0 +1,113 @@
+"""The plumbing the Azure store's parts share: one Storage account's table and queue clients, made inside
+the running loop, and the conversions Table Storage needs (safe keys, long text over several properties)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import Any
+from urllib.parse import quote
+
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableEntity
+from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.storage.queue.aio import QueueClient, QueueServiceClient
+
+__all__ = ["CHUNK", "Account", "etag", "gone_ok", "pack", "table_key", "unpack"]
+
+CHUNK = 30_000  # a string property holds 64 KiB of UTF-16: 32K characters; JSON here is ASCII
+TABLES = ("refs", "settings", "tickets", "outbox")
+
+
+def table_key(text: str) -> str:
+    """A PartitionKey/RowKey for any text: '/', '\\', '#', '?' and control characters are not allowed."""
+    return quote(text, safe="")
+
+
+def pack(name: str, text: str) -> dict[str, str]:
+    """`text` as properties name, name_1, name_2, ...: one property holds at most 32K characters."""
+    chunks = [text[i : i + CHUNK] for i in range(0, len(text), CHUNK)] or [""]
+    return {name if i == 0 else f"{name}_{i}": chunk for i, chunk in enumerate(chunks)}
+
+
+def unpack(name: str, entity: dict[str, Any]) -> str:
+    parts, i = [entity.get(name, "")], 1
+    while f"{name}_{i}" in entity:
+        parts.append(entity[f"{name}_{i}"])
+        i += 1
+    return "".join(parts)
+
+
+def etag(entity: TableEntity) -> str:
+    return str(entity.metadata["etag"])
+
+
+async def gone_ok(work: Awaitable[Any]) -> bool:
+    """Run a queue call whose target may be gone already (deleted, or re-claimed with a new receipt);
+    False when it was."""
+    try:
+        await work
+    except ResourceNotFoundError:
+        return False
+    except HttpResponseError as exc:
+        if exc.status_code not in (400, 404):  # 400: PopReceiptMismatch, someone else holds it now
+            raise
+        return False
+    return True
+
+
+class Account:
+    """One Storage account's tables and queues. `prefix` names them, so several bots can share one."""
+
+    def __init__(self, connection_string: str, *, prefix: str = "syncdoctor") -> None:
+        if not prefix.isalnum() or not prefix[:1].isalpha() or not prefix.islower():
+            raise ValueError("prefix: lowercase letters and digits, starting with a letter")
+        self._connection = connection_string
+        self._prefix = prefix
+        self._ready: asyncio.Task[None] | None = None
+        self._tables: TableServiceClient | None = None
+        self._queues: QueueServiceClient | None = None
+
+    async def _open(self) -> None:
+        if self._tables is None or self._queues is None:
+            self._tables = TableServiceClient.from_connection_string(self._connection)
+            self._queues = QueueServiceClient.from_connection_string(self._connection)
+        for name in TABLES:
+            await self._tables.create_table_if_not_exists(self._prefix + name)
+        for queue in (self._outbox_queue(), self._poison_queue()):
+            with contextlib.suppress(ResourceExistsError):
+                await queue.create_queue()
+
+    async def _start(self) -> None:
+        # Clients are made inside the running loop (their HTTP sessions belong to it), once per store;
+        # when creating the tables failed (storage unreachable at start), the next call tries again.
+        ready = self._ready
+        if ready is None or (ready.done() and (ready.cancelled() or ready.exception() is not None)):
+            self._ready = ready = asyncio.ensure_future(self._open())
+        await asyncio.shield(ready)
+
+    def _table(self, name: str) -> TableClient:
+        assert self._tables is not None
+        return self._tables.get_table_client(self._prefix + name)
+
+    def _outbox_queue(self) -> QueueClient:
+        assert self._queues is not None
+        return self._queues.get_queue_client(f"{self._prefix}-outbox")
+
+    def _poison_queue(self) -> QueueClient:
+        assert self._queues is not None
+        return self._queues.get_queue_client(f"{self._prefix}-outbox-poison")
+
+    async def _get(self, table: str, partition: str, row: str) -> TableEntity | None:
+        try:
+            return await self._table(table).get_entity(partition_key=partition, row_key=row)
+        except ResourceNotFoundError:
+            return None
+
+    async def close(self) -> None:
+        if self._ready is not None:
+            await asyncio.gather(self._ready, return_exceptions=True)
+        for client in (self._tables, self._queues):
+            if client is not None:
+                await client.close()
