@@ -13,7 +13,6 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from contextlib import AsyncExitStack
 from typing import Any, TextIO
 
 from bot.cli_parser import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, LOOPBACK, build_parser
@@ -23,13 +22,12 @@ from bot.errors import (
     AmbiguousRecordError,
     BackendError,
     ConfigError,
-    FixtureError,
     InputError,
     StoreError,
     SyncDoctorError,
 )
 from bot.observability import configure as configure_observability
-from bot.setup import clients_from_settings, preflight, wiring
+from bot.setup import preflight, store_from_settings, wiring
 
 __all__ = ["main"]
 
@@ -176,36 +174,21 @@ async def _sweep(args: argparse.Namespace) -> int:
     from bot.helpdesk.senders import register_senders
     from bot.notify.outbox import deliverer_for
     from bot.notify.sweep import run_sweep
-    from bot.store import open_store
 
+    settings = load_settings()
     try:
-        settings = load_settings()
-        async with AsyncExitStack() as stack:
-            if args.fixture:
-                from bot.sandbox import local_org
-
-                clients = (await stack.enter_async_context(local_org(args.fixture))).clients
-            else:
-                clients = clients_from_settings(settings)
-                stack.push_async_callback(clients.aclose)
-            store = open_store(settings.store_url.get_secret_value())
-            stack.push_async_callback(store.close)
+        async with wiring(settings, fixture=args.fixture) as wired:
+            store = wired.store()
             _progress("reading users and mailboxes")
-            result = await run_sweep(clients.dataverse, store, dry_run=args.dry_run)
+            result = await run_sweep(wired.clients.dataverse, store, dry_run=args.dry_run)
             if not args.dry_run:
                 deliverer = deliverer_for(settings, store)
                 register_senders(deliverer)
                 _progress(f"delivering {result.queued} new notice(s) and anything left from earlier runs")
                 delivered = await _deliver(deliverer, store, args.deliver_for)
-    except (ConfigError, FixtureError, InputError) as exc:
+    except RuntimeError as exc:  # another sweep holds the lease
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except (BackendError, StoreError) as exc:
-        print(f"error: could not sweep: {exc}", file=sys.stderr)
-        return EXIT_BACKEND
     if args.dry_run:
         out = result.dry_run_json()
     else:
@@ -260,18 +243,10 @@ async def _deliver_forever(args: argparse.Namespace) -> int:
 
     from bot.helpdesk.senders import register_senders
     from bot.notify.outbox import deliverer_for, drain_forever
-    from bot.store import open_store
 
-    try:
-        settings = load_settings()
-        configure_observability(settings, level=logging.DEBUG if args.verbose else logging.INFO)
-        store = open_store(settings.store_url.get_secret_value())
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BACKEND
+    settings = load_settings()
+    configure_observability(settings, level=logging.DEBUG if args.verbose else logging.INFO)
+    store = store_from_settings(settings)
     deliverer = deliverer_for(settings, store)
     register_senders(deliverer)
     total = 0
