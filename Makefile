@@ -11,7 +11,7 @@ PLAYGROUND_PORT ?= 56150
 # The Playground has no host option: this preload makes it listen on loopback only.
 LOOPBACK := NODE_OPTIONS=--require=$(CURDIR)/tests/e2e/loopback.js
 
-.PHONY: setup run test lint e2e bench clean
+.PHONY: setup run test test-fast lint e2e bench clean
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ lint: setup
 
 test: lint chromium
 	$(BIN)/python -m pytest
+
+test-fast: lint
+	$(BIN)/python -m pytest -m "not e2e"
 
 e2e: setup chromium
 	$(BIN)/python -m pytest tests/e2e
