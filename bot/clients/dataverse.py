@@ -2,21 +2,34 @@
 
 Speaks the documented wire format over httpx: OData queries, `Prefer: odata.maxpagesize` with
 `@odata.nextLink` paging, `fetchXml=` queries, and `CallerObjectId` impersonation so that Dataverse
-itself evaluates a user's sync filter as that user. Returns the core's fact types.
+itself evaluates a user's sync filter as that user. Returns the core's fact types, converted from rows
+by `bot.clients.rows` (whose public names are importable from here too).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 
 from bot.clients.http import RetryPolicy, send
-from bot.diagnosis.facts import PARTICIPATION_ROLES, MailboxFacts, RecordFacts, RecordType, UserFacts
+from bot.clients.rows import (
+    ENTITIES,
+    MAILBOX_NAV,
+    EntityInfo,
+    Row,
+    SyncFilter,
+    parse_datetime,
+    pick_mailbox,
+    record_facts,
+    sync_filter,
+    user_facts,
+)
+from bot.clients.rows import mailbox_facts as mailbox_facts
+from bot.diagnosis.facts import MailboxFacts, RecordFacts, RecordType, UserFacts
 from bot.errors import BackendRefused
 from bot.ids import odata_string, require_id
 
@@ -27,67 +40,6 @@ log = logging.getLogger(__name__)
 SERVICE = "Dataverse"
 OUTLOOK_FILTERS = 256  # userquery/savedquery querytype of synchronization filters
 
-Row = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class EntityInfo:
-    """Where a record type lives in the Web API."""
-
-    logical_name: RecordType
-    entity_set: str
-    key: str
-    title: str
-    parties: str | None  # collection-valued navigation to activityparty, None for contacts
-    columns: tuple[str, ...]
-
-
-ENTITIES: dict[RecordType, EntityInfo] = {
-    "appointment": EntityInfo(
-        "appointment",
-        "appointments",
-        "activityid",
-        "subject",
-        "appointment_activity_parties",
-        (
-            "activityid",
-            "subject",
-            "scheduledstart",
-            "scheduledend",
-            "_ownerid_value",
-            "statecode",
-            "statuscode",
-            "globalobjectid",
-            "modifiedon",
-        ),
-    ),
-    "task": EntityInfo(
-        "task",
-        "tasks",
-        "activityid",
-        "subject",
-        "task_activity_parties",
-        (
-            "activityid",
-            "subject",
-            "scheduledstart",
-            "scheduledend",
-            "_ownerid_value",
-            "statecode",
-            "statuscode",
-            "modifiedon",
-        ),
-    ),
-    "contact": EntityInfo(
-        "contact",
-        "contacts",
-        "contactid",
-        "fullname",
-        None,
-        ("contactid", "fullname", "_ownerid_value", "statecode", "statuscode", "modifiedon"),
-    ),
-}
-
 _USER_COLUMNS = "systemuserid,fullname,internalemailaddress,domainname,azureactivedirectoryobjectid,isdisabled,_defaultmailbox_value"
 _MAILBOX_COLUMNS = (
     "mailboxid,emailaddress,statecode,emailrouteraccessapproval,isemailaddressapprovedbyo365admin,"
@@ -95,43 +47,7 @@ _MAILBOX_COLUMNS = (
     "lastsuccessfulsynccompletedon,lastsyncerrorcode,lastsyncerroroccurredon,lastsyncerrorcount,"
     "itemsfailedforlastsync,_regardingobjectid_value"
 )
-_MAILBOX_NAV = "mailbox_regarding_systemuser"
 _FILTER_COLUMNS = "name,returnedtypecode,statecode,fetchxml,querytype"
-
-
-@dataclass(frozen=True)
-class SyncFilter:
-    """A synchronization filter (userquery or savedquery with querytype 256)."""
-
-    id: str
-    name: str
-    origin: Literal["user", "system"]
-    returned_type: str
-    active: bool
-    fetchxml: str
-
-
-def parse_datetime(value: object) -> datetime | None:
-    """A Web API date-time (UTC, ISO 8601) as an aware datetime; None for null or unparseable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _bool(value: object) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 class DataverseClient:
@@ -243,7 +159,7 @@ class DataverseClient:
             {
                 "$select": _USER_COLUMNS,
                 "$filter": condition,
-                "$expand": f"{_MAILBOX_NAV}($select={_MAILBOX_COLUMNS})",
+                "$expand": f"{MAILBOX_NAV}($select={_MAILBOX_COLUMNS})",
             },
             max_pages=1,
         )
@@ -251,7 +167,7 @@ class DataverseClient:
             return None
         # Several matches for one email: prefer an enabled user.
         rows.sort(key=lambda r: bool(r.get("isdisabled")))
-        return _user_facts(rows[0]), _pick_mailbox(rows[0])
+        return user_facts(rows[0]), pick_mailbox(rows[0])
 
     async def users_with_mailboxes(self) -> AsyncIterator[list[tuple[UserFacts, MailboxFacts | None]]]:
         """Every user who signs in with Entra ID, with their mailbox, a page at a time (set-based: one
@@ -259,10 +175,10 @@ class DataverseClient:
         params = {
             "$select": _USER_COLUMNS,
             "$filter": "azureactivedirectoryobjectid ne null",
-            "$expand": f"{_MAILBOX_NAV}($select={_MAILBOX_COLUMNS})",
+            "$expand": f"{MAILBOX_NAV}($select={_MAILBOX_COLUMNS})",
         }
         async for page in self.pages("systemusers", params):
-            yield [(_user_facts(row), _pick_mailbox(row)) for row in page]
+            yield [(user_facts(row), pick_mailbox(row)) for row in page]
 
     async def get_user(self, systemuserid: str) -> tuple[UserFacts, MailboxFacts | None] | None:
         """The same as `find_user`, by systemuserid (a key lookup: used when the id is already known)."""
@@ -270,13 +186,13 @@ class DataverseClient:
         try:
             row = await self._get(
                 f"systemusers({key})",
-                {"$select": _USER_COLUMNS, "$expand": f"{_MAILBOX_NAV}($select={_MAILBOX_COLUMNS})"},
+                {"$select": _USER_COLUMNS, "$expand": f"{MAILBOX_NAV}($select={_MAILBOX_COLUMNS})"},
             )
         except BackendRefused as exc:
             if exc.status == 404:
                 return None
             raise
-        return _user_facts(row), _pick_mailbox(row)
+        return user_facts(row), pick_mailbox(row)
 
     # --- records -------------------------------------------------------------------------------------
 
@@ -360,7 +276,7 @@ class DataverseClient:
                 "$filter": f"querytype eq {OUTLOOK_FILTERS} and _ownerid_value eq {user}",
             },
         )
-        return [_filter(row, "userqueryid", "user") for row in rows]
+        return [sync_filter(row, "userqueryid", "user") for row in rows]
 
     async def system_filters(self, record_type: RecordType) -> list[SyncFilter]:
         """The organization's system sync filters for a record type (they apply to every user)."""
@@ -371,7 +287,7 @@ class DataverseClient:
                 "$filter": f"querytype eq {OUTLOOK_FILTERS} and returnedtypecode eq {odata_string(record_type)}",
             },
         )
-        return [_filter(row, "savedqueryid", "system") for row in rows]
+        return [sync_filter(row, "savedqueryid", "system") for row in rows]
 
     async def fetch_as(self, record_type: RecordType, fetchxml: str, caller_aad_object_id: str) -> list[Row]:
         """Run FetchXML as another user (`CallerObjectId`), so `eq-userid` means that user."""
@@ -380,87 +296,3 @@ class DataverseClient:
         return await self.query(
             info.entity_set, {"fetchXml": fetchxml}, headers={"CallerObjectId": caller}, max_pages=1
         )
-
-
-def _user_facts(row: Row) -> UserFacts:
-    return UserFacts(
-        systemuserid=str(row.get("systemuserid", "")).lower(),
-        aad_object_id=_str(row.get("azureactivedirectoryobjectid")),
-        name=_str(row.get("fullname")),
-        email=_str(row.get("internalemailaddress")) or _str(row.get("domainname")),
-        is_disabled=_bool(row.get("isdisabled")),
-    )
-
-
-def _pick_mailbox(row: Row) -> MailboxFacts | None:
-    mailboxes = [m for m in row.get(_MAILBOX_NAV) or [] if isinstance(m, dict)]
-    if not mailboxes:
-        return None
-    default = str(row.get("_defaultmailbox_value") or "").lower()
-    mailboxes.sort(key=lambda m: (str(m.get("mailboxid", "")).lower() != default, m.get("statecode") != 0))
-    return mailbox_facts(mailboxes[0])
-
-
-def mailbox_facts(m: Row) -> MailboxFacts:
-    """A mailbox row as facts."""
-    error: dict[str, str | int] = {}
-    for column in (
-        "lastsyncerrorcode",
-        "lastsyncerroroccurredon",
-        "lastsyncerrorcount",
-        "itemsfailedforlastsync",
-    ):
-        value = m.get(column)
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            error[column] = value
-    return MailboxFacts(
-        mailboxid=str(m.get("mailboxid", "")).lower(),
-        email=_str(m.get("emailaddress")),
-        statecode=_int(m.get("statecode")),
-        approval=_int(m.get("emailrouteraccessapproval")),
-        approved_by_o365_admin=_bool(m.get("isemailaddressapprovedbyo365admin")),
-        act_delivery=_int(m.get("actdeliverymethod")),
-        act_status=_int(m.get("actstatus")),
-        enabled_for_act=_bool(m.get("enabledforact")),
-        test_scheduled=_bool(m.get("testemailconfigurationscheduled")),
-        test_completed_on=parse_datetime(m.get("testmailboxaccesscompletedon")),
-        last_successful_sync=parse_datetime(m.get("lastsuccessfulsynccompletedon")),
-        last_sync_error=error,
-    )
-
-
-def record_facts(info: EntityInfo, row: Row, systemuserid: str) -> RecordFacts:
-    """A record row (with its expanded activity parties) as facts, with this user's roles on it."""
-    user = systemuserid.lower()
-    roles: list[str] = []
-    if str(row.get("_ownerid_value", "")).lower() == user:
-        roles.append("owner")
-    for party in row.get(info.parties or "", None) or []:
-        if not isinstance(party, dict) or str(party.get("_partyid_value", "")).lower() != user:
-            continue
-        role = PARTICIPATION_ROLES.get(_int(party.get("participationtypemask")) or 0)
-        if role and role not in roles:
-            roles.append(role)
-    return RecordFacts(
-        type=info.logical_name,
-        id=str(row.get(info.key, "")).lower(),
-        subject=_str(row.get(info.title)),
-        start=parse_datetime(row.get("scheduledstart")),
-        end=parse_datetime(row.get("scheduledend")),
-        statecode=_int(row.get("statecode")),
-        statuscode=_int(row.get("statuscode")),
-        modified_on=parse_datetime(row.get("modifiedon")),
-        roles=tuple(roles),
-        global_object_id=_str(row.get("globalobjectid")),
-    )
-
-
-def _filter(row: Row, key: str, origin: Literal["user", "system"]) -> SyncFilter:
-    return SyncFilter(
-        id=str(row.get(key, "")),
-        name=str(row.get("name") or "(unnamed filter)"),
-        origin=origin,
-        returned_type=str(row.get("returnedtypecode") or ""),
-        active=row.get("statecode", 0) == 0,
-        fetchxml=str(row.get("fetchxml") or ""),
-    )
