@@ -125,6 +125,13 @@ class Deliverer:
             return 0
         self.connector.limiter.accepted()
         await self.store.mark_sent(entry, result)
+        lease_end = start_by + self.lease_seconds * (1 - START_SHARE)
+        if asyncio.get_running_loop().time() > lease_end:  # the one at-least-once window: say it happened
+            log.warning(
+                "outbox %s (%s) was recorded after its lease ended: it may be sent twice",
+                entry.id,
+                entry.kind,
+            )
         return 1
 
     async def _failed(
