@@ -11,17 +11,18 @@ Each parent row is returned once (as with distinct="true"); linked attributes co
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from bot.sandbox.odata import QueryError, compare
-from bot.sandbox.org import ENTITY_SETS, LOGICAL_TO_SET, Org
+from bot.sandbox.conditions import OPERATORS, Condition, Test, sql_like
+from bot.sandbox.odata import QueryError, first_rows
+from bot.sandbox.org import Org
+from bot.sandbox.schema import ENTITY_SETS, LOGICAL_TO_SET
 
 __all__ = ["run_fetch", "sql_like"]
 
@@ -38,41 +39,8 @@ _FETCH_ATTRIBUTES = {
     "page",
     "returntotalrecordcount",
 }
-_COMPARE = {"eq", "ne", "gt", "ge", "lt", "le"}
-_TEXT_OPS: dict[str, Callable[[str, str], bool]] = {
-    "begins-with": lambda v, p: v.startswith(p),
-    "not-begin-with": lambda v, p: not v.startswith(p),
-    "ends-with": lambda v, p: v.endswith(p),
-    "not-end-with": lambda v, p: not v.endswith(p),
-}
-
-
-def sql_like(pattern: str) -> re.Pattern[str]:
-    """SQL Server LIKE as a regex: % any run, _ one character, [abc] / [^abc] / [a-c] a class; no case."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "%":
-            out.append(".*")
-        elif ch == "_":
-            out.append(".")
-        elif ch == "[":
-            end = pattern.find("]", i + 1)
-            if end == -1:
-                out.append(re.escape(ch))
-            else:
-                body = pattern[i + 1 : end]
-                negate = body.startswith("^")
-                if negate:
-                    body = body[1:]
-                escaped = "".join("\\" + c if c in "\\]^" else c for c in body)
-                out.append(f"[{'^' if negate else ''}{escaped}]")
-                i = end
-        else:
-            out.append(re.escape(ch))
-        i += 1
-    return re.compile("".join(out), re.IGNORECASE | re.DOTALL)
+_ENTITY_CHILDREN = {"attribute", "all-attributes", "filter", "link-entity", "order"}
+_LINK_ATTRIBUTES = {"name", "from", "to", "alias", "link-type", "visible", "intersect"}
 
 
 def value_of(row: Row | None, attribute: str) -> Any:
@@ -101,6 +69,7 @@ class _Evaluator:
         self.user_id = user_id.lower()
         self.aliases = 0
         self.indexes: dict[tuple[str, str], dict[str, list[Row]]] = {}
+        self.conditions: dict[ET.Element, tuple[Condition, Test]] = {}
 
     def entity_set(self, logical_name: str | None) -> str:
         entity_set = LOGICAL_TO_SET.get(logical_name or "")
@@ -110,7 +79,7 @@ class _Evaluator:
 
     def link(self, node: ET.Element) -> _Link:
         for attr in node.attrib:
-            if attr not in ("name", "from", "to", "alias", "link-type", "visible", "intersect"):
+            if attr not in _LINK_ATTRIBUTES:
                 raise QueryError(f"FetchXML: link-entity attribute {attr!r} is not supported")
         link_type = node.get("link-type", "inner")
         if link_type not in ("inner", "outer"):
@@ -119,7 +88,7 @@ class _Evaluator:
             raise QueryError("FetchXML: link-entity needs both 'from' and 'to'")
         self.aliases += 1
         children = [c for c in node if c.tag == "link-entity"]
-        self.check_children(node, {"attribute", "all-attributes", "filter", "link-entity", "order"})
+        self.check_children(node, _ENTITY_CHILDREN)
         return _Link(
             entity_set=self.entity_set(node.get("name")),
             alias=node.get("alias") or f"{node.get('name')}{self.aliases}",
@@ -190,43 +159,19 @@ class _Evaluator:
         return self.test(row, node)
 
     def test(self, row: Row | None, node: ET.Element) -> bool:
-        attribute = node.get("attribute")
-        operator = node.get("operator")
-        if not attribute or not operator:
-            raise QueryError("FetchXML: a condition needs 'attribute' and 'operator'")
-        value = value_of(row, attribute)
-        literal = node.get("value")
-        values = [v.text or "" for v in node.findall("value")]
-        if operator in _COMPARE:
-            if literal is None:
-                raise QueryError(f"FetchXML: condition {attribute} {operator} needs a value")
-            return compare(operator, value, literal)
-        if operator in ("in", "not-in"):
-            options = values or ([literal] if literal is not None else [])
-            hit = any(compare("eq", value, option) for option in options)
-            return hit if operator == "in" else value is not None and not hit
-        if operator in ("like", "not-like"):
-            if value is None:
-                return False
-            hit = sql_like(literal or "").fullmatch(str(value)) is not None
-            return hit if operator == "like" else not hit
-        if operator in _TEXT_OPS:
-            return value is not None and bool(
-                _TEXT_OPS[operator](str(value).casefold(), (literal or "").casefold())
+        condition, check = self.conditions.get(node) or self.read_condition(node)
+        return check(value_of(row, condition.attribute), condition)
+
+    def read_condition(self, node: ET.Element) -> tuple[Condition, Test]:
+        """A <condition> and its operator's test, read once per query."""
+        condition = Condition.read(node, self.user_id)
+        check = OPERATORS.get(condition.operator)
+        if check is None:
+            raise QueryError(
+                f"FetchXML: condition operator {condition.operator!r} is not supported by the sandbox"
             )
-        if operator == "null":
-            return value is None
-        if operator == "not-null":
-            return value is not None
-        if operator in ("eq-userid", "ne-userid"):
-            same = compare("eq", value, self.user_id)
-            return same if operator == "eq-userid" else value is not None and not same
-        if operator in ("on-or-after", "on-or-before"):
-            if value is None or literal is None:
-                return False
-            day = str(value)[:10]
-            return day >= literal[:10] if operator == "on-or-after" else day <= literal[:10]
-        raise QueryError(f"FetchXML: condition operator {operator!r} is not supported by the sandbox")
+        self.conditions[node] = (condition, check)
+        return condition, check
 
     def attributes(self, row: Row, node: ET.Element, prefix: str, key: str | None) -> Row:
         out: Row = {}
@@ -249,8 +194,26 @@ def run_fetch(fetchxml: str, org: Org, user_id: str) -> tuple[str, list[Row]]:
     Raises:
         QueryError: malformed FetchXML or a construct the sandbox doesn't support.
     """
+    root = _parse(fetchxml)
+    entity = _the_entity(root)
+    evaluator = _Evaluator(org, user_id)
+    entity_set = evaluator.entity_set(entity.get("name"))
+    evaluator.check_children(entity, _ENTITY_CHILDREN)
+    links = [evaluator.link(c) for c in entity if c.tag == "link-entity"]
+    key = ENTITY_SETS[entity_set].key
+    rows = [
+        _record(evaluator, row, entity, links, key)
+        for row in org.rows(entity_set)
+        if evaluator.passes(row, entity, links)
+    ]
+    _sort(rows, entity.findall("order"))
+    return entity_set, first_rows(rows, root.get("top") or root.get("count"), "FetchXML: top/count")
+
+
+def _parse(fetchxml: str) -> ET.Element:
+    """The <fetch> element, its attributes checked."""
     try:
-        root = SafeET.fromstring(fetchxml)
+        root: ET.Element = SafeET.fromstring(fetchxml)
     except (ET.ParseError, DefusedXmlException) as exc:
         raise QueryError(f"FetchXML does not parse: {exc}") from exc
     if root.tag != "fetch":
@@ -260,33 +223,33 @@ def run_fetch(fetchxml: str, org: Org, user_id: str) -> tuple[str, list[Row]]:
             raise QueryError(f"FetchXML: fetch attribute {attr!r} is not supported")
         if attr == "aggregate" and value == "true":
             raise QueryError("FetchXML: aggregate queries are not supported")
+    return root
+
+
+def _the_entity(root: ET.Element) -> ET.Element:
     entities = root.findall("entity")
     _Evaluator.check_children(root, {"entity"})
     if len(entities) != 1:
         raise QueryError("FetchXML: <fetch> needs exactly one <entity>")
-    entity = entities[0]
-    evaluator = _Evaluator(org, user_id)
-    entity_set = evaluator.entity_set(entity.get("name"))
-    evaluator.check_children(entity, {"attribute", "all-attributes", "filter", "link-entity", "order"})
-    links = [evaluator.link(c) for c in entity if c.tag == "link-entity"]
-    key = ENTITY_SETS[entity_set].key
-    rows: list[Row] = []
-    for row in org.rows(entity_set):
-        if not evaluator.passes(row, entity, links):
-            continue
-        out = evaluator.attributes(row, entity, "", key)
-        for link in links:
-            matches = evaluator.joined(row, link)
-            if matches:
-                out.update(evaluator.attributes(matches[0], link.node, f"{link.alias}.", None))
-        rows.append(out)
-    for order in reversed(entity.findall("order")):
+    return entities[0]
+
+
+def _record(evaluator: _Evaluator, row: Row, entity: ET.Element, links: list[_Link], key: str) -> Row:
+    """A row that passed: its attributes and those of each link's first match (as "alias.name")."""
+    out = evaluator.attributes(row, entity, "", key)
+    for link in links:
+        matches = evaluator.joined(row, link)
+        if matches:
+            out.update(evaluator.attributes(matches[0], link.node, f"{link.alias}.", None))
+    return out
+
+
+def _sort(rows: list[Row], orders: list[ET.Element]) -> None:
+    for order in reversed(orders):
         name = order.get("attribute") or ""
         descending = order.get("descending") == "true"
-        rows.sort(key=lambda r: (value_of(r, name) is None, str(value_of(r, name) or "")), reverse=descending)
-    limit = root.get("top") or root.get("count")
-    if limit is not None:
-        if not limit.isdigit():
-            raise QueryError(f"FetchXML: top/count {limit!r} is not a number")
-        rows = rows[: int(limit)]
-    return entity_set, rows
+        rows.sort(key=partial(_order_key, name), reverse=descending)
+
+
+def _order_key(name: str, row: Row) -> tuple[bool, str]:
+    return (value_of(row, name) is None, str(value_of(row, name) or ""))

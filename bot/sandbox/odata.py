@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["Node", "QueryError", "compare", "parse_filter", "parse_orderby", "split_top_level"]
+from bot.sandbox.comparison import as_datetime, compare
+
+__all__ = ["Node", "QueryError", "compare", "first_rows", "parse_filter", "parse_orderby", "split_top_level"]
 
 Row = dict[str, Any]
+T = TypeVar("T")
 Scope = dict[str, Row]  # lambda variable -> row
 Navigator = Callable[[Row, str], list[Row] | None]  # (row, navigation name) -> related rows
 
@@ -149,66 +151,17 @@ class Lambda(Node):
         return any(test) if self.quantifier == "any" else all(test)
 
 
-# --- comparison ------------------------------------------------------------------------------------
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and re.match(r"\d{4}-\d{2}-\d{2}T", value):
-        try:
-            return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value.replace("Z", "+00:00")))
-        except ValueError:
-            return None
-    return None
-
-
-def compare(op: str, left: Any, right: Any) -> bool:
-    """Compare two values the way Dataverse does (null only equals null; strings ignore case)."""
-    if left is None or right is None:
-        if op == "eq":
-            return left is None and right is None
-        if op == "ne":
-            return not (left is None and right is None)
-        return False
-    if isinstance(left, bool) or isinstance(right, bool):
-        left, right = _truth(left), _truth(right)
-    elif isinstance(left, int | float) and isinstance(right, int | float):
-        pass
-    elif (dl := _as_datetime(left)) is not None and (dr := _as_datetime(right)) is not None:
-        left, right = dl, dr
-    elif isinstance(left, int | float) or isinstance(right, int | float):
-        try:
-            left, right = float(left), float(right)
-        except (TypeError, ValueError):
-            left, right = str(left).casefold(), str(right).casefold()
-    else:
-        left, right = str(left).casefold(), str(right).casefold()
-    try:
-        return bool(
-            {
-                "eq": left == right,
-                "ne": left != right,
-                "gt": left > right,
-                "ge": left >= right,
-                "lt": left < right,
-                "le": left <= right,
-            }[op]
-        )
-    except TypeError:
-        return False
-
-
-def _truth(value: Any) -> Any:
-    if isinstance(value, str):
-        return value.lower() in ("true", "1")
-    return bool(value)
-
-
 # --- parser ----------------------------------------------------------------------------------------
 
 _COMPARISONS = {"eq", "ne", "gt", "ge", "lt", "le"}
 _FUNCTIONS = {"contains", "startswith", "endswith"}
+_LITERALS: dict[str, Callable[[str], Any]] = {  # token kind -> the literal's value
+    "string": lambda text: text[1:-1].replace("''", "'"),
+    "guid": str.lower,
+    "datetime": as_datetime,
+    "number": lambda text: float(text) if "." in text else int(text),
+}
+_NAMED_LITERALS = {"true": True, "false": False, "null": None}
 
 
 class _Parser:
@@ -272,31 +225,29 @@ class _Parser:
             inner = self.or_expr()
             self.take(")")
             return inner
-        if tok.kind == "string":
-            return Literal(tok.text[1:-1].replace("''", "'"))
-        if tok.kind == "guid":
-            return Literal(tok.text.lower())
-        if tok.kind == "datetime":
-            return Literal(_as_datetime(tok.text))
-        if tok.kind == "number":
-            return Literal(float(tok.text) if "." in tok.text else int(tok.text))
+        if tok.kind in _LITERALS:
+            return Literal(_LITERALS[tok.kind](tok.text))
         if tok.kind != "name":
             raise QueryError(f"$filter: unexpected {tok.text!r}")
-        if tok.text in ("true", "false"):
-            return Literal(tok.text == "true")
-        if tok.text == "null":
-            return Literal(None)
+        if tok.text in _NAMED_LITERALS:
+            return Literal(_NAMED_LITERALS[tok.text])
         nxt = self.peek()
         if nxt is not None and nxt.text == "(":
-            if tok.text not in _FUNCTIONS:
-                raise QueryError(f"$filter: function {tok.text!r} is not supported")
-            self.take("(")
-            first = self.operand()
-            self.take(",")
-            second = self.operand()
-            self.take(")")
-            return Call(tok.text, (first, second))
-        path = [tok.text]
+            return self.call(tok.text)
+        return self.path(tok.text)
+
+    def call(self, name: str) -> Node:
+        if name not in _FUNCTIONS:
+            raise QueryError(f"$filter: function {name!r} is not supported")
+        self.take("(")
+        first = self.operand()
+        self.take(",")
+        second = self.operand()
+        self.take(")")
+        return Call(name, (first, second))
+
+    def path(self, first: str) -> Node:
+        path = [first]
         while self.peek() is not None and self.peek().text == "/":  # type: ignore[union-attr]
             self.take("/")
             step = self.take()
@@ -340,6 +291,19 @@ def parse_orderby(text: str) -> list[tuple[str, bool]]:
             raise QueryError(f"$orderby: can't read {part.strip()!r}")
         result.append((words[0], len(words) == 2 and words[1] == "desc"))
     return result
+
+
+def first_rows(rows: list[T], count: str | None, option: str) -> list[T]:
+    """The first `count` rows (all of them when `count` is None); `option` names the count in errors.
+
+    Raises:
+        QueryError: `count` is not a whole number.
+    """
+    if count is None:
+        return rows
+    if not count.isdigit():
+        raise QueryError(f"{option} {count!r} is not a number")
+    return rows[: int(count)]
 
 
 def split_top_level(text: str, sep: str) -> list[str]:

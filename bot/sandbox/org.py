@@ -4,66 +4,20 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import FixtureError
-from bot.ids import is_id
+from bot.sandbox.fixture import read_fixture
+from bot.sandbox.schema import ENTITY_SETS, NAVIGATIONS, EntityMeta, Navigation, Row
+from bot.sandbox.schema import LOGICAL_TO_SET as LOGICAL_TO_SET  # re-exported (the schema is its own module)
+from bot.sandbox.schema import key_of as _key
 
 __all__ = ["ENTITY_SETS", "NAVIGATIONS", "SAMPLE_ORG", "EntityMeta", "Navigation", "Org", "load_fixture"]
 
-Row = dict[str, Any]
 SAMPLE_ORG = Path(__file__).with_name("sample_org.json")
-
-
-@dataclass(frozen=True)
-class EntityMeta:
-    logical_name: str
-    key: str
-
-
-ENTITY_SETS: dict[str, EntityMeta] = {
-    "systemusers": EntityMeta("systemuser", "systemuserid"),
-    "mailboxes": EntityMeta("mailbox", "mailboxid"),
-    "appointments": EntityMeta("appointment", "activityid"),
-    "tasks": EntityMeta("task", "activityid"),
-    "contacts": EntityMeta("contact", "contactid"),
-    "activityparties": EntityMeta("activityparty", "activitypartyid"),
-    "userqueries": EntityMeta("userquery", "userqueryid"),
-    "savedqueries": EntityMeta("savedquery", "savedqueryid"),
-}
-LOGICAL_TO_SET = {meta.logical_name: name for name, meta in ENTITY_SETS.items()}
-
-
-@dataclass(frozen=True)
-class Navigation:
-    """A navigation property: rows of `target` whose `remote` column equals this row's `local` column."""
-
-    target: str
-    local: str
-    remote: str
-    many: bool
-
-
-NAVIGATIONS: dict[tuple[str, str], Navigation] = {
-    ("systemusers", "mailbox_regarding_systemuser"): Navigation(
-        "mailboxes", "systemuserid", "_regardingobjectid_value", True
-    ),
-    ("systemusers", "defaultmailbox"): Navigation("mailboxes", "_defaultmailbox_value", "mailboxid", False),
-    ("mailboxes", "regardingobjectid_systemuser"): Navigation(
-        "systemusers", "_regardingobjectid_value", "systemuserid", False
-    ),
-    ("appointments", "appointment_activity_parties"): Navigation(
-        "activityparties", "activityid", "_activityid_value", True
-    ),
-    ("tasks", "task_activity_parties"): Navigation(
-        "activityparties", "activityid", "_activityid_value", True
-    ),
-}
 
 # Who may read a record (a simple model of Dataverse's privileges): its owner and, for activities, its
 # parties; everyone whose "$privileges" hold the table's Read privilege (organization-wide read).
@@ -73,15 +27,6 @@ READ_PRIVILEGES = {
     "contacts": "prvReadContact",
 }
 _PARTIES = {"appointments": "appointment_activity_parties", "tasks": "task_activity_parties"}
-
-_LOOKUPS_TO_CHECK = {
-    "mailboxes": ("_regardingobjectid_value",),
-    "activityparties": ("_activityid_value",),
-}
-
-
-def _key(value: Any) -> str:
-    return str(value).strip("{}").lower()
 
 
 @dataclass
@@ -162,67 +107,17 @@ class Org:
         Raises:
             FixtureError: naming `source` and the first problem found.
         """
-
-        def fail(problem: str) -> FixtureError:
-            return FixtureError(f"{source}: {problem}")
-
-        if not isinstance(data, dict):
-            raise fail("the top level must be a JSON object of tables keyed by entity set name")
-        tables: dict[str, list[Row]] = {name: [] for name in ENTITY_SETS}
-        for name, rows in data.items():
-            if name == "graph" or name.startswith("$"):
-                continue
-            if not isinstance(rows, list):
-                raise fail(f"table {name!r} must be a list of rows")
-            for index, row in enumerate(rows):
-                if not isinstance(row, dict):
-                    raise fail(f"{name}[{index}] must be an object")
-            tables[name] = [dict(r) for r in rows]
-        for name, meta in ENTITY_SETS.items():
-            seen: set[str] = set()
-            for index, row in enumerate(tables[name]):
-                if meta.key not in row and name == "activityparties":
-                    row[meta.key] = str(uuid.uuid4())
-                value = row.get(meta.key)
-                if not isinstance(value, str) or not is_id(value.strip("{}")):
-                    raise fail(
-                        f"{name}[{index}]: {meta.key} must be an id (hex digits and dashes), got {value!r}"
-                    )
-                if _key(value) in seen:
-                    raise fail(f"{name}[{index}]: duplicate {meta.key} {value}")
-                seen.add(_key(value))
-        for name, columns in _LOOKUPS_TO_CHECK.items():
-            for index, row in enumerate(tables[name]):
-                for column in columns:
-                    if row.get(column) is None:
-                        raise fail(f"{name}[{index}]: {column} is required")
-        for name in ("userqueries", "savedqueries"):
-            for index, row in enumerate(tables[name]):
-                if not isinstance(row.get("fetchxml"), str) or not row["fetchxml"].strip():
-                    raise fail(f"{name}[{index}]: fetchxml must be a non-empty string")
-        faults = data.get("$faults", [])
-        if not isinstance(faults, list) or not all(isinstance(x, dict) and "route" in x for x in faults):
-            raise fail("$faults must be a list of objects, each with a 'route'")
-        privileges = data.get("$privileges", {})
-        if not isinstance(privileges, dict) or not all(
-            isinstance(v, list) and all(isinstance(p, str) for p in v) for v in privileges.values()
-        ):
-            raise fail('$privileges must map systemuserids to lists of privilege names ("prvReadActivity")')
+        fixture = read_fixture(data, source)
         org = cls(
-            tables=tables,
-            events=_graph_events(data.get("graph"), fail),
-            team_members=_team_members(data.get("graph"), fail),
+            tables=fixture.tables,
+            events=fixture.events,
+            team_members=fixture.team_members,
             source=source,
-            fault_specs=faults,
-            privileges={_key(k): frozenset(v) for k, v in privileges.items()},
+            fault_specs=fixture.fault_specs,
+            privileges=fixture.privileges,
         )
-        anchor = data.get("$relative_to")
-        if anchor is not None:
-            try:
-                anchor_day = datetime.fromisoformat(str(anchor).replace("Z", "+00:00")).date()
-            except ValueError as exc:
-                raise fail(f"$relative_to {anchor!r} is not an ISO 8601 date-time") from exc
-            org.shift_days(((today or datetime.now(UTC).date()) - anchor_day).days)
+        if fixture.anchor_day is not None:
+            org.shift_days(((today or datetime.now(UTC).date()) - fixture.anchor_day).days)
         return org
 
     def shift_days(self, days: int) -> None:
@@ -251,50 +146,6 @@ def _shifted(value: Any, delta: timedelta) -> Any:
     except ValueError:
         return value
     return moved.strftime("%Y-%m-%dT%H:%M:%S") + value[19:]
-
-
-def _team_members(graph: Any, fail: Any) -> dict[str, list[Row]]:
-    """Optional `graph.teams`: {team id: {"members": [{"userId", "displayName", "roles": ["owner"]}]}}."""
-    teams = graph.get("teams") if isinstance(graph, dict) else None
-    if teams is None:
-        return {}
-    if not isinstance(teams, dict):
-        raise fail("graph.teams must be an object keyed by team (group) id")
-    members: dict[str, list[Row]] = {}
-    for team_id, entry in teams.items():
-        rows = entry.get("members") if isinstance(entry, dict) else None
-        if not isinstance(rows, list) or not all(isinstance(r, dict) and "userId" in r for r in rows):
-            raise fail(f"graph.teams[{team_id!r}] must have a 'members' list of objects with a userId")
-        members[_key(team_id)] = [dict(r) for r in rows]
-    return members
-
-
-def _graph_events(graph: Any, fail: Any) -> dict[str, list[Row]]:
-    if graph is None:
-        return {}
-    users = graph.get("users") if isinstance(graph, dict) else None
-    if not isinstance(users, dict):
-        raise fail("graph must be an object with a 'users' object keyed by Entra object id")
-    events: dict[str, list[Row]] = {}
-    for user_id, entry in users.items():
-        items = entry.get("events") if isinstance(entry, dict) else None
-        if not isinstance(items, list):
-            raise fail(f"graph.users[{user_id!r}] must have an 'events' list")
-        for index, event in enumerate(items):
-            where = f"graph.users[{user_id!r}].events[{index}]"
-            if not isinstance(event, dict):
-                raise fail(f"{where} must be an object")
-            for edge in ("start", "end"):
-                value = event.get(edge)
-                if not isinstance(value, dict) or not isinstance(value.get("dateTime"), str):
-                    raise fail(f"{where}.{edge} must be {{'dateTime': ..., 'timeZone': ...}}")
-                zone = value.get("timeZone") or "UTC"
-                try:
-                    ZoneInfo(zone)
-                except (ZoneInfoNotFoundError, ValueError) as exc:
-                    raise fail(f"{where}.{edge}.timeZone {zone!r} is not an IANA time zone or UTC") from exc
-        events[_key(user_id)] = [dict(e) for e in items]
-    return events
 
 
 def load_fixture(path: str | Path) -> Org:
