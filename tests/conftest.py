@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import copy
 import json
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,10 @@ import pytest
 import trustme
 
 from bot.clients.http import THROTTLES
-from bot.sandbox import SAMPLE_ORG, LocalOrg, Org, SandboxConfig, local_org, start_sandbox
+from bot.sandbox import SAMPLE_ORG, LocalOrg, local_org
 from bot.sandbox.azurite import Azurite, start_azurite
 from bot.sandbox.server import RunningSandbox
-
-PLAYGROUND = "00000000-0000-0000-0000-00000000000"  # + "20".."25": the Agents Playground's mock users
-ALEX = PLAYGROUND + "20"
+from tests.support.org import start_https_sandbox
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -53,11 +50,6 @@ async def local() -> AsyncIterator[LocalOrg]:
         yield running
 
 
-def make_local(data: dict[str, Any] | Org, config: SandboxConfig | None = None, **kwargs: Any) -> Any:
-    org = data if isinstance(data, Org) else Org.from_dict(data)
-    return local_org(org, config=config, **kwargs)
-
-
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Azurite]:
     """One Azurite (npm, in memory, loopback) for the session; each test names its own tables and queues."""
@@ -66,10 +58,6 @@ def azurite() -> Iterator[Azurite]:
 
 
 # An org over HTTPS (a test CA that the standard variables trust) and the real MSAL path.
-CLIENT_ID = "11111111-2222-4333-8444-555555555555"
-SECRET = "s3cret-value"
-
-
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
     return trustme.CA()
@@ -87,22 +75,6 @@ def ca_bundle(ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.fixture
 async def https_sandbox(ca: trustme.CA, sample_data: dict[str, Any]) -> AsyncIterator[RunningSandbox]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    running = await start_sandbox(
-        Org.from_dict(sample_data), SandboxConfig(client_secrets={CLIENT_ID: SECRET}), ssl_context=context
-    )
+    running = await start_https_sandbox(ca, sample_data)
     yield running
     await running.close()
-
-
-def env(monkeypatch: pytest.MonkeyPatch, url: str, secret: str = SECRET) -> None:
-    for name, value in {
-        "DATAVERSE_URL": url,
-        "GRAPH_URL": url,
-        "AZURE_AUTHORITY_HOST": url,
-        "AZURE_TENANT_ID": "contoso.example",
-        "AZURE_CLIENT_ID": CLIENT_ID,
-        "AZURE_CLIENT_SECRET": secret,
-    }.items():
-        monkeypatch.setenv(name, value)

@@ -4,11 +4,11 @@ fails too (draw it, or don't write it)."""
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.repo import ROOT, imports
+
 PICTURE = json.loads((ROOT / "docs" / "architecture.json").read_text())
 
 
@@ -32,18 +32,6 @@ def module_path(module: str) -> str | None:
         if (ROOT / candidate).exists():
             return candidate.as_posix()
     return None
-
-
-def imports(path: Path) -> set[str]:
-    """Every module `path` imports, lazy imports inside functions included."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return found
 
 
 def edges() -> set[tuple[str, str, str, str]]:

@@ -10,8 +10,8 @@ from bot.sandbox import LocalOrg
 from bot.sandbox.azurite import Azurite
 from bot.sandbox.server import RunningSandbox
 from bot.store import SqliteStore, connection_string_fields
-from tests.conftest import CLIENT_ID, SECRET, env
-from tests.teams.harness import running_bot
+from tests.support.org import CLIENT_ID, SECRET, env
+from tests.support.teams import running_bot
 
 
 def bot_identity(monkeypatch: pytest.MonkeyPatch, secret: str = SECRET) -> None:

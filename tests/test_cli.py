@@ -18,9 +18,8 @@ from bot.health import check_store
 from bot.sandbox import SAMPLE_ORG
 from bot.setup import wiring
 from bot.store import SqliteStore
-from tests.conftest import ALEX
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.org import ALEX
+from tests.support.repo import ROOT
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -8,17 +8,14 @@ import asyncio
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 
 from bot.sandbox import Fault
-from tests.clients.conftest import faulty_sandbox
-from tests.conftest import ALEX, env
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.org import ALEX, env, faulty_sandbox
+from tests.support.repo import ROOT
 
 
 async def diagnose(wait: float) -> tuple[int | None, str, str, float]:

@@ -30,38 +30,20 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from aiohttp import web
-from botframework.connector.auth import AuthenticationConstants, ChannelValidation
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from bot.app import create_app
-from bot.clients.auth import StaticTokenProvider
-from bot.clients.factory import clients_for
-from bot.config import Settings
 from bot.sandbox import SAMPLE_ORG, SandboxConfig, start_sandbox
 from bot.sandbox.connector import FakeConnector
 from bot.sandbox.org import load_fixture
-from bot.store import SqliteStore
 from bot.teams.envelope import MAX_TEXT_CHARS
-from tests.conftest import ALEX, PLAYGROUND
-from tests.test_envelope import (
-    APP_ID,
-    KID,
-    UNTRUSTED_KEY,
-    LoopWatch,
-    OpenIdServer,
-    claims,
-    jwks,
-    signed,
-    unsigned,
-)
+from tests.support.org import ALEX, PLAYGROUND, QUARTERLY
+from tests.support.repo import ROOT
+from tests.support.teams import TENANT
+from tests.support.tokens import APP_ID, KID, UNTRUSTED_KEY, OpenIdServer, claims, jwks, signed, unsigned
 
 T = TypeVar("T")
-ROOT = Path(__file__).resolve().parents[1]
-TENANT = "00000000-0000-0000-0000-0000000000001"
 BOT_ID = "28:sync-doctor"
-QUARTERLY = "c3000000-0000-4000-8000-000000000001"
 EMULATOR_ISSUER = "https://sts.windows.net/d6d49420-f39b-4df7-a1dc-d59a935871db/"
 # Examples per strategy (FUZZ_EXAMPLES=activities,bodies,tokens to change them): about 3,000 requests.
 ACTIVITIES, BODIES, TOKENS = (int(n) for n in os.environ.get("FUZZ_EXAMPLES", "1800,500,800").split(","))
@@ -155,81 +137,8 @@ def services() -> Iterator[Services]:
 
 # --- the bot, in a process of its own -----------------------------------------------------------------
 # As in production, its event loop, garbage collector and GIL are not shared with this test's client and
-# generators: what /healthz answers and how long the loop is busy are the bot's own.
-
-
-def serve_for_fuzz(sandbox_url: str, token: str, openid_url: str, ready: str) -> None:
-    """The child process: two instances of the bot on one event loop, without MicrosoftAppId (every
-    activity reaches the envelope check and the turn) and with it (every token is checked, against the
-    local keys). Test-only routes on the first report the process's log records and its loop's watch."""
-    ChannelValidation.open_id_metadata_endpoint = openid_url
-    AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPENID_METADATA_URL = openid_url
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    logging.getLogger().addHandler(Keep(logging.INFO))
-    logging.getLogger().setLevel(logging.INFO)  # what `serve` logs
-
-    async def serve() -> None:
-        watch = LoopWatch().start()
-        stop = asyncio.Event()
-        clients = clients_for(sandbox_url, sandbox_url, StaticTokenProvider(token))
-        store = SqliteStore(":memory:")
-
-        async def log(request: web.Request) -> web.Response:
-            lines = [
-                {
-                    "logger": r.name,
-                    "level": r.levelno,
-                    "message": r.getMessage()[:300],
-                    "traceback": r.exc_info is not None or "Traceback (most recent" in r.getMessage(),
-                }
-                for r in records[int(request.query["since"]) :]
-            ]
-            return web.json_response({"count": len(records), "lines": lines})
-
-        async def watched(request: web.Request) -> web.Response:
-            names = ("cpu_stall", "cpu_stall_with_gc", "gc_pause", "wall_stall", "ticks")
-            return web.json_response({name: getattr(watch, name) for name in names})
-
-        async def end(request: web.Request) -> web.Response:
-            stop.set()
-            return web.json_response({})
-
-        runners, urls = [], []
-        for app_id in ("", APP_ID):
-            config = Settings(
-                MicrosoftAppId=app_id,
-                MicrosoftAppPassword="x" if app_id else None,
-                HELPDESK_AGENTS=ALEX,  # the agents' paths (ticket buttons, "diagnose someone") too
-                DIAGNOSIS_BUDGET_SECONDS=5,
-            )
-            app = create_app(config, clients=clients, store=store, deliver=False)
-            if not app_id:
-                app.router.add_get("/_fuzz/log", log)
-                app.router.add_get("/_fuzz/watch", watched)
-                app.router.add_post("/_fuzz/stop", end)
-            runner = web.AppRunner(app, access_log=None)  # as `serve` runs it
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            runners.append(runner)
-            urls.append(f"http://127.0.0.1:{runner.addresses[0][1]}")
-        _announce(ready, urls)
-        await stop.wait()
-        await watch.stop()
-        for runner in runners:
-            await runner.cleanup()
-        await clients.aclose()
-        await store.close()
-
-    asyncio.run(serve())
-
-
-def _announce(ready: str, urls: list[str]) -> None:
-    Path(ready).write_text(json.dumps(urls))
+# generators: what /healthz answers and how long the loop is busy are the bot's own. Its code:
+# tests/support/fuzz_bot.py.
 
 
 @dataclass
@@ -250,7 +159,7 @@ class Bot:
 @contextlib.contextmanager
 def bot(fakes: Services, openid_url: str, folder: Path, client: httpx.Client) -> Iterator[Bot]:
     ready, output = folder / "ready.json", folder / "bot.log"
-    code = "import sys; from tests.test_fuzz import serve_for_fuzz; serve_for_fuzz(*sys.argv[1:])"
+    code = "import sys; from tests.support.fuzz_bot import serve_for_fuzz; serve_for_fuzz(*sys.argv[1:])"
     args = [fakes.sandbox_url, fakes.token, openid_url, str(ready)]
     with output.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, stdout=out, stderr=out)

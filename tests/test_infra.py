@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from bot.config import Settings
-from tests.e2e.conftest import answers, bot_env, free_port, wait_until
+from tests.support.processes import answers, bot_env, free_port, wait_until
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 BICEP = (ROOT / "infra" / "main.bicep").read_text()
 DOCKERFILE = (ROOT / "infra" / "Dockerfile").read_text()
 

@@ -13,7 +13,7 @@ from bot.investigation import Choice, Investigator, UserCache, record_words
 from bot.matching import best_matches, similar, words
 from bot.sandbox import Fault, LocalOrg, SandboxConfig, local_org
 from bot.sandbox.metrics import RequestTimeline
-from tests.conftest import ALEX, PLAYGROUND, make_local
+from tests.support.org import ALEX, PLAYGROUND, QUARTERLY, make_local
 
 QUICK = RetryPolicy(budget=2.0, attempt_timeout=1.0, max_attempts=3, base_delay=0.01, max_delay=0.05)
 
@@ -222,8 +222,6 @@ async def test_mailbox_level_check_is_one_round_trip_when_no_record(local: Local
 
 
 # --- which record a person means: Investigator.answer and bot.matching ---------------------------------
-
-QUARTERLY = "c3000000-0000-4000-8000-000000000001"
 
 
 async def test_answer_diagnoses_the_recent_record_the_words_name_typos_and_all(local: LocalOrg) -> None:

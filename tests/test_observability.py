@@ -26,9 +26,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from bot.observability import JsonFormatter, safe_path
 from bot.sandbox import LocalOrg
 from bot.sandbox.connector import FakeConnector
-from tests.conftest import ALEX
-from tests.e2e.conftest import ROOT, answers, bot_env, free_port, wait_until
-from tests.teams.harness import Teams, running_bot
+from tests.support.org import ALEX
+from tests.support.processes import answers, bot_env, free_port, wait_until
+from tests.support.repo import ROOT
+from tests.support.teams import Teams, running_bot
 
 QUESTION = "why is my Quarterly review with Contoso not in Outlook"
 

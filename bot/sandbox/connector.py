@@ -31,6 +31,10 @@ class FakeConnector:
     per_tenant: int = 50  # messages per second per app per tenant
     latency: float = 0.0
     hang_from: int | None = None  # hold the N-th request and every later one open until `release` is set
+    # What the held requests get when released: None accepts them; a status (e.g. 503) refuses them all,
+    # so none is accepted around the moment its sender's own timeout gives up on it (the at-least-once
+    # window a real connector has too, which a test of "exactly once" must not depend on).
+    release_status: int | None = None
     failures: list[int] = field(default_factory=list)  # statuses to answer before succeeding, in order
     sent: list[dict[str, Any]] = field(default_factory=list)  # posted activities, with "conversation_id"
     created: list[dict[str, Any]] = field(default_factory=list)  # conversation parameters, as posted
@@ -131,6 +135,8 @@ class FakeConnector:
             if request.transport is None or request.transport.is_closing():
                 self.abandoned += 1
                 return web.Response(status=499)  # the sender died waiting: Teams never accepted this one
+            if self.release_status is not None:
+                return web.json_response({"error": {"code": "ServiceUnavailable"}}, status=self.release_status)
         if self.latency:
             await asyncio.sleep(self.latency)
         return None

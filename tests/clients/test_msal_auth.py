@@ -9,7 +9,7 @@ from bot.errors import BackendRefused
 from bot.investigation import Investigator
 from bot.sandbox.server import RunningSandbox
 from bot.setup import clients_from_settings
-from tests.conftest import env
+from tests.support.org import env
 
 
 async def test_msal_tokens_reach_dataverse_and_are_cached(

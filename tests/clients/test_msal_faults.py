@@ -18,7 +18,7 @@ from bot.investigation import Investigator
 from bot.sandbox import Fault
 from bot.sandbox.server import RunningSandbox
 from bot.setup import clients_from_settings
-from tests.conftest import ALEX, CLIENT_ID, SECRET, env
+from tests.support.org import ALEX, CLIENT_ID, SECRET, env
 
 QUICK = RetryPolicy(budget=2.0, attempt_timeout=1.0, max_attempts=4, base_delay=0.05, max_delay=0.2)
 TOKEN_POST = "*/oauth2/v2.0/token"  # the token request only, not the tenant's discovery document

@@ -15,8 +15,8 @@ from bot.clients.graph import GraphClient
 from bot.clients.http import THROTTLES, RetryPolicy, throttle_key
 from bot.errors import Throttled
 from bot.investigation import Investigator
-from tests.clients.conftest import FakeClock
-from tests.conftest import ALEX
+from tests.support.org import ALEX
+from tests.support.timing import FakeClock
 
 FAST = RetryPolicy(budget=3.0, attempt_timeout=1.0, max_attempts=4, base_delay=0.01, max_delay=0.05)
 ORG = "https://contoso.crm.example"

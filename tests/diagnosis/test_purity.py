@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import bot.diagnosis
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.repo import ROOT
 
 FORBIDDEN = (
     "aiohttp",

@@ -20,7 +20,7 @@ from bot.diagnosis import (
 )
 from bot.investigation import Investigator
 from bot.sandbox import SAMPLE_ORG, LocalOrg
-from tests.diagnosis.test_rules import HEALTHY, RECORD, facts
+from tests.support.diagnosis import HEALTHY, RECORD, facts
 
 ENTITY_SETS = {"appointment": "appointments", "contact": "contacts", "task": "tasks"}
 

@@ -6,28 +6,21 @@ The Playground signs in one user, so Alex Wilber is both the user and (through H
 
 from __future__ import annotations
 
-import asyncio
 import re
 from pathlib import Path
 
 from playwright.async_api import Page, expect
 
 from bot.store import SqliteStore
-from tests.e2e.conftest import SHOTS
-from tests.e2e.test_playground import page, say
-
-__all__ = ["page"]
+from tests.support.helpdesk import all_sent
+from tests.support.playground import SHOTS, say
 
 
 async def delivered(store_path: Path) -> None:
     """Wait until the bot's outbox has nothing left to send (bounded)."""
     store = SqliteStore(str(store_path))
     try:
-        for _ in range(300):
-            if (await store.pending())[0] == 0:
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError("the bot's outbox did not empty within 30 s")
+        await all_sent(store)
     finally:
         await store.close()
 

@@ -15,10 +15,10 @@ from playwright.async_api import Page, async_playwright, expect
 
 from bot.sandbox import SAMPLE_ORG
 from bot.store import SqliteStore
-from tests.e2e.conftest import ROOT, SHOTS, bot_env, running_bot, running_playground
-from tests.e2e.test_playground import CHROMIUM_ARGS
-
-ALEX = "00000000-0000-0000-0000-0000000000020"
+from tests.support.org import ALEX
+from tests.support.playground import CHROMIUM_ARGS, SHOTS, running_playground
+from tests.support.processes import bot_env, running_bot
+from tests.support.repo import ROOT
 
 
 async def _until_watching(store_path: Path, user: str) -> None:

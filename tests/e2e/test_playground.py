@@ -7,39 +7,10 @@ owner-only cause on the card, press Re-check and see the same card update in pla
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
-import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
-from tests.e2e.conftest import SHOTS
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-async def page(playground_url: str, chromium_path: str) -> AsyncIterator[Page]:
-    async with async_playwright() as pw:
-        browser: Browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        page = await browser.new_page(viewport={"width": 1280, "height": 1500})
-        await page.goto(playground_url, wait_until="domcontentloaded")
-        yield page
-        await browser.close()
-
-
-async def say(page: Page, text: str) -> None:
-    box = page.locator('[role="textbox"]').first
-    await box.click()
-    await box.type(text)
-    await page.keyboard.press("Enter")
+from tests.support.playground import SHOTS, say
 
 
 async def test_ask_pick_diagnose_and_recheck_in_place(page: Page) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from bot.sandbox.connector import FakeConnector
 from bot.store import SqliteStore
-from tests.notify.people import broken_org
+from tests.support.people import broken_org
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 PEOPLE = 40
 
 

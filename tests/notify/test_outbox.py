@@ -30,7 +30,7 @@ from bot.notify.outbox import (
 from bot.notify.outbox.kinds import InvalidEntry, parse
 from bot.notify.preferences import set_watch
 from bot.store import SqliteStore
-from tests.teams.harness import running_connector
+from tests.support.teams import running_connector
 
 USER, AGENT = "Alex-AAD", "megan-aad"
 FINDING = {

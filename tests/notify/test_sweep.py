@@ -20,10 +20,10 @@ from bot.notify.outbox import SendLimiter, deliverer_for
 from bot.notify.sweep import run_sweep
 from bot.sandbox import SAMPLE_ORG, LocalOrg
 from bot.store import SqliteStore
-from tests.conftest import PLAYGROUND, make_local
-from tests.teams.harness import Connector, running_connector
+from tests.support.org import MEGAN, PLAYGROUND, make_local
+from tests.support.teams import Connector, running_connector
 
-MEGAN, ISAIAH = PLAYGROUND + "21", PLAYGROUND + "23"
+ISAIAH = PLAYGROUND + "23"
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from bot.errors import FixtureError
 from bot.sandbox import Org, SandboxConfig, load_fixture, start_sandbox
 from bot.sandbox.server import RunningSandbox
-from tests.conftest import ALEX, PLAYGROUND
+from tests.support.org import ALEX, PLAYGROUND
 
 TOKEN = "test-token"
 ALEX_ID = "a1000000-0000-4000-8000-000000000001"

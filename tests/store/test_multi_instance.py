@@ -8,7 +8,6 @@ No ticket update is lost, every ticket is posted once, every affected person is 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import re
 import signal
 import subprocess
@@ -25,12 +24,14 @@ from bot.helpdesk.tickets import Ticket
 from bot.sandbox.azurite import start_azurite
 from bot.sandbox.connector import FakeConnector
 from bot.store.azure import AzureStore
-from tests.conftest import ALEX, PLAYGROUND
-from tests.e2e.conftest import ROOT, bot_env, running_bot
-from tests.notify.people import broken_org
-from tests.teams.harness import TENANT, Teams
-from tests.teams.test_conversation import buttons, card_text
-from tests.teams.test_helpdesk import ADELE, MEGAN, QUARTERLY, in_channel
+from tests.support.cards import buttons, card_text
+from tests.support.helpdesk import in_channel
+from tests.support.org import ADELE, ALEX, MEGAN, PLAYGROUND, QUARTERLY
+from tests.support.people import broken_org
+from tests.support.processes import bot_env, running_bot
+from tests.support.repo import ROOT
+from tests.support.teams import TENANT, Teams
+from tests.support.timing import until
 
 PEOPLE = 30
 LYNNE = PLAYGROUND + "25"
@@ -64,15 +65,6 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-async def until(condition: Any, what: str, seconds: float = 90) -> None:
-    for _ in range(int(seconds / 0.1)):
-        result = condition()
-        if await result if inspect.isawaitable(result) else result:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def ticket_posts(connector: FakeConnector) -> Counter[str]:
@@ -110,9 +102,11 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
             STORE_URL=azurite.connection_string,
             HELPDESK_AGENTS=f"{MEGAN},{ADELE}",
             SWEEP_INTERVAL_MINUTES="60",  # each instance sweeps at start; the lease lets one at a time
-            # A send gives up after a third of the lease: 3 s here, so that on a busy 2-core machine a
-            # slow answer is not mistaken for none (which would send again: at least once, by design).
-            OUTBOX_LEASE_SECONDS="9",
+            # A send starts in the first half of its lease and gives up after a third of it; the outcome must
+            # then be recorded (in Azurite, itself starved of CPU here) before the lease ends, or another
+            # worker sends again: at least once, by design. 9 s was too short with every core busy (1 run
+            # in 13 sent one notice twice); 20 s leaves 3 s for the record after the slowest send.
+            OUTBOX_LEASE_SECONDS="20",
         )
         urls = [
             stack.enter_context(running_bot(tmp_path, env, fixture, "--no-deliver")),
@@ -122,7 +116,10 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
         a, b = (Teams(http=c, connector=connector) for c in clients)
         try:
             await until(
-                lambda: _pending_at_least(store, PEOPLE), f"{PEOPLE} notices queued by one of the sweeps"
+                lambda: _pending_at_least(store, PEOPLE),
+                f"{PEOPLE} notices queued by one of the sweeps",
+                seconds=90,
+                every=0.1,
             )
             response = await a.send(
                 in_channel(a, "use this channel for helpdesk", user=MEGAN, display_name="Megan Bowen")
@@ -164,15 +161,23 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
                 accepted += len(connector.created) + len(connector.updated)
                 return (await store.outbox_status()).get("sent", 0) >= accepted
 
-            await until(recorded_all_accepted, "the workers to record what was accepted", seconds=30)
+            await until(
+                recorded_all_accepted, "the workers to record what was accepted", seconds=30, every=0.1
+            )
             first.send_signal(signal.SIGKILL)
             assert await asyncio.to_thread(first.wait, 20) == -signal.SIGKILL
             connector.hang_from = None
+            connector.release_status = 503  # what was held is refused (retried later), never half-accepted
             connector.release.set()
             third = worker(env, logs / "w3.log")  # the orchestrator's replacement
             stack.callback(stop, third)
 
-            await until(lambda: sum(ticket_posts(connector).values()) >= TICKETS, "every ticket's card")
+            await until(
+                lambda: sum(ticket_posts(connector).values()) >= TICKETS,
+                "every ticket's card",
+                seconds=90,
+                every=0.1,
+            )
             # Two agents press Assign on every ticket at once, through different instances.
             assigned = await asyncio.gather(
                 *(
@@ -205,7 +210,7 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
                 status = await store.outbox_status()
                 return set(status) == {"sent"}
 
-            await until(delivered_all, "the outbox to empty")
+            await until(delivered_all, "the outbox to empty", seconds=90, every=0.1)
             tickets = [await store.get_ticket(n) for n in range(1001, 1001 + TICKETS)]
             assert [(t.status, t.version) for t in tickets if t] == [
                 ("resolved", 3)

@@ -4,7 +4,6 @@ doesn't fit, and the dispatcher's checks hold for any verb, including one added 
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,11 +13,12 @@ from bot.sandbox import LocalOrg
 from bot.teams import messages
 from bot.teams.actions import ACTIONS, Action, Press
 from bot.teams.payloads import Check, Escalate, EscalateSend, Payload, Pick, TicketPress, Unfit, Watch
-from tests.conftest import ALEX, PLAYGROUND
-from tests.teams.harness import running_bot
-from tests.teams.test_helpdesk import AGENTS, MEGAN, QUARTERLY
+from tests.support.helpdesk import AGENTS
+from tests.support.org import ALEX, MEGAN, PLAYGROUND, QUARTERLY
+from tests.support.repo import ROOT
+from tests.support.teams import running_bot
 
-CARDS = Path(__file__).resolve().parents[2] / "cards"
+CARDS = ROOT / "cards"
 
 
 def verbs_on_cards() -> set[str]:

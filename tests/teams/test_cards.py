@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,9 @@ from cards.conversation import (
 from cards.diagnosis import build_diagnosis_card
 from cards.notice import build_digest_card, build_problem_card
 from cards.ticket import build_escalate_card, build_ticket_card, build_ticket_list_card
-from tests.conftest import ALEX, PLAYGROUND
+from tests.support.cards import run_node
+from tests.support.org import ALEX, PLAYGROUND
 
-ROOT = Path(__file__).resolve().parents[2]
 VALIDATOR = Path(__file__).with_name("validate_cards.js")
 NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 TICKET = Ticket(
@@ -47,20 +46,7 @@ TICKET = Ticket(
 ALLOWED_COLORS = {"Default", "Dark", "Light", "Accent", "Good", "Warning", "Attention"}
 
 
-def validate(cards: list[dict[str, Any]]) -> list[list[str]]:
-    node = shutil.which("node")
-    assert node, "Node.js is needed to validate cards (the README's setup installs the npm tools)"
-    done = subprocess.run(
-        [node, str(VALIDATOR)],
-        input=json.dumps(cards),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return list(json.loads(done.stdout))
+validate = partial(run_node, VALIDATOR)  # each card's problems
 
 
 async def all_cards(local: LocalOrg) -> dict[str, dict[str, Any]]:

@@ -10,40 +10,15 @@ import pytest
 from bot.config import Settings
 from bot.sandbox import LocalOrg
 from bot.teams import messages
-from tests.conftest import ALEX, PLAYGROUND, make_local
-from tests.teams.harness import BOT_ID, Teams, running_bot
-
-MEGAN = PLAYGROUND + "21"
-QUARTERLY = "c3000000-0000-4000-8000-000000000001"
+from tests.support.cards import buttons, card_text
+from tests.support.org import ALEX, MEGAN, PLAYGROUND, QUARTERLY, make_local
+from tests.support.teams import BOT_ID, Teams, running_bot
 
 
 @pytest.fixture
 async def teams(local: LocalOrg) -> AsyncIterator[Teams]:
     async with running_bot(local) as running:
         yield running
-
-
-def card_text(card: dict[str, Any]) -> str:
-    """Every text a person sees on a card, flattened."""
-    out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            for key in ("text", "title", "value", "label"):
-                if isinstance(node.get(key), str):
-                    out.append(node[key])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk({k: v for k, v in card.items() if k != "actions"})
-    return "\n".join(out)
-
-
-def buttons(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {a["title"]: a for a in card.get("actions", [])}
 
 
 async def test_welcome_card_when_installed(teams: Teams) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,85 +12,27 @@ from bot.config import Settings
 from bot.helpdesk.book import TicketBook
 from bot.sandbox import LocalOrg
 from bot.sandbox.connector import UNLIMITED, FakeConnector
-from bot.store import Store
 from bot.teams import messages
-from tests.conftest import ALEX, PLAYGROUND
-from tests.teams.harness import TENANT, Teams, running_bot, running_connector
-from tests.teams.test_conversation import buttons, card_text
-
-MEGAN, ADELE = PLAYGROUND + "21", PLAYGROUND + "22"
-QUARTERLY = "c3000000-0000-4000-8000-000000000001"
-CHANNEL = "19:helpdesk@thread.tacv2"
-AGENTS = Settings(HELPDESK_AGENTS=f"{MEGAN},{ADELE}")
-TEAM_GROUP = "7e000000-0000-4000-8000-000000000001"
+from tests.support.cards import buttons, card_text
+from tests.support.helpdesk import (
+    AGENTS,
+    CHANNEL,
+    TEAM_GROUP,
+    all_sent,
+    escalate,
+    in_channel,
+    posted_buttons,
+    set_channel,
+)
+from tests.support.org import ADELE, ALEX, MEGAN, PLAYGROUND, QUARTERLY, make_local
+from tests.support.teams import TENANT, Teams, running_bot, running_connector
+from tests.support.timing import until
 
 
 @pytest.fixture
 async def desk(local: LocalOrg) -> AsyncIterator[Teams]:
     async with running_bot(local, AGENTS) as teams:
         yield teams
-
-
-def in_channel(
-    teams: Teams,
-    text: str,
-    *,
-    user: str,
-    display_name: str,
-    channel: str = CHANNEL,
-    group: str = TEAM_GROUP,
-) -> dict[str, Any]:
-    activity = teams.activity(user=user, display_name=display_name, text=f"<at>Sync Doctor</at> {text}")
-    activity["conversation"] = {
-        "id": f"{channel};messageid=1",
-        "conversationType": "channel",
-        "tenantId": TENANT,
-    }
-    activity["channelData"] = {
-        "tenant": {"id": TENANT},
-        "channel": {"id": channel},
-        "team": {"id": f"19:team-{group}", "aadGroupId": group},
-    }
-    return activity
-
-
-async def set_channel(teams: Teams) -> None:
-    await teams.send(
-        in_channel(teams, "use this channel for helpdesk", user=MEGAN, display_name="Megan Bowen")
-    )
-    assert teams.connector.texts()[-1] == messages.CHANNEL_SET
-
-
-async def escalate(teams: Teams, comment: str = "Still not in Outlook after an hour") -> dict[str, Any]:
-    data = {"user": ALEX, "record": QUARTERLY, "type": "appointment", "comment": comment}
-    body = (await teams.press("escalate_send", data, user=ALEX)).json()
-    await teams.settle()
-    return body
-
-
-def posted_buttons(teams: Teams) -> dict[str, dict[str, Any]]:
-    """The buttons of the ticket card as the helpdesk channel received it."""
-    return buttons(teams.connector.created[-1]["activity"]["attachments"][0]["content"])
-
-
-async def until(condition: Any, what: str) -> None:
-    for _ in range(600):
-        result = condition()
-        if await result if inspect.isawaitable(result) else result:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def all_sent(store: Store | None) -> None:
-    """Wait until the outbox holds nothing pending: every entry is marked sent (or dead), so nothing can
-    be sent again, and what the connector received is final."""
-    assert store is not None
-
-    async def nothing_pending() -> bool:
-        return (await store.pending())[0] == 0
-
-    await until(nothing_pending, "the outbox to settle")
 
 
 async def test_only_agents_set_the_channel_and_only_in_a_channel(desk: Teams) -> None:
@@ -298,8 +239,6 @@ async def test_a_restart_loses_no_ticket_and_posts_none_twice(local: LocalOrg, t
 async def test_a_team_owner_may_choose_the_channel_only_where_no_agent_could(
     org_data: dict[str, Any],
 ) -> None:
-    from tests.conftest import make_local
-
     org_data["graph"]["teams"] = {
         TEAM_GROUP: {
             "members": [
@@ -321,8 +260,6 @@ async def test_a_team_owner_may_choose_the_channel_only_where_no_agent_could(
 
 
 async def test_owning_some_team_does_not_let_anyone_divert_the_tickets(org_data: dict[str, Any]) -> None:
-    from tests.conftest import make_local
-
     other_group, other_channel = "7e000000-0000-4000-8000-000000000002", "19:mine@thread.tacv2"
     org_data["graph"]["teams"] = {
         TEAM_GROUP: {"members": [{"userId": ALEX, "displayName": "Alex Wilber", "roles": ["owner"]}]},
@@ -374,7 +311,7 @@ async def test_references_are_kept_per_person_and_dropped_on_uninstall(desk: Tea
 
 
 async def test_an_agent_rechecks_the_person_on_the_card_not_themselves(desk: Teams) -> None:
-    from tests.teams.test_conversation import QUARTERLY as RECORD
+    from tests.support.org import QUARTERLY as RECORD
 
     data = {"user": ALEX, "record": RECORD, "type": "appointment", "show_all": False}
     body = (

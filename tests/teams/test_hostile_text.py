@@ -9,11 +9,10 @@ exactly the markup of the same card built with harmless words: the product's own
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,9 @@ from cards.conversation import PickerItem, build_checklist_card, build_picker_ca
 from cards.diagnosis import build_diagnosis_card
 from cards.notice import build_digest_card, build_problem_card
 from cards.ticket import build_escalate_card, build_ticket_card, build_ticket_list_card
-from tests.conftest import ALEX
+from tests.support.cards import run_node
+from tests.support.org import ALEX
 
-ROOT = Path(__file__).resolve().parents[2]
 RENDERER = Path(__file__).with_name("render_cards.js")
 NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 KB = "https://support.microsoft.com/help/4509420"
@@ -118,20 +117,7 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
 }
 
 
-def render(cards: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    node = shutil.which("node")
-    assert node, "Node.js is needed to render cards (the README's setup installs the npm tools)"
-    done = subprocess.run(
-        [node, str(RENDERER)],
-        input=json.dumps(cards),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return list(json.loads(done.stdout))
+render = partial(run_node, RENDERER)  # each card's problems, markup and text
 
 
 def markup(rendered: dict[str, Any]) -> dict[str, int]:

@@ -18,10 +18,10 @@ from bot.helpdesk.desk import MAX_OPEN_TICKETS
 from bot.sandbox import LocalOrg
 from bot.store import SqliteStore
 from bot.teams import messages
-from tests.conftest import ALEX
-from tests.teams.harness import BOT_ID, TENANT, running_bot
-from tests.teams.test_conversation import card_text
-from tests.teams.test_helpdesk import AGENTS, MEGAN, QUARTERLY, set_channel
+from tests.support.cards import card_text
+from tests.support.helpdesk import AGENTS, set_channel
+from tests.support.org import ALEX, MEGAN, QUARTERLY, make_local
+from tests.support.teams import BOT_ID, TENANT, running_bot
 
 FABRIKAM_KICKOFF = "c3000000-0000-4000-8000-000000000003"  # Megan's; Alex neither owns it nor takes part
 WEEKLY_SYNC = "c3000000-0000-4000-8000-000000000002"
@@ -145,7 +145,6 @@ def test_text_logs_escape_what_a_message_carries() -> None:
 async def test_a_dataverse_retry_after_is_remembered_across_turns(org_data: dict[str, Any]) -> None:
     from bot.sandbox import SandboxConfig
     from bot.sandbox.server import Fault
-    from tests.conftest import make_local
 
     throttled = Fault(route="dataverse", status=429, retry_after=30)
     async with (

@@ -16,16 +16,12 @@ from bot.config import Settings
 from bot.sandbox import LocalOrg
 from bot.sandbox.connector import FakeConnector as Connector
 from bot.store import SqliteStore, Store
+from tests.support.org import ADELE, ALEX, MEGAN
 
 TENANT = "00000000-0000-0000-0000-0000000000001"
 BOT_ID = "00000000-0000-0000-0000-00000000000011"
 _ids = itertools.count(1)
-_PLAYGROUND = "00000000-0000-0000-0000-00000000000"
-NAMES = {
-    _PLAYGROUND + "20": "Alex Wilber",
-    _PLAYGROUND + "21": "Megan Bowen",
-    _PLAYGROUND + "22": "Adele Vance",
-}
+NAMES = {ALEX: "Alex Wilber", MEGAN: "Megan Bowen", ADELE: "Adele Vance"}
 
 
 @dataclass
