@@ -136,7 +136,9 @@ class FakeConnector:
                 self.abandoned += 1
                 return web.Response(status=499)  # the sender died waiting: Teams never accepted this one
             if self.release_status is not None:
-                return web.json_response({"error": {"code": "ServiceUnavailable"}}, status=self.release_status)
+                return web.json_response(
+                    {"error": {"code": "ServiceUnavailable"}}, status=self.release_status
+                )
         if self.latency:
             await asyncio.sleep(self.latency)
         return None
