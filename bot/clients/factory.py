@@ -45,22 +45,20 @@ def clients_for(
     event_hooks: Mapping[str, list[Any]] | None = None,
 ) -> Clients:
     """Clients for the given endpoints, authenticated by `tokens`."""
+
+    def options(url: str) -> dict[str, Any]:
+        """What both clients take: a token for the resource, and the same transport and retries."""
+        auth = BearerAuth(tokens, scope_for(url))
+        return {
+            "auth": auth,
+            "verify": verify,
+            "policy": policy,
+            "transport": transport,
+            "event_hooks": event_hooks,
+        }
+
     return Clients(
-        dataverse=DataverseClient(
-            dataverse_url,
-            auth=BearerAuth(tokens, scope_for(dataverse_url)),
-            verify=verify,
-            policy=policy,
-            transport=transport,
-            event_hooks=event_hooks,
-        ),
-        graph=GraphClient(
-            graph_url,
-            auth=BearerAuth(tokens, scope_for(graph_url)),
-            verify=verify,
-            policy=policy,
-            transport=transport,
-            event_hooks=event_hooks,
-        ),
+        dataverse=DataverseClient(dataverse_url, **options(dataverse_url)),
+        graph=GraphClient(graph_url, **options(graph_url)),
         tokens=tokens,
     )

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bot.diagnosis import RecordType
@@ -26,12 +27,27 @@ from bot.store.base import Store
 from cards.common import to_dict
 from cards.ticket import build_ticket_card, build_ticket_list_card
 
-__all__ = ["MAX_OPEN_TICKETS", "EscalationRefused", "Helpdesk"]
+__all__ = ["MAX_OPEN_TICKETS", "Escalation", "EscalationRefused", "Helpdesk"]
 
 log = logging.getLogger(__name__)
 Card = dict[str, Any]
 
 MAX_OPEN_TICKETS = 3  # per person: more waits for the helpdesk to answer (a flood opens no threads)
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """Someone asks for a ticket about `user`'s record (or mailbox, with no record).
+
+    `reader` is who asked (the person, or an agent for them): the record is read as them."""
+
+    tenant: str
+    user: str
+    user_name: str
+    record_type: RecordType
+    record: str | None
+    comment: str
+    reader: str | None = None
 
 
 class EscalationRefused(Exception):
@@ -82,28 +98,16 @@ class Helpdesk:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def escalate(
-        self,
-        *,
-        tenant: str,
-        user: str,
-        user_name: str,
-        record_type: RecordType,
-        record: str | None,
-        comment: str,
-        reader: str | None = None,
-    ) -> tuple[Ticket, bool]:
+    async def escalate(self, asked: Escalation) -> tuple[Ticket, bool]:
         """Store a ticket with a fresh diagnosis and queue its post. Returns (ticket, a channel is set up).
-
-        `reader` is who asked (the person, or an agent for them): the record is read as them.
 
         Raises:
             EscalationRefused: the person has a ticket open about this record, or too many open.
             StoreError: the ticket could not be stored (nothing was sent).
         """
-        async with self._escalating.setdefault(user.lower(), asyncio.Lock()):
-            await self._may_open(user, record_type, record)
-            return await self._open_ticket(tenant, user, user_name, record_type, record, comment, reader)
+        async with self._escalating.setdefault(asked.user.lower(), asyncio.Lock()):
+            await self._may_open(asked.user, asked.record_type, asked.record)
+            return await self._open_ticket(asked)
 
     async def _may_open(self, user: str, record_type: RecordType, record: str | None) -> None:
         mine = await self.tickets.find(user_aad=user, open_only=True, limit=MAX_OPEN_TICKETS + 10)
@@ -115,37 +119,30 @@ class Helpdesk:
             keys = ", ".join(t.key for t in mine[:MAX_OPEN_TICKETS])
             raise EscalationRefused(f"{len(mine)} tickets are open already: {keys}")
 
-    async def _open_ticket(
-        self,
-        tenant: str,
-        user: str,
-        user_name: str,
-        record_type: RecordType,
-        record: str | None,
-        comment: str,
-        reader: str | None,
-    ) -> tuple[Ticket, bool]:
+    async def _open_ticket(self, asked: Escalation) -> tuple[Ticket, bool]:
         try:
-            report = (await self.investigator.run(user, record, record_type, reader=reader)).to_dict()
+            report = (
+                await self.investigator.run(asked.user, asked.record, asked.record_type, reader=asked.reader)
+            ).to_dict()
         except BackendError as exc:
             report = {"findings": [], "error": f"diagnosis unavailable: {exc.service}"}
         found = report.get("record")
         subject = found.get("subject") if isinstance(found, dict) else None
         draft = Ticket(
             number=0,
-            tenant=tenant,
-            user_aad=user,
-            user_name=user_name,
-            record_type=record_type,
-            record_id=record,
+            tenant=asked.tenant,
+            user_aad=asked.user,
+            user_name=asked.user_name,
+            record_type=asked.record_type,
+            record_id=asked.record,
             subject=subject,
             report=report,
-            comment=comment.strip()[:1000],
-            changed_by=user_name,
+            comment=asked.comment.strip()[:1000],
+            changed_by=asked.user_name,
         )
         ticket = await self.tickets.open(draft)
         await enqueue(self.store, f"ticket:{ticket.number}:post", PostTicket(number=ticket.number))
-        has_channel = await self.channel(tenant) is not None
+        has_channel = await self.channel(asked.tenant) is not None
         if not has_channel:
             log.warning(
                 "%s kept, but no helpdesk channel is set: a helpdesk agent (HELPDESK_AGENTS) should @mention the bot "

@@ -7,7 +7,7 @@ import logging
 
 from bot.diagnosis import RecordType
 from bot.errors import StoreError
-from bot.helpdesk.desk import MAX_OPEN_TICKETS, EscalationRefused
+from bot.helpdesk.desk import MAX_OPEN_TICKETS, Escalation, EscalationRefused
 from bot.teams import messages
 from bot.teams.turn import Card, Turn
 from cards.common import to_dict
@@ -34,15 +34,8 @@ async def escalate(
     budget = turn.services.budget
     try:
         async with asyncio.timeout(budget):
-            ticket, has_channel = await helpdesk.escalate(
-                tenant=turn.tenant or "",
-                user=user,
-                user_name=name,
-                record_type=record_type,
-                record=record,
-                comment=comment,
-                reader=turn.user,
-            )
+            asked = Escalation(turn.tenant or "", user, name, record_type, record, comment, reader=turn.user)
+            ticket, has_channel = await helpdesk.escalate(asked)
     except EscalationRefused as refused:
         if refused.existing is None:
             return messages.TOO_MANY_TICKETS.format(count=MAX_OPEN_TICKETS)

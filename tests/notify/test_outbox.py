@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.diagnosis import Finding
 from bot.helpdesk.book import TicketBook
 from bot.helpdesk.channels import get_ticket_card
-from bot.helpdesk.desk import Helpdesk
+from bot.helpdesk.desk import Escalation, Helpdesk
 from bot.helpdesk.senders import register_senders
 from bot.helpdesk.tickets import Ticket
 from bot.notify import sweep
@@ -138,7 +138,9 @@ async def test_the_helpdesk_and_the_sweep_queue_what_they_did_before(store: Sqli
 
     desk = Helpdesk(store, None, Investigator(), frozenset({AGENT}))  # type: ignore[arg-type]
     ticket, has_channel = await desk.escalate(
-        tenant="t1", user=USER, user_name="Alex", record_type="appointment", record=None, comment=" hi "
+        Escalation(
+            tenant="t1", user=USER, user_name="Alex", record_type="appointment", record=None, comment=" hi "
+        )
     )
     assert (ticket.key, ticket.subject, ticket.comment, has_channel) == (
         "SD-1001",
