@@ -55,7 +55,10 @@ async def test_sigkill_mid_delivery_then_resume_exactly_once(tmp_path: Path) -> 
     for n, aad in enumerate(people):
         await store.save_reference("t1", aad, connector.reference(f"a:chat-{n}"))
     await store.close()
-    env = {**os.environ, "STORE_URL": f"sqlite:///{store_path}", "OUTBOX_LEASE_SECONDS": "2"}
+    # A sender gives up on a request after a third of the lease; if Teams had accepted it, the retry sends it
+    # again (at least once, by design). With a 2 s lease that is 0.67 s, which a process starved of CPU
+    # misses: 9 s leaves 3 s.
+    env = {**os.environ, "STORE_URL": f"sqlite:///{store_path}", "OUTBOX_LEASE_SECONDS": "9"}
     try:
         first = await sweep(fixture, env)
         await asyncio.wait_for(connector.hanging.wait(), timeout=60)
