@@ -245,3 +245,19 @@ async def test_a_kind_this_process_has_no_sender_for_waits_for_one_that_has(
     assert outcomes(tmp_path / "store.sqlite3") == {
         "ticket:1001:post": ("pending", "no sender for post_ticket")
     }
+
+
+async def test_a_send_is_one_attempt_the_outbox_retries_not_the_connector_client(store: SqliteStore) -> None:
+    """Teams accepts the notice but answers after the sender gave up: the HTTP client must not post it
+    again by itself (msrest asks urllib3 to retry POSTs; urllib3 2 ignores that setting, 1.26 obeys it);
+    the outbox records the failure and retries later."""
+    async with running_connector() as connector:
+        connector.latency = 2.0  # the answer comes after the send timeout (a third of a 1.5 s lease)
+        await store.save_reference("t1", USER, connector.reference("a:alex"))
+        payload = {"tenant": "t1", "user": USER, "text": "hi"}
+        assert await store.enqueue("k1", "notify_user", payload)
+        deliverer = deliverer_for(Settings(OUTBOX_LEASE_SECONDS=1.5), store)
+        register_senders(deliverer)
+        assert await deliverer.drain() == 0
+        assert connector.admitted == 1  # one request for the one send
+        assert await store.outbox_status() == {"pending": 1}  # left for the outbox's own retry

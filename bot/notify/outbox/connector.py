@@ -61,7 +61,7 @@ class _BotFrameworkConfig:
 
 
 class _TimedConnectors(ConnectorFactory):  # type: ignore[misc]
-    """Connector clients whose HTTP requests give up after `timeout` seconds.
+    """Connector clients whose HTTP requests give up after `timeout` seconds, one attempt each.
 
     botbuilder sends with `requests` in a worker thread: cancelling the awaiting coroutine would not stop
     a send. Only this timeout ends it, so a proactive send ends before its outbox lease does (and no
@@ -74,6 +74,11 @@ class _TimedConnectors(ConnectorFactory):  # type: ignore[misc]
     async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
         client = await self._inner.create(service_url, audience)
         client.config.connection.timeout = self._timeout
+        # One attempt per send. msrest asks urllib3 to retry POSTs too (up to 3 times, backoff up to 90 s)
+        # after a read timeout or a 429/5xx; urllib3 1.26 obeys (urllib3 2 ignores its old setting name): a message Teams had accepted but not yet answered
+        # would be posted again, and a send could outlast its outbox lease. The outbox retries instead,
+        # with the lease, pacing and Retry-After it keeps.
+        client.config.retry_policy.retries = 0
         return client
 
 
