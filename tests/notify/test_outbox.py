@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botbuilder.schema import Activity
 
 from bot.config import Settings
 from bot.diagnosis import Finding
@@ -261,3 +262,19 @@ async def test_a_send_is_one_attempt_the_outbox_retries_not_the_connector_client
         assert await deliverer.drain() == 0
         assert connector.admitted == 1  # one request for the one send
         assert await store.outbox_status() == {"pending": 1}  # left for the outbox's own retry
+
+
+async def test_a_send_whose_turn_comes_after_its_start_deadline_is_not_made(store: SqliteStore) -> None:
+    """The deadline is checked right before the request (after pacing and the sender's own store reads),
+    so a send can't start so late in its lease that another worker may already be sending it again."""
+    import asyncio
+
+    from bot.notify.outbox.connector import Undeliverable, sending_by
+
+    async with running_connector() as connector:
+        await store.save_reference("t1", USER, connector.reference("a:alex"))
+        deliverer = deliverer_for(Settings(), store)
+        passed = asyncio.get_running_loop().time() - 0.001
+        with sending_by(passed), pytest.raises(Undeliverable, match="too late"):
+            await deliverer.connector.send(connector.reference("a:alex"), Activity(type="message", text="hi"))
+        assert connector.admitted == 0

@@ -9,7 +9,10 @@ the lease ends before another worker may repeat it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +32,15 @@ from bot.config import Settings
 from bot.notify.outbox.limits import SendLimiter
 from bot.store.base import Store
 
-__all__ = ["Connector", "Posted", "Undeliverable", "connector_adapter", "conversation_with", "send_timeout"]
+__all__ = [
+    "Connector",
+    "Posted",
+    "Undeliverable",
+    "connector_adapter",
+    "conversation_with",
+    "send_timeout",
+    "sending_by",
+]
 
 Card = dict[str, Any]
 
@@ -42,6 +53,26 @@ class Undeliverable(Exception):
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+
+
+_SEND_BY: contextvars.ContextVar[float | None] = contextvars.ContextVar("outbox_send_by", default=None)
+
+
+@contextlib.contextmanager
+def sending_by(deadline: float) -> Iterator[None]:
+    """Requests to the connector made inside this block start by `deadline` (the event loop's clock) or
+    not at all: the check sits right before the request, after pacing and the sender's own reads."""
+    token = _SEND_BY.set(deadline)
+    try:
+        yield
+    finally:
+        _SEND_BY.reset(token)
+
+
+def _in_time() -> None:
+    deadline = _SEND_BY.get()
+    if deadline is not None and asyncio.get_running_loop().time() > deadline:
+        raise Undeliverable("its turn came too late in the lease", permanent=False, retry_after=0.0)
 
 
 def send_timeout(lease_seconds: float) -> float:
@@ -140,6 +171,7 @@ class Connector:
         async def remember(context: TurnContext) -> None:
             posted.append(Posted(context.activity.id, context.activity.conversation.id))
 
+        _in_time()
         await self.adapter.create_conversation(
             self.app_id, remember, parameters, "msteams", service_url, None
         )
@@ -179,6 +211,7 @@ class Connector:
         pipeline would hand it to on_turn_error (and a lost message would be marked sent)."""
         ref = ConversationReference().deserialize(reference)
         failures: list[Exception] = []
+        _in_time()
 
         async def guarded(context: TurnContext) -> None:
             try:

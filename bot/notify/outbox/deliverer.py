@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from opentelemetry.trace import SpanKind
 
-from bot.notify.outbox.connector import Connector, Undeliverable
+from bot.notify.outbox.connector import Connector, Undeliverable, sending_by
 from bot.notify.outbox.kinds import InvalidEntry, Kind, Payload, parse
 from bot.observability import tracer
 from bot.store.base import OutboxEntry, Store
@@ -111,7 +111,10 @@ class Deliverer:
             return 0
         try:
             attributes: dict[str, str | int] = {"outbox.kind": entry.kind, "outbox.attempt": entry.attempts}
-            with tracer.start_as_current_span("connector send", kind=SpanKind.CLIENT, attributes=attributes):
+            with (
+                tracer.start_as_current_span("connector send", kind=SpanKind.CLIENT, attributes=attributes),
+                sending_by(start_by),  # checked again right before the request itself
+            ):
                 result = await sender(payload)
         except Undeliverable as exc:
             await self._failed(entry, str(exc), permanent=exc.permanent, retry_after=exc.retry_after)
