@@ -102,11 +102,11 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
             STORE_URL=azurite.connection_string,
             HELPDESK_AGENTS=f"{MEGAN},{ADELE}",
             SWEEP_INTERVAL_MINUTES="60",  # each instance sweeps at start; the lease lets one at a time
-            # A send starts in the first half of its lease and gives up after a third of it; the outcome must
-            # then be recorded (in Azurite, itself starved of CPU here) before the lease ends, or another
-            # worker sends again: at least once, by design. 9 s was too short with every core busy (1 run
-            # in 13 sent one notice twice); 20 s leaves 3 s for the record after the slowest send.
-            OUTBOX_LEASE_SECONDS="20",
+            # The production lease (30 s). A send starts in the first half of its lease and gives up after a
+            # third of it; its outcome must then be recorded before the lease ends, or another worker sends
+            # again (at least once, by design). With every core busy, Azurite (Node.js, on the same 2 cores)
+            # took over 10 s to record: 9 s and 20 s leases each sent a notice or a post twice in some runs.
+            OUTBOX_LEASE_SECONDS="30",
         )
         urls = [
             stack.enter_context(running_bot(tmp_path, env, fixture, "--no-deliver")),
