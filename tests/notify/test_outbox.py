@@ -278,3 +278,38 @@ async def test_a_send_whose_turn_comes_after_its_start_deadline_is_not_made(stor
         with sending_by(passed), pytest.raises(Undeliverable, match="too late"):
             await deliverer.connector.send(connector.reference("a:alex"), Activity(type="message", text="hi"))
         assert connector.admitted == 0
+
+
+async def test_a_send_that_waits_for_a_free_slot_past_its_deadline_is_not_made(store: SqliteStore) -> None:
+    """Sends the connector holds take every slot: a send checked "in time" before it got a thread would
+    reach Teams long after its deadline (and its lease). It is checked once it has a slot, and refused."""
+    import asyncio
+
+    from bot.notify.outbox.connector import SEND_SLOTS, Undeliverable, sending_by
+    from bot.notify.outbox.limits import SendLimiter
+    from tests.support.timing import until
+
+    async with running_connector() as connector:
+        connector.hang_from = 1  # hold every request open
+        deliverer = deliverer_for(Settings(), store)
+        deliverer.connector.limiter = SendLimiter(per_tenant=10**6, per_conversation=10**6)
+        send = deliverer.connector.send
+
+        def message() -> Activity:
+            return Activity(type="message", text="hi")
+
+        held = [
+            asyncio.ensure_future(send(connector.reference(f"a:{n}"), message())) for n in range(SEND_SLOTS)
+        ]
+        await until(lambda: connector.admitted == SEND_SLOTS, "every slot to hold a send")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 0.2
+        with sending_by(deadline):
+            late = asyncio.ensure_future(send(connector.reference("a:late"), message()))
+        await until(lambda: loop.time() > deadline, "the deadline to pass")
+        connector.release_status = 503
+        connector.release.set()
+        with pytest.raises(Undeliverable, match="too late"):
+            await late
+        await asyncio.gather(*held, return_exceptions=True)
+        assert connector.admitted == SEND_SLOTS  # the late one never reached Teams

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import Awaitable, Callable, Iterator
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +69,22 @@ def sending_by(deadline: float) -> Iterator[None]:
         yield
     finally:
         _SEND_BY.reset(token)
+
+
+SEND_SLOTS = 16  # sends in flight at once, per process
+# botbuilder sends from the event loop's default executor (6 threads on a 2-core machine). Sends that the
+# connector holds open fill it, and a send already checked "in time" would then wait there for a thread,
+# reaching Teams long after its deadline. So sends take a slot first, and the pool has a thread for every
+# slot and some to spare for the loop's other blocking work (DNS lookups).
+_THREADS = SEND_SLOTS + 8
+_sized: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+
+def _enough_threads() -> None:
+    loop = asyncio.get_running_loop()
+    if loop not in _sized:
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="connector"))
+        _sized.add(loop)
 
 
 def _in_time() -> None:
@@ -151,6 +169,15 @@ class Connector:
         self.adapter = adapter
         self.app_id = app_id
         self.limiter = limiter or SendLimiter()
+        self._slots = asyncio.Semaphore(SEND_SLOTS)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        """A free thread for the request, then the deadline check: the request starts now or not at all."""
+        _enough_threads()
+        async with self._slots:
+            _in_time()
+            yield
 
     async def post_in_channel(
         self, card: Card, *, service_url: str, channel_id: str, bot_id: str = "", tenant: str | None = None
@@ -171,10 +198,10 @@ class Connector:
         async def remember(context: TurnContext) -> None:
             posted.append(Posted(context.activity.id, context.activity.conversation.id))
 
-        _in_time()
-        await self.adapter.create_conversation(
-            self.app_id, remember, parameters, "msteams", service_url, None
-        )
+        async with self._slot():
+            await self.adapter.create_conversation(
+                self.app_id, remember, parameters, "msteams", service_url, None
+            )
         return posted[0] if posted else Posted(None, None)
 
     async def update_card(
@@ -211,7 +238,6 @@ class Connector:
         pipeline would hand it to on_turn_error (and a lost message would be marked sent)."""
         ref = ConversationReference().deserialize(reference)
         failures: list[Exception] = []
-        _in_time()
 
         async def guarded(context: TurnContext) -> None:
             try:
@@ -219,7 +245,8 @@ class Connector:
             except Exception as exc:
                 failures.append(exc)
 
-        await self.adapter.continue_conversation(ref, guarded, self.app_id)
+        async with self._slot():
+            await self.adapter.continue_conversation(ref, guarded, self.app_id)
         if failures:
             raise failures[0]
 
