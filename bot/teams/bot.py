@@ -118,10 +118,7 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
     # --- messages and card buttons --------------------------------------------------------------------
 
     async def on_message_activity(self, turn_context: TurnContext) -> None:
-        turn = self._turn(turn_context)
-        if not turn.tenant_allowed():
-            await turn.say(messages.TENANT_REFUSED)
-            return
+        turn = self._turn(turn_context)  # other tenants were refused in on_turn
         text = turn.activity.text or ""
         if not text.strip() and turn.activity.attachments:
             await turn.say(messages.ATTACHMENTS_ONLY)

@@ -51,12 +51,12 @@ class References:
 
 
 def _personal_sender(turn: Turn) -> tuple[str, str] | None:
-    """(tenant, sender's Entra object id) when the turn comes from someone's allowed 1:1 chat."""
+    """(tenant, sender's Entra object id) when the turn comes from someone's 1:1 chat."""
     activity = turn.activity
     if activity.conversation is None or activity.from_property is None:
         return None
     user, tenant = activity.from_property.aad_object_id, turn.tenant
     personal = (activity.conversation.conversation_type or "personal") == "personal"
-    if not (user and tenant and personal) or not turn.tenant_allowed():
+    if not (user and tenant and personal):  # other tenants never get here: on_turn refused them
         return None
     return tenant, user

@@ -13,21 +13,25 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
+from bot.notify.preferences import get_watch
 from bot.sandbox import SAMPLE_ORG
 from bot.store import SqliteStore
 from tests.support.org import ALEX
 from tests.support.playground import CHROMIUM_ARGS, SHOTS, running_playground
 from tests.support.processes import bot_env, running_bot
 from tests.support.repo import ROOT
+from tests.support.timing import until
 
 
 async def _until_watching(store_path: Path, user: str) -> None:
     """Return once the bot has recorded that `user` wants to hear when it's fixed (the button's effect)."""
     store = SqliteStore(str(store_path))
+
+    async def watching() -> bool:
+        return await get_watch(store, user) is not None
+
     try:
-        async with asyncio.timeout(30):
-            while await store.get_setting(f"watch:{user.lower()}") is None:  # noqa: ASYNC110 - another process writes it
-                await asyncio.sleep(0.1)
+        await until(watching, "the watch to be recorded", seconds=30, every=0.1)
     finally:
         await store.close()
 

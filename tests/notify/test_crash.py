@@ -13,6 +13,7 @@ from bot.sandbox.connector import FakeConnector
 from bot.store import SqliteStore
 from tests.support.people import broken_org
 from tests.support.repo import ROOT
+from tests.support.timing import until
 
 PEOPLE = 40
 
@@ -38,9 +39,12 @@ async def sweep(fixture: Path, env: dict[str, str]) -> asyncio.subprocess.Proces
 async def _recorded(store_path: Path, connector: FakeConnector) -> None:
     """Return once the store marks as sent as many entries as the connector accepted."""
     reader = SqliteStore(str(store_path))
+
+    async def caught_up() -> bool:
+        return (await reader.outbox_status()).get("sent", 0) >= connector.total
+
     try:
-        while (await reader.outbox_status()).get("sent", 0) < connector.total:  # noqa: ASYNC110 - written by another process
-            await asyncio.sleep(0.02)
+        await until(caught_up, "the sender to record what the connector accepted", seconds=60, every=0.02)
     finally:
         await reader.close()
 
@@ -64,7 +68,7 @@ async def test_sigkill_mid_delivery_then_resume_exactly_once(tmp_path: Path) -> 
         await asyncio.wait_for(connector.hanging.wait(), timeout=60)
         # Every later request stays unanswered. Kill once the sender has recorded all that the connector
         # did answer: a kill before that is the one at-least-once window (accepted, not yet recorded).
-        await asyncio.wait_for(_recorded(store_path, connector), timeout=60)
+        await _recorded(store_path, connector)
         first.send_signal(signal.SIGKILL)  # mid-send: the 15th message and those sent beside it in flight
         await first.wait()
         assert first.returncode == -signal.SIGKILL
