@@ -1,14 +1,22 @@
 """Gathers the facts for one diagnosis from Dataverse and Graph, then runs the pure core.
 
-Round trips on the critical path (design.md section 5):
-  1. the user with their mailbox (skipped when the user's id is cached: it then joins round 2);
-  2. in parallel: the record with its activity parties, the user's sync filters, the system filters;
-  3. in parallel: each active filter run by Dataverse as the user with the record's id added, and the
-     Graph calendar around the record's start (it needs the start, which round 2 brings).
+Everything about the person's records is read *as the person* (`CallerObjectId`, their Entra object id),
+so Dataverse itself decides what they may read, as server-side sync does. Round trips on the critical
+path (design.md section 5), when the person's Entra object id is known (every Teams turn):
+
+  1. in parallel: the user with their mailbox; the person's own sync filters; the system filters; the
+     org's email approval setting (cached); the record by id (for an appointment, also the series of
+     that id), or the records their words find and their recent ones;
+  2. in parallel: each active filter run by Dataverse as the person with the record's id added, and the
+     Graph calendar around the record's start (only these need what round 1 returned).
+
+Known only by email, a person costs one round first (to learn their Entra id; cached after). A record the
+person may not read (its owner, for an agent), an id of another type, or words naming a recurring series
+need one more read: at most 3 rounds on every path.
 
 `Investigator.run` diagnoses what it is told; `Investigator.answer` first works out which record a person
-means (their recent records matched by `bot.matching`, then a search by subject words) and says when
-they have to choose.
+means (their recent records matched by `bot.matching`, then a search by subject words) and says when they
+have to choose.
 """
 
 from __future__ import annotations
@@ -16,12 +24,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Coroutine, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from bot.clients.dataverse import ENTITIES, DataverseClient, SyncFilter
+from bot.clients.dataverse import (
+    ENTITIES,
+    SERIES,
+    DataverseClient,
+    EntityInfo,
+    RecordRead,
+    Row,
+    SyncFilter,
+    record_facts,
+)
 from bot.clients.fetchxml import FetchXmlError, restrict_to_record
 from bot.clients.graph import GraphClient, find_event
 from bot.clients.http import deadline
@@ -37,7 +54,9 @@ from bot.diagnosis import (
     UserFacts,
     diagnose,
 )
+from bot.diagnosis.facts import UnreadableRecord
 from bot.errors import AmbiguousRecordError, BackendError, Candidate, InputError
+from bot.ids import is_id
 from bot.matching import best_matches, candidates, one_of, record_words, search_words
 
 __all__ = ["Choice", "Investigator", "UserCache", "record_words"]
@@ -45,6 +64,7 @@ __all__ = ["Choice", "Investigator", "UserCache", "record_words"]
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 UserAndMailbox = tuple[UserFacts, MailboxFacts | None]
+APPROVAL_SETTING_TTL = 600.0  # seconds an org's approval setting is reused: admins change it rarely
 
 
 @dataclass(frozen=True)
@@ -57,7 +77,7 @@ class Choice:
 
 @dataclass
 class UserCache:
-    """Remembers which systemuserid a user reference resolved to, so round 1 can join round 2."""
+    """Remembers the Entra object id an email resolved to, so the next diagnosis reads as them at once."""
 
     ttl: float = 600.0
     _entries: dict[str, tuple[float, str]] = field(default_factory=dict)
@@ -68,11 +88,36 @@ class UserCache:
             return None
         return entry[1]
 
-    def put(self, user_ref: str, systemuserid: str) -> None:
-        self._entries[user_ref.strip().lower()] = (time.monotonic() + self.ttl, systemuserid)
+    def put(self, user_ref: str, aad_object_id: str) -> None:
+        self._entries[user_ref.strip().lower()] = (time.monotonic() + self.ttl, aad_object_id)
 
     def drop(self, user_ref: str) -> None:
         self._entries.pop(user_ref.strip().lower(), None)
+
+
+@dataclass(frozen=True)
+class _Person:
+    """Whom a diagnosis is about: `caller` is their Entra object id to read as (None: they have none, so
+    the app reads for them); `found` is the user and mailbox when identifying them already read those."""
+
+    ref: str
+    caller: str | None
+    found: UserAndMailbox | None = None
+
+
+@dataclass(frozen=True)
+class _Opening:
+    """What round 1 read. Rows stay rows until the user's systemuserid (their roles) is known."""
+
+    found: UserAndMailbox | None
+    filters: list[SyncFilter] | None
+    filters_error: str | None
+    approval_required: bool | None
+    by_id: RecordRead | None = None  # the record named by id, as the person
+    series_by_id: RecordRead | None = None  # a recurring series with that id (appointments only)
+    reader_may_read: bool = True  # the person asking (when someone else) may read the record too
+    searched: list[Row] | None = None
+    recent: list[Row] | None = None
 
 
 async def _attempt(call: Awaitable[T]) -> tuple[T | None, str | None]:
@@ -81,6 +126,26 @@ async def _attempt(call: Awaitable[T]) -> tuple[T | None, str | None]:
         return await call, None
     except BackendError as exc:
         return None, str(exc)
+
+
+async def _ready(value: T) -> T:
+    return value
+
+
+def _start(call: Coroutine[object, object, T]) -> asyncio.Task[T]:
+    return asyncio.ensure_future(call)
+
+
+async def _all(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Wait until every task has ended (each is bounded by the diagnosis' deadline); their failures are
+    read from each task. Cancelled meanwhile, cancel them all: no read is left running."""
+    try:
+        await asyncio.wait(tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+    for task in tasks:
+        task.exception()  # seen here, so an unused failure isn't reported as never retrieved
 
 
 @dataclass
@@ -95,18 +160,9 @@ class Investigator:
     graph: GraphClient | None = None
     budget: float = 11.0
     user_cache: UserCache | None = None
+    _approval: tuple[float, bool | None] | None = field(default=None, repr=False)
 
-    async def user_id(self, user_ref: str) -> str | None:
-        """The systemuserid behind an Entra object id or email (cached), None when there is none."""
-        cached = self.user_cache.get(user_ref) if self.user_cache else None
-        if cached is not None:
-            return cached
-        found = await self.dataverse.find_user(user_ref.strip())
-        if found is None:
-            return None
-        if self.user_cache:
-            self.user_cache.put(user_ref, found[0].systemuserid)
-        return found[0].systemuserid
+    # --- the two questions ----------------------------------------------------------------------------
 
     async def answer(
         self,
@@ -119,66 +175,42 @@ class Investigator:
         """What to tell someone who asks why their records don't reach Outlook.
 
         A record their `subject_words` name (one of their recent records, typos tolerated) gets one full
-        diagnosis, mailbox included. Otherwise their mailbox is checked first: a mailbox-level cause is the
-        answer at once, and so is a healthy mailbox when they asked about it (`about_record=False`). Else
-        the words are searched for; the record they find is diagnosed, and when none or several match,
-        the person chooses (`Choice`).
+        diagnosis, mailbox included. Otherwise a mailbox-level cause is the answer at once, and so is a
+        healthy mailbox when they asked about it (`about_record=False`). Else the record their words find
+        among what they may read is diagnosed; when none or several match, the person chooses (`Choice`).
+        Words naming instances of one recurring series mean that series.
 
         Raises:
             InputError: the user reference can't be used.
             BackendError: Dataverse could not be read at all.
         """
-        now = datetime.now(UTC)
         wanted = list(subject_words)
         with deadline(self.budget):
-            recent: list[RecordFacts] | None = None
-            if wanted:
-                named, recent = await self._named(user_ref, record_type, wanted, now)
-                if named is not None:
-                    return await self.run(user_ref, None, record_type, record=named)
-            report = await self.run(user_ref, None, record_type)
-            if report.causes or not about_record:
-                return report
-            if wanted:
-                found = await self._searched(user_ref, record_type, wanted)
-                if found is not None:
-                    return found
-            if recent is None:
-                systemuserid = report.user.systemuserid or ""
-                recent = await self.dataverse.recent_records(record_type, systemuserid, around=now)
-            return Choice(candidates(recent))
-
-    async def _named(
-        self, user_ref: str, record_type: RecordType, wanted: list[str], now: datetime
-    ) -> tuple[RecordFacts | None, list[RecordFacts] | None]:
-        """(the one recent record `wanted` names, or None; the recent records read, None when none were)."""
-        systemuserid = await self.user_id(user_ref)
-        if systemuserid is None:
-            return None, None
-        recent = await self.dataverse.recent_records(record_type, systemuserid, around=now)
-        matches = best_matches(wanted, recent)
-        return (matches[0] if len(matches) == 1 else None), recent
-
-    async def _searched(
-        self, user_ref: str, record_type: RecordType, wanted: list[str]
-    ) -> Report | Choice | None:
-        """Beyond the recent window: the record the words find (diagnosed), the ones to choose from, or None."""
-        try:
-            found = await self.run(user_ref, " ".join(wanted), record_type)
-        except AmbiguousRecordError as exc:
-            return Choice(exc.candidates)
-        return found if found.record is not None else None
-
-    async def owns_team(self, team_group_id: str, user: str | None) -> bool:
-        """Whether `user` owns the Teams team (Graph knows); False when nobody can say."""
-        if not (user and team_group_id and self.graph):
-            return False
-        try:
-            with deadline(self.budget):
-                return await self.graph.is_team_owner(team_group_id, user)
-        except (BackendError, InputError) as exc:
-            log.warning("could not check whether %s owns the team: %s", user, exc)
-            return False
+            person = await self._identify(user_ref.strip())
+            if person is None:
+                return diagnose(_nobody(user_ref.strip(), record_type))
+            opening = await self._open(person, record_type, words=wanted, recent=about_record)
+            if opening.found is None:
+                return diagnose(_nobody(person.ref, record_type))
+            user = opening.found[0]
+            recent = _mine(_facts(record_type, opening.recent, user))
+            named = best_matches(wanted, recent) if wanted else []
+            if len(named) == 1 or _series_of(named):
+                return diagnose(
+                    await self._facts(person, opening, record_type, await self._one(person, user, named))
+                )
+            mailbox = diagnose(self._base(person, opening, record_type, None))
+            if mailbox.causes or not about_record:
+                return mailbox
+            found = _facts(record_type, opening.searched, user)
+            if found:
+                try:
+                    record = one_of(found, wanted, " ".join(wanted)) if not _series_of(found) else None
+                except AmbiguousRecordError as exc:
+                    return Choice(exc.candidates)
+                record = record or await self._one(person, user, found)
+                return diagnose(await self._facts(person, opening, record_type, record))
+            return Choice(candidates(recent[:10]))
 
     async def run(
         self,
@@ -191,9 +223,10 @@ class Investigator:
     ) -> Report:
         """Diagnose why `user_ref`'s record (or, with no record, their mailbox) doesn't sync.
 
-        `record`, when the caller has just read it (e.g. from `recent_records`), saves reading it again.
-        `reader`, the Entra object id of the person asking (the user, or an agent acting for them): a
-        record named by id is read as them, so nobody sees a record Dataverse wouldn't show them.
+        `record`, when the caller has just read it, saves reading it again. `reader`, the Entra object id
+        of whoever asks when it is not the person (an agent acting for them): the record is also read as
+        them, so nobody is shown a record Dataverse wouldn't show them. Without a reader (an admin's CLI),
+        and for an agent, a record the person may not read shows who owns it.
 
         Raises:
             InputError: the user or record reference can't be used (ambiguous words included).
@@ -204,11 +237,9 @@ class Investigator:
         user_ref = user_ref.strip()
         if not user_ref:
             raise InputError("no user given")
+        record_ref = record.id if record else (record_ref.strip() if record_ref else None)
         with deadline(self.budget):
-            facts = await self.gather(
-                user_ref, record.id if record else record_ref, record_type, known=record, reader=reader
-            )
-        return diagnose(facts)
+            return diagnose(await self.gather(user_ref, record_ref, record_type, known=record, reader=reader))
 
     async def gather(
         self,
@@ -219,130 +250,270 @@ class Investigator:
         known: RecordFacts | None = None,
         reader: str | None = None,
     ) -> Facts:
-        record_ref = record_ref.strip() if record_ref else None
         search = search_words(record_ref)
-        unknown = Facts(user_ref=user_ref, record_type=record_type, user=None, record_ref=record_ref)
-        start = await self._start(user_ref)  # round 1, unless the user's id is cached
-        if start is None:
-            return unknown
-        systemuserid, user_call = start
+        person = await self._identify(user_ref)
+        if person is None:
+            return _nobody(user_ref, record_type, record_ref)
+        record_id = record_ref if known is None and search is None else None
+        opening = await self._open(person, record_type, record_id=record_id, words=search, reader=reader)
+        if opening.found is None:
+            return _nobody(user_ref, record_type, record_ref)
+        user = opening.found[0]
+        if known is not None:
+            return await self._facts(person, opening, record_type, known, record_ref)
+        if search is not None:
+            found = _facts(record_type, opening.searched, user)
+            series = await self._one(person, user, found) if _series_of(found) else None
+            record = series or one_of(found, search, record_ref or "")
+            return await self._facts(person, opening, record_type, record, record_ref)
+        return await self._by_id(person, opening, record_type, record_ref, reader)
 
-        # Round 2: everything that needs only the user's id.
-        filters_call = _attempt(self._filters(systemuserid, record_type))
-        record_call = (
-            _ready((known, None))
-            if known is not None
-            else self._record(record_type, record_ref, search, systemuserid, reader)
-        )
-        found, (filters, filters_error), (record, hint) = await asyncio.gather(
-            user_call, filters_call, record_call
-        )
+    async def owns_team(self, team_group_id: str, user: str | None) -> bool:
+        """Whether `user` owns the Teams team (Graph knows); False when nobody can say."""
+        if not (user and team_group_id and self.graph):
+            return False
+        try:
+            with deadline(self.budget):
+                return await self.graph.is_team_owner(team_group_id, user)
+        except (BackendError, InputError) as exc:
+            log.warning("could not check whether %s owns the team: %s", user, exc)
+            return False
+
+    # --- round 1 ----------------------------------------------------------------------------------------
+
+    async def _identify(self, user_ref: str) -> _Person | None:
+        """An Entra object id is read as at once; an email costs a round (then cached). None: no such user."""
+        if not user_ref:
+            raise InputError("no user given")
+        if "@" not in user_ref:
+            return _Person(user_ref, caller=user_ref) if is_id(user_ref) else await self._looked_up(user_ref)
+        cached = self.user_cache.get(user_ref) if self.user_cache else None
+        if cached is not None:
+            return _Person(user_ref, caller=cached)
+        return await self._looked_up(user_ref)
+
+    async def _looked_up(self, user_ref: str) -> _Person | None:
+        found = await self.dataverse.find_user(user_ref)  # refuses a reference that is neither
         if found is None:
-            if self.user_cache:
-                self.user_cache.drop(user_ref)
-            return unknown
-        user, mailbox = found
-        if self.user_cache:
-            self.user_cache.put(user_ref, user.systemuserid)
+            return None
+        caller = found[0].aad_object_id
+        if self.user_cache and caller:
+            self.user_cache.put(user_ref, caller)
+        return _Person(user_ref, caller=caller, found=found)
 
-        # Round 3: what needs the record: filter evaluation by Dataverse itself, and the Exchange calendar.
-        filter_facts, exchange = await self._with_record(filters, record, user)
+    async def _open(
+        self,
+        person: _Person,
+        record_type: RecordType,
+        *,
+        record_id: str | None = None,
+        words: Sequence[str] | None = None,
+        recent: bool = False,
+        reader: str | None = None,
+    ) -> _Opening:
+        """Round 1: everything that needs only who the person is, read in parallel."""
+        dv, caller = self.dataverse, person.caller
+        mine = None if caller else (person.found[0].systemuserid if person.found else None)
+        now = datetime.now(UTC)
+        others_read = reader is not None and reader != caller and record_id is not None
+        info = ENTITIES[record_type]
+        # Each read starts now, at once: one round trip for all of them.
+        found_t = _start(_ready(person.found) if person.found else self._user(person))
+        filters_t = _start(_attempt(self._filters(person, record_type)))
+        approval_t = _start(self._approval_required())
+        by_id_t = _start(dv.read_record(info, record_id, caller=caller)) if record_id else None
+        series_t = (
+            _start(dv.read_record(SERIES, record_id, caller=caller))
+            if record_id and record_type == "appointment"
+            else None
+        )
+        reader_t = (
+            _start(dv.read_record(info, record_id, caller=reader)) if others_read and record_id else None
+        )
+        search_t = _start(dv.search_rows(record_type, words, caller=caller, mine=mine)) if words else None
+        recent_t = (
+            _start(dv.recent_rows(record_type, around=now, caller=caller, mine=mine)) if recent else None
+        )
+        started = [
+            t for t in (found_t, filters_t, approval_t, by_id_t, series_t, reader_t, search_t, recent_t) if t
+        ]
+        await _all(started)
+        found = found_t.result()  # a failure to read the user fails the diagnosis
+        if found is None:
+            # No such user: what was read as them failed too (Dataverse knows no such caller): not an error.
+            return _Opening(found=None, filters=None, filters_error=None, approval_required=None)
+        filters, filters_error = filters_t.result()
+        as_reader = reader_t.result() if reader_t else None
+        user = found[0]
+        return _Opening(
+            found=found,
+            filters=_own(filters, user, record_type) if filters is not None else None,
+            filters_error=filters_error,
+            approval_required=approval_t.result(),
+            by_id=by_id_t.result() if by_id_t else None,
+            series_by_id=series_t.result() if series_t else None,
+            reader_may_read=not others_read or (as_reader is not None and as_reader.row is not None),
+            searched=search_t.result() if search_t else None,
+            recent=recent_t.result() if recent_t else None,
+        )
+
+    async def _user(self, person: _Person) -> UserAndMailbox | None:
+        if person.caller is None:
+            return None
+        found = await self.dataverse.find_user(person.caller)
+        if found is None and self.user_cache:
+            self.user_cache.drop(person.ref)
+        return found
+
+    async def _filters(self, person: _Person, record_type: RecordType) -> list[SyncFilter]:
+        """The person's own filters (read as them) and the org's system filters, of every type."""
+        if person.caller is not None:
+            own = self.dataverse.own_filters(person.caller)
+        elif person.found is not None:
+            own = self.dataverse.user_filters(person.found[0].systemuserid)
+        else:
+            own = _ready([])
+        mine, system = await asyncio.gather(own, self.dataverse.system_filters(record_type))
+        return mine + system
+
+    async def _approval_required(self) -> bool | None:
+        """The org's "Process emails only for approved users", read once per `APPROVAL_SETTING_TTL`."""
+        if self._approval is not None and self._approval[0] > time.monotonic():
+            return self._approval[1]
+        value, error = await _attempt(self.dataverse.email_approval_required())
+        if error is not None:
+            log.info("could not read the org's email approval setting: %s", error)
+            return None
+        self._approval = (time.monotonic() + APPROVAL_SETTING_TTL, value)
+        return value
+
+    # --- between the rounds: which record ------------------------------------------------------------------
+
+    async def _by_id(
+        self,
+        person: _Person,
+        opening: _Opening,
+        record_type: RecordType,
+        record_id: str | None,
+        reader: str | None,
+    ) -> Facts:
+        """The facts for a record named by id: a readable record (or series) is diagnosed in round 2; one
+        the person may not read is a cause of its own; none at all may be an id of another type."""
+        user = opening.found[0] if opening.found else None
+        if record_id is None or user is None:
+            return await self._facts(person, opening, record_type, None, record_id)
+        for info, read in ((ENTITIES[record_type], opening.by_id), (SERIES, opening.series_by_id)):
+            if read is None or (read.row is None and not read.refused):
+                continue
+            if not opening.reader_may_read:
+                break  # the person asking may not see it: as if it weren't there, for them
+            if read.row is not None:
+                record = record_facts(info, read.row, user.systemuserid)
+                return await self._facts(person, opening, record_type, record, record_id)
+            owner = await self._owner(info, record_id) if reader != person.caller else None
+            unreadable = UnreadableRecord(record_id.lower(), owner)
+            return replace(self._base(person, opening, record_type, record_id), unreadable=unreadable)
+        hint = None
+        if opening.reader_may_read:
+            hint = await self._other_type_hint(record_type, record_id, person.caller or reader)
+        return replace(self._base(person, opening, record_type, record_id), record_hint=hint)
+
+    async def _owner(self, info: EntityInfo, record_id: str) -> str | None:
+        """Who owns a record the person may not read, read as the app: for an agent or admin only."""
+        read, _ = await _attempt(self.dataverse.read_record(info, record_id, owner_only=True))
+        return read.owner() if read is not None else None
+
+    async def _one(
+        self, person: _Person, user: UserFacts, matches: Sequence[RecordFacts]
+    ) -> RecordFacts | None:
+        """The one record `matches` mean: the only match, or the recurring series they are instances of."""
+        series_id = _series_of(matches)
+        if series_id is None:
+            return matches[0] if len(matches) == 1 else None
+        read = await self.dataverse.read_record(SERIES, series_id, caller=person.caller)
+        if read.row is None:
+            return matches[0]  # the series itself can't be read: an instance is what there is
+        return record_facts(SERIES, read.row, user.systemuserid)
+
+    async def _other_type_hint(
+        self, record_type: RecordType, record_id: str, caller: str | None
+    ) -> str | None:
+        others = [t for t in RECORD_TYPES if t != record_type]
+        found = await asyncio.gather(
+            *(_attempt(self.dataverse.read_record(ENTITIES[t], record_id, caller=caller)) for t in others)
+        )
+        for other, (read, _) in zip(others, found, strict=True):
+            if read is not None and (read.row is not None or read.refused):
+                return f"that id belongs to a {other}: ask again with type {other}"
+        return None
+
+    # --- round 2 ----------------------------------------------------------------------------------------
+
+    def _base(
+        self, person: _Person, opening: _Opening, record_type: RecordType, record_ref: str | None
+    ) -> Facts:
+        """The facts round 1 gave, before any record is looked at."""
+        user, mailbox = opening.found if opening.found else (None, None)
+        filters = opening.filters
         return Facts(
-            user_ref=user_ref,
+            user_ref=person.ref,
             record_type=record_type,
             user=user,
             mailbox=mailbox,
             record_ref=record_ref,
+            filters=tuple(FilterFacts(f.name, f.origin, f.active) for f in filters)
+            if filters is not None
+            else None,
+            filters_error=opening.filters_error,
+            exchange=ExchangeFacts(found=None, reason="no record named"),
+            approval_required=opening.approval_required,
+        )
+
+    async def _facts(
+        self,
+        person: _Person,
+        opening: _Opening,
+        record_type: RecordType,
+        record: RecordFacts | None,
+        record_ref: str | None = None,
+    ) -> Facts:
+        """Round 2 when there is a record: each filter run against it, and the Exchange calendar."""
+        base = self._base(
+            person, opening, record_type, record_ref if record is None else (record_ref or record.id)
+        )
+        if record is None or base.user is None:
+            return base
+        evaluated, exchange = await asyncio.gather(
+            self._evaluate(opening.filters or [], record, base.user), self._in_exchange(record, base.user)
+        )
+        return replace(
+            base,
             record=record,
-            record_hint=hint,
-            filters=filter_facts,
-            filters_error=filters_error,
+            filters=tuple(evaluated) if opening.filters is not None else None,
             exchange=exchange,
         )
-
-    async def _start(self, user_ref: str) -> tuple[str, Awaitable[UserAndMailbox | None]] | None:
-        """The user's systemuserid and what reads them with their mailbox; None when there is no such user.
-
-        A cached id starts round 2 at once (the user is read beside the rest); else round 1 finds them."""
-        cached = self.user_cache.get(user_ref) if self.user_cache else None
-        if cached is not None:
-            return cached, self.dataverse.get_user(cached)
-        found = await self.dataverse.find_user(user_ref)
-        if found is None:
-            return None
-        return found[0].systemuserid, _ready(found)
-
-    async def _with_record(
-        self, filters: list[SyncFilter] | None, record: RecordFacts | None, user: UserFacts
-    ) -> tuple[tuple[FilterFacts, ...] | None, ExchangeFacts]:
-        """Round 3 when there is a record: each filter run against it, and the Exchange calendar."""
-        if record is None:
-            listed = None
-            if filters is not None:
-                listed = tuple(FilterFacts(name=f.name, origin=f.origin, active=f.active) for f in filters)
-            return listed, ExchangeFacts(found=None, reason="no record named")
-        evaluated, exchange = await asyncio.gather(
-            self._evaluate(filters or [], record, user), self._in_exchange(record, user)
-        )
-        return (tuple(evaluated) if filters is not None else None), exchange
-
-    async def _filters(self, systemuserid: str, record_type: RecordType) -> list[SyncFilter]:
-        own, system = await asyncio.gather(
-            self.dataverse.user_filters(systemuserid), self.dataverse.system_filters(record_type)
-        )
-        return [f for f in own if f.returned_type == record_type] + [
-            f for f in system if f.returned_type == record_type
-        ]
-
-    async def _record(
-        self,
-        record_type: RecordType,
-        record_ref: str | None,
-        search: list[str] | None,
-        systemuserid: str,
-        reader: str | None,
-    ) -> tuple[RecordFacts | None, str | None]:
-        if record_ref is None:
-            return None, None
-        if search is None:
-            record = await self.dataverse.get_record(record_type, record_ref, systemuserid, reader=reader)
-            if record is not None:
-                return record, None
-            return None, await self._other_type_hint(record_type, record_ref, systemuserid, reader)
-        matches = await self.dataverse.search_records(record_type, search, systemuserid)
-        return one_of(matches, search, record_ref), None
-
-    async def _other_type_hint(
-        self, record_type: RecordType, record_id: str, systemuserid: str, reader: str | None
-    ) -> str | None:
-        others = [t for t in RECORD_TYPES if t != record_type]
-        found = await asyncio.gather(
-            *(_attempt(self.dataverse.get_record(t, record_id, systemuserid, reader=reader)) for t in others)
-        )
-        for other, (record, _) in zip(others, found, strict=True):
-            if record is not None:
-                return f"that id belongs to a {other}: ask again with type {other}"
-        return None
 
     async def _evaluate(
         self, filters: list[SyncFilter], record: RecordFacts, user: UserFacts
     ) -> list[FilterFacts]:
         info = ENTITIES[record.type]
+        # A series is selected when a filter selects its instances (the appointments of that series).
+        key, value = ("seriesid", record.id) if record.recurrence == "series" else (info.key, record.id)
 
         async def one(flt: SyncFilter) -> FilterFacts:
             base = FilterFacts(name=flt.name, origin=flt.origin, active=flt.active)
             if not flt.active:
                 return base
             if user.aad_object_id is None:
-                return _with(base, error="the user has no Entra object id to run the filter as")
+                return replace(base, error="the user has no Entra object id to run the filter as")
             try:
-                query = restrict_to_record(flt.fetchxml, info.logical_name, info.key, record.id)
+                query = restrict_to_record(flt.fetchxml, info.logical_name, key, value)
             except FetchXmlError as exc:
-                return _with(base, error=str(exc))
+                return replace(base, error=str(exc))
             rows, error = await _attempt(self.dataverse.fetch_as(record.type, query, user.aad_object_id))
             if rows is None:
-                return _with(base, error=error)
-            return _with(base, matches=bool(rows))
+                return replace(base, error=error)
+            return replace(base, matches=bool(rows))
 
         return list(await asyncio.gather(*(one(f) for f in filters)))
 
@@ -368,9 +539,33 @@ class Investigator:
         return ExchangeFacts(found=find_event(record, events) is not None)
 
 
-async def _ready(value: T) -> T:
-    return value
+def _nobody(user_ref: str, record_type: RecordType, record_ref: str | None = None) -> Facts:
+    return Facts(user_ref=user_ref, record_type=record_type, user=None, record_ref=record_ref)
 
 
-def _with(base: FilterFacts, *, matches: bool | None = None, error: str | None = None) -> FilterFacts:
-    return FilterFacts(name=base.name, origin=base.origin, active=base.active, matches=matches, error=error)
+def _own(filters: list[SyncFilter], user: UserFacts | None, record_type: RecordType) -> list[SyncFilter]:
+    """The filters for `record_type` that apply to `user`: theirs (read as them, a view shared with them
+    is not their filter) and the system's."""
+    me = user.systemuserid if user else None
+    return [
+        f
+        for f in filters
+        if f.returned_type == record_type and (f.origin == "system" or f.owner_id in (None, me))
+    ]
+
+
+def _facts(record_type: RecordType, rows: list[Row] | None, user: UserFacts) -> list[RecordFacts]:
+    return [record_facts(ENTITIES[record_type], row, user.systemuserid) for row in rows or []]
+
+
+def _mine(records: list[RecordFacts]) -> list[RecordFacts]:
+    """The records the person owns or takes part in: "your recent records" (not all they may read)."""
+    return [r for r in records if r.roles]
+
+
+def _series_of(matches: Sequence[RecordFacts]) -> str | None:
+    """The series id when every match is an instance (or exception) of one recurring series."""
+    ids = {r.series_id for r in matches if r.recurrence in ("instance", "exception")}
+    if not matches or len(ids) != 1 or any(r.recurrence not in ("instance", "exception") for r in matches):
+        return None
+    return next(iter(ids))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from bot.clients.http import RetryPolicy, send
 from bot.clients.rows import (
     ENTITIES,
     MAILBOX_NAV,
+    SERIES,
     EntityInfo,
     Row,
     SyncFilter,
@@ -33,7 +35,17 @@ from bot.diagnosis.facts import MailboxFacts, RecordFacts, RecordType, UserFacts
 from bot.errors import BackendRefused
 from bot.ids import odata_string, require_id
 
-__all__ = ["ENTITIES", "DataverseClient", "EntityInfo", "SyncFilter", "parse_datetime"]
+__all__ = [
+    "ENTITIES",
+    "SERIES",
+    "DataverseClient",
+    "EntityInfo",
+    "RecordRead",
+    "Row",
+    "SyncFilter",
+    "parse_datetime",
+    "record_facts",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +55,31 @@ OUTLOOK_FILTERS = 256  # userquery/savedquery querytype of synchronization filte
 _USER_COLUMNS = "systemuserid,fullname,internalemailaddress,domainname,azureactivedirectoryobjectid,isdisabled,_defaultmailbox_value"
 _MAILBOX_COLUMNS = (
     "mailboxid,emailaddress,statecode,emailrouteraccessapproval,isemailaddressapprovedbyo365admin,"
-    "actdeliverymethod,actstatus,enabledforact,testemailconfigurationscheduled,testmailboxaccesscompletedon,"
+    "actdeliverymethod,actstatus,enabledforact,orgmarkedasprimaryforexchangesync,testemailconfigurationscheduled,testmailboxaccesscompletedon,"
     "lastsuccessfulsynccompletedon,lastsyncerrorcode,lastsyncerroroccurredon,lastsyncerrorcount,"
     "itemsfailedforlastsync,_regardingobjectid_value"
 )
 _FILTER_COLUMNS = "name,returnedtypecode,statecode,fetchxml,querytype"
+# The column a record's "recent" window is judged by.
+_DATED_BY = {"appointment": "scheduledstart", "task": "scheduledend", "contact": "modifiedon"}
+FORMATTED = "OData.Community.Display.V1.FormattedValue"  # the annotation with a lookup's display name
+
+
+@dataclass(frozen=True)
+class RecordRead:
+    """One record read by id: its row, or None with `refused` when Dataverse said the caller may not
+    read it (403: the record exists) rather than that there is no such record (404)."""
+
+    row: Row | None
+    refused: bool = False
+
+    def owner(self) -> str | None:
+        """Who owns the record: the name Dataverse formats for the owner lookup, else its id."""
+        if self.row is None:
+            return None
+        name = self.row.get(f"_ownerid_value@{FORMATTED}")
+        value = name if isinstance(name, str) and name else self.row.get("_ownerid_value")
+        return str(value) if value else None
 
 
 class DataverseClient:
@@ -202,6 +234,30 @@ class DataverseClient:
             params["$expand"] = f"{info.parties}($select=_partyid_value,participationtypemask)"
         return params
 
+    async def read_record(
+        self, info: EntityInfo, record_id: str, *, caller: str | None = None, owner_only: bool = False
+    ) -> RecordRead:
+        """One record's row by id, read as `caller` (an Entra object id; None reads as the app).
+
+        Dataverse answers 404 when there is no such record and 403 when the caller may not read it, so a
+        refusal says the record exists. `owner_only` reads just who owns it (with the owner's name as
+        Dataverse formats it), for an admin to see without the record's content.
+        """
+        key = require_id(record_id, f"{info.logical_name} id")
+        headers = dict(_as(caller) or {})
+        if owner_only:
+            params = {"$select": "_ownerid_value"}
+            headers["Prefer"] = f'odata.include-annotations="{FORMATTED}"'
+        else:
+            params = self._record_params(info)
+        try:
+            row = await self._get(f"{info.entity_set}({key})", params, headers or None)
+        except BackendRefused as exc:
+            if exc.status in (404, 403):
+                return RecordRead(None, refused=exc.status == 403)
+            raise
+        return RecordRead(row)
+
     async def get_record(
         self, record_type: RecordType, record_id: str, systemuserid: str, *, reader: str | None = None
     ) -> RecordFacts | None:
@@ -212,53 +268,88 @@ class DataverseClient:
                 (`CallerObjectId`), so they see only what Dataverse lets them see. None reads as the app.
         """
         info = ENTITIES[record_type]
-        key = require_id(record_id, f"{record_type} id")
-        headers = {"CallerObjectId": require_id(reader, "Entra object id")} if reader else None
-        try:
-            row = await self._get(f"{info.entity_set}({key})", self._record_params(info), headers)
-        except BackendRefused as exc:
-            if exc.status in (404, 403):
-                return None
-            raise
-        return record_facts(info, row, systemuserid)
+        found = await self.read_record(info, record_id, caller=reader)
+        return record_facts(info, found.row, systemuserid) if found.row is not None else None
+
+    async def search_rows(
+        self,
+        record_type: RecordType,
+        words: Sequence[str],
+        *,
+        caller: str | None = None,
+        mine: str | None = None,
+        limit: int = 10,
+    ) -> list[Row]:
+        """Records whose title contains every word, newest first.
+
+        Read as `caller` (an Entra object id), Dataverse itself decides what they may read (their own,
+        their teams', shared with them, their role's reach). `mine` (a systemuserid) keeps only records
+        that user owns or takes part in: for someone with no Entra id to read as.
+        """
+        info = ENTITIES[record_type]
+        params = self._record_params(info)
+        conditions = [f"contains({info.title},{odata_string(word)})" for word in words]
+        params["$filter"] = " and ".join([*conditions, *self._mine(info, mine)])
+        params["$top"] = str(limit)
+        params["$orderby"] = "modifiedon desc"
+        return (await self.query(info.entity_set, params, headers=_as(caller), max_pages=1))[:limit]
 
     async def search_records(
         self, record_type: RecordType, words: Sequence[str], systemuserid: str, limit: int = 10
     ) -> list[RecordFacts]:
         """Records whose title contains every word, that the user owns or takes part in."""
-        info = ENTITIES[record_type]
+        rows = await self.search_rows(record_type, words, mine=systemuserid, limit=limit)
+        return [record_facts(ENTITIES[record_type], row, systemuserid) for row in rows]
+
+    def _mine(self, info: EntityInfo, systemuserid: str | None) -> list[str]:
+        """The condition "owned by or taking part": none when no user is given."""
+        if systemuserid is None:
+            return []
         user = require_id(systemuserid, "systemuserid")
-        conditions = [f"contains({info.title},{odata_string(word)})" for word in words]
         mine = f"_ownerid_value eq {user}"
         if info.parties:
             mine = f"({mine} or {info.parties}/any(p:p/_partyid_value eq {user}))"
-        params = self._record_params(info)
-        params["$filter"] = " and ".join([*conditions, mine])
-        params["$top"] = str(limit)
-        params["$orderby"] = "modifiedon desc"
-        rows = await self.query(info.entity_set, params, max_pages=1)
-        return [record_facts(info, row, systemuserid) for row in rows[:limit]]
+        return [mine]
 
     async def recent_records(
         self, record_type: RecordType, systemuserid: str, *, around: datetime, days: int = 14, limit: int = 10
     ) -> list[RecordFacts]:
         """The user's records (owned or taking part) dated within `days` of `around`, newest first."""
+        rows = await self.recent_rows(record_type, mine=systemuserid, around=around, days=days, limit=limit)
+        return [record_facts(ENTITIES[record_type], row, systemuserid) for row in rows]
+
+    async def recent_rows(
+        self,
+        record_type: RecordType,
+        *,
+        around: datetime,
+        caller: str | None = None,
+        mine: str | None = None,
+        days: int = 14,
+        limit: int = 50,
+    ) -> list[Row]:
+        """Records dated within `days` of `around`, newest first: those `caller` (an Entra object id) may
+        read, read as them, or (`mine`, a systemuserid) those that user owns or takes part in."""
         info = ENTITIES[record_type]
-        user = require_id(systemuserid, "systemuserid")
-        mine = f"_ownerid_value eq {user}"
-        if info.parties:
-            mine = f"({mine} or {info.parties}/any(p:p/_partyid_value eq {user}))"
-        column = {"appointment": "scheduledstart", "task": "scheduledend", "contact": "modifiedon"}[
-            record_type
-        ]
+        column = _DATED_BY[record_type]
         since = (around - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
         until = (around + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
         params = self._record_params(info)
-        params["$filter"] = f"{mine} and {column} ge {since} and {column} le {until}"
+        params["$filter"] = " and ".join(
+            [*self._mine(info, mine), f"{column} ge {since}", f"{column} le {until}"]
+        )
         params["$orderby"] = f"{column} desc"
         params["$top"] = str(limit)
-        rows = await self.query(info.entity_set, params, max_pages=1)
-        return [record_facts(info, row, systemuserid) for row in rows[:limit]]
+        return (await self.query(info.entity_set, params, headers=_as(caller), max_pages=1))[:limit]
+
+    # --- the organization ----------------------------------------------------------------------------
+
+    async def email_approval_required(self) -> bool | None:
+        """Whether the org processes email only for approved users (System Settings > Email): None when
+        Dataverse doesn't say."""
+        rows = await self.query("organizations", {"$select": "requireapprovalforuseremail"}, max_pages=1)
+        value = rows[0].get("requireapprovalforuseremail") if rows else None
+        return value if isinstance(value, bool) else None
 
     # --- sync filters --------------------------------------------------------------------------------
 
@@ -278,6 +369,20 @@ class DataverseClient:
         )
         return [sync_filter(row, "userqueryid", "user") for row in rows]
 
+    async def own_filters(self, caller: str) -> list[SyncFilter]:
+        """The sync filters of every type that `caller` (an Entra object id) owns, read as them: no
+        privilege over others' filters needed, and no need to know their systemuserid first. Only the
+        rows they own are kept (a view shared with them is not their filter)."""
+        rows = await self.query(
+            "userqueries",
+            {
+                "$select": f"userqueryid,_ownerid_value,{_FILTER_COLUMNS}",
+                "$filter": f"querytype eq {OUTLOOK_FILTERS}",
+            },
+            headers=_as(caller),
+        )
+        return [sync_filter(row, "userqueryid", "user") for row in rows]
+
     async def system_filters(self, record_type: RecordType) -> list[SyncFilter]:
         """The organization's system sync filters for a record type (they apply to every user)."""
         rows = await self.query(
@@ -292,7 +397,14 @@ class DataverseClient:
     async def fetch_as(self, record_type: RecordType, fetchxml: str, caller_aad_object_id: str) -> list[Row]:
         """Run FetchXML as another user (`CallerObjectId`), so `eq-userid` means that user."""
         info = ENTITIES[record_type]
-        caller = require_id(caller_aad_object_id, "Entra object id")
         return await self.query(
-            info.entity_set, {"fetchXml": fetchxml}, headers={"CallerObjectId": caller}, max_pages=1
+            info.entity_set,
+            {"fetchXml": fetchxml},
+            headers={"CallerObjectId": require_id(caller_aad_object_id, "Entra object id")},
+            max_pages=1,
         )
+
+
+def _as(caller: str | None) -> dict[str, str] | None:
+    """The impersonation header that makes Dataverse run a request as `caller` (an Entra object id)."""
+    return {"CallerObjectId": require_id(caller, "Entra object id")} if caller else None

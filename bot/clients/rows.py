@@ -9,11 +9,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from bot.diagnosis.facts import PARTICIPATION_ROLES, MailboxFacts, RecordFacts, RecordType, UserFacts
+from bot.diagnosis.facts import (
+    PARTICIPATION_ROLES,
+    MailboxFacts,
+    RecordFacts,
+    RecordType,
+    Recurrence,
+    UserFacts,
+)
 
 __all__ = [
     "ENTITIES",
     "MAILBOX_NAV",
+    "ORGANIZER",
+    "SERIES",
     "EntityInfo",
     "Row",
     "SyncFilter",
@@ -60,7 +69,7 @@ ENTITIES: dict[RecordType, EntityInfo] = {
         "activityid",
         "subject",
         "appointment_activity_parties",
-        (*_ACTIVITY_COLUMNS, "globalobjectid", "modifiedon"),
+        (*_ACTIVITY_COLUMNS, "globalobjectid", "modifiedon", "instancetypecode", "_seriesid_value"),
     ),
     "task": EntityInfo(
         "task", "tasks", "activityid", "subject", "task_activity_parties", (*_ACTIVITY_COLUMNS, "modifiedon")
@@ -76,6 +85,17 @@ ENTITIES: dict[RecordType, EntityInfo] = {
 }
 
 
+# A recurring appointment's series (its master row); its instances are appointments whose `seriesid` is it.
+SERIES = EntityInfo(
+    "appointment",
+    "recurringappointmentmasters",
+    "activityid",
+    "subject",
+    "recurringappointmentmaster_activity_parties",
+    (*_ACTIVITY_COLUMNS, "globalobjectid", "modifiedon"),
+)
+
+
 @dataclass(frozen=True)
 class SyncFilter:
     """A synchronization filter (userquery or savedquery with querytype 256)."""
@@ -86,6 +106,7 @@ class SyncFilter:
     returned_type: str
     active: bool
     fetchxml: str
+    owner_id: str | None = None  # read when the filters were read as their owner, to keep only theirs
 
 
 def parse_datetime(value: object) -> datetime | None:
@@ -156,8 +177,13 @@ def mailbox_facts(m: Row) -> MailboxFacts:
         test_scheduled=_bool(m.get("testemailconfigurationscheduled")),
         test_completed_on=parse_datetime(m.get("testmailboxaccesscompletedon")),
         last_successful_sync=parse_datetime(m.get("lastsuccessfulsynccompletedon")),
+        primary_for_exchange=_bool(m.get("orgmarkedasprimaryforexchangesync")),
         last_sync_error=error,
     )
+
+
+_RECURRENCE: dict[int, Recurrence] = {0: "single", 1: "series", 2: "instance", 3: "exception"}
+ORGANIZER = 7  # activityparty.participationtypemask
 
 
 def record_facts(info: EntityInfo, row: Row, systemuserid: str) -> RecordFacts:
@@ -166,8 +192,10 @@ def record_facts(info: EntityInfo, row: Row, systemuserid: str) -> RecordFacts:
     roles: list[str] = []
     if str(row.get("_ownerid_value", "")).lower() == user:
         roles.append("owner")
-    for party in row.get(info.parties or "", None) or []:
-        if not isinstance(party, dict) or str(party.get("_partyid_value", "")).lower() != user:
+    parties = row.get(info.parties) if info.parties else None
+    party_rows = [p for p in parties if isinstance(p, dict)] if isinstance(parties, list) else []
+    for party in party_rows:
+        if str(party.get("_partyid_value", "")).lower() != user:
             continue
         role = PARTICIPATION_ROLES.get(_int(party.get("participationtypemask")) or 0)
         if role and role not in roles:
@@ -183,7 +211,24 @@ def record_facts(info: EntityInfo, row: Row, systemuserid: str) -> RecordFacts:
         modified_on=parse_datetime(row.get("modifiedon")),
         roles=tuple(roles),
         global_object_id=_str(row.get("globalobjectid")),
+        # Parties not expanded (a contact, or a row read without them): whether there is an organizer is unknown.
+        has_organizer=(
+            any(_int(p.get("participationtypemask")) == ORGANIZER for p in party_rows)
+            if isinstance(parties, list)
+            else None
+        ),
+        recurrence=_recurrence(info, row),
+        series_id=(_str(row.get("_seriesid_value")) or "").lower() or None,
     )
+
+
+def _recurrence(info: EntityInfo, row: Row) -> Recurrence | None:
+    """Whether the row is a series, one of its instances, or a single appointment (None: not recurring kind)."""
+    if info.entity_set == SERIES.entity_set:
+        return "series"
+    if "instancetypecode" not in info.columns:
+        return None
+    return _RECURRENCE.get(_int(row.get("instancetypecode")) or 0, "single")
 
 
 def sync_filter(row: Row, key: str, origin: Literal["user", "system"]) -> SyncFilter:
@@ -195,4 +240,5 @@ def sync_filter(row: Row, key: str, origin: Literal["user", "system"]) -> SyncFi
         returned_type=str(row.get("returnedtypecode") or ""),
         active=row.get("statecode", 0) == 0,
         fetchxml=str(row.get("fetchxml") or ""),
+        owner_id=str(row.get("_ownerid_value") or "").lower() or None,
     )

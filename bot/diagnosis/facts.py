@@ -22,10 +22,14 @@ __all__ = [
     "MailboxFacts",
     "RecordFacts",
     "RecordType",
+    "Recurrence",
+    "UnreadableRecord",
     "UserFacts",
 ]
 
 RecordType = Literal["appointment", "contact", "task"]
+# appointment.instancetypecode as words; "series" is a recurringappointmentmaster row.
+Recurrence = Literal["single", "series", "instance", "exception"]
 RECORD_TYPES: tuple[RecordType, ...] = ("appointment", "contact", "task")
 
 # mailbox.actdeliverymethod (Appointments, Contacts, and Tasks). Not the email columns' numbering.
@@ -82,6 +86,9 @@ class MailboxFacts:
     test_scheduled: bool | None = None
     test_completed_on: datetime | None = None
     last_successful_sync: datetime | None = None
+    # Whether this org is the one the Exchange mailbox syncs appointments, contacts and tasks with: one
+    # mailbox syncs them with one org only (orgmarkedasprimaryforexchangesync).
+    primary_for_exchange: bool | None = None
     # Dataverse documents these as internal: shown as evidence, never interpreted.
     last_sync_error: dict[str, str | int] = field(default_factory=dict)
 
@@ -100,6 +107,19 @@ class RecordFacts:
     modified_on: datetime | None = None
     roles: tuple[str, ...] = ()
     global_object_id: str | None = None  # Outlook's id; links the appointment to its Exchange event
+    has_organizer: bool | None = None  # whether an Organizer party is present (None: parties not read)
+    recurrence: Recurrence | None = None  # None for contacts and tasks
+    series_id: str | None = None  # an instance's series (its recurringappointmentmaster)
+
+
+@dataclass(frozen=True)
+class UnreadableRecord:
+    """A record that exists but that the person may not read (Dataverse refused it as them).
+
+    Only its id and, for an agent or admin asking, who owns it: never its content."""
+
+    id: str
+    owner: str | None = None  # the owner's name (or id), only when someone other than the person asked
 
 
 @dataclass(frozen=True)
@@ -135,6 +155,9 @@ class Facts:
     record_ref: str | None = None  # the id or words given, None for a mailbox-level check
     record: RecordFacts | None = None
     record_hint: str | None = None  # e.g. "that id belongs to a task"
+    unreadable: UnreadableRecord | None = None  # the record exists, but the person may not read it
+    # The org's "Process emails only for approved users" (System Settings > Email); None: not read.
+    approval_required: bool | None = None
     filters: tuple[FilterFacts, ...] | None = None  # None: could not be read (see filters_error)
     filters_error: str | None = None
     exchange: ExchangeFacts = field(default_factory=lambda: ExchangeFacts(found=None, reason="not asked"))

@@ -9,13 +9,14 @@ words.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.diagnosis.report import Evidence, Finding, Status
 
 __all__ = [
     "ACT_NOT_ENABLED",
     "ACT_NOT_SERVER_SIDE_SYNC",
+    "ACT_OTHER_ORG",
     "ACT_OUTLOOK_CLIENT",
     "ACT_SYNC_FAILING",
     "CHOOSE_RECORDS",
@@ -26,14 +27,17 @@ __all__ = [
     "MAILBOX_NOT_TESTED",
     "NO_SYNC_FILTER",
     "OPEN_MAILBOX",
+    "ORGANIZER_MISSING",
     "OUTSIDE_SYNC_FILTER",
     "PERSONAL_OPTIONS",
     "RECORD_NOT_FOUND",
+    "RECORD_NOT_READABLE",
     "SHOWN_AS_FREE",
     "SYNC_LOGIC",
     "SYNC_PENDING",
     "TEAMS_USER_UNKNOWN",
     "TEST_ENABLE",
+    "TROUBLESHOOTING",
     "USER_DISABLED",
     "Guidance",
     "fill",
@@ -41,6 +45,9 @@ __all__ = [
 
 KB_4509420 = "https://support.microsoft.com/help/4509420"
 SYNC_LOGIC = "https://learn.microsoft.com/power-platform/admin/sync-logic"
+TROUBLESHOOTING = (
+    "https://learn.microsoft.com/power-platform/admin/troubleshooting-monitoring-server-side-synchronization"
+)
 CHOOSE_RECORDS = "https://learn.microsoft.com/power-platform/admin/choose-records-synchronize-dynamics-365-outlook-exchange"
 
 OPEN_MAILBOX = (
@@ -73,20 +80,38 @@ class Guidance:
     (the checklist card), in the order of the rules.
     """
 
-    titles: Mapping[Status, str]
+    titles: Mapping[str, str]  # by status, and "status:variant" for a more precise title
     source: str
     steps: tuple[str, ...] = ()
     warn_steps: tuple[str, ...] | None = None  # when a warning needs other steps than a failure
     self_check: tuple[str, ...] = ()
+    # Where the steps differ by record type (the default filters select appointments, contacts and
+    # tasks differently): the steps, and what a person can check alone, for that type.
+    steps_for: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    self_check_for: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def finding(
-        self, finding_id: str, status: Status, evidence: Evidence, words: Mapping[str, str]
+        self,
+        finding_id: str,
+        status: Status,
+        evidence: Evidence,
+        words: Mapping[str, str],
+        variant: str | None = None,
     ) -> Finding:
-        """The finding for `status`, its title and steps filled in with `words`."""
-        title = self.titles.get(status) or self.titles.get("fail") or finding_id
+        """The finding for `status`, its title and steps filled in with `words`.
+
+        `variant` picks a more precise title where the guidance has one (`titles["fail:tested"]`)."""
+        title = (
+            (self.titles.get(f"{status}:{variant}") if variant else None)
+            or self.titles.get(status)
+            or self.titles.get("fail")
+            or finding_id
+        )
         steps: tuple[str, ...] = ()
         if status in ("fail", "warn"):
             chosen = self.warn_steps if status == "warn" and self.warn_steps is not None else self.steps
+            if status == "fail" or self.warn_steps is None:
+                chosen = self.steps_for.get(words.get("type", ""), chosen)
             steps = tuple(fill(step, words) for step in chosen)
         return Finding(
             id=finding_id,
@@ -161,6 +186,7 @@ MAILBOX_INACTIVE = Guidance(
 MAILBOX_NOT_APPROVED = Guidance(
     titles={
         "fail": "Your mailbox's email address is not approved",
+        "warn": "The email address isn't approved, but your organization doesn't require approval",
         "pass": "Email address is approved",
         "unknown": "Could not tell whether the email address is approved",
     },
@@ -169,6 +195,12 @@ MAILBOX_NOT_APPROVED = Guidance(
         OPEN_MAILBOX,
         "Select Approve Email (an admin with the right to approve email addresses must do this).",
         TEST_ENABLE,
+    ),
+    warn_steps=(
+        "Your organization processes email for unapproved users (System Settings > Email), so this doesn't "
+        "block synchronization by itself.",
+        "If the mailbox uses the Exchange Online email server profile, a Microsoft 365 admin must still approve "
+        "it: " + _lower_first(OPEN_MAILBOX) + " Then select Approve Email.",
     ),
 )
 
@@ -223,6 +255,9 @@ ACT_OUTLOOK_CLIENT = Guidance(
 MAILBOX_NOT_TESTED = Guidance(
     titles={
         "fail": "Your mailbox was never tested and enabled",
+        # Not Run although a test completed: the last test didn't cover appointments, contacts and tasks.
+        "fail:tested": "Appointments, Contacts, and Tasks weren't tested: their status is Not Run although "
+        "the mailbox was last tested on {tested_on}",
         "warn": "A mailbox test is scheduled but has not finished",
         "pass": "Mailbox was tested and enabled",
     },
@@ -235,6 +270,23 @@ MAILBOX_NOT_TESTED = Guidance(
     ),
     self_check=(
         "Check that the mailbox was tested and enabled and that the Appointments, Contacts, and Tasks status is Success.",
+    ),
+)
+
+
+ACT_OTHER_ORG = Guidance(
+    titles={
+        "warn": "Appointments, contacts and tasks may be synchronizing with another Dynamics 365 organization",
+        "pass": "This organization syncs the mailbox's appointments, contacts and tasks",
+    },
+    source=TROUBLESHOOTING,
+    steps=(
+        "An Exchange mailbox synchronizes appointments, contacts and tasks with one Dynamics 365 organization "
+        "only, and Dynamics 365 says this one isn't it.",
+        OPEN_MAILBOX,
+        'Select Test & Enable Mailbox with "Sync items with Exchange from this Organization only, even if '
+        'Exchange was set to sync with a different Organization" selected. This stops the sync in the other '
+        "organization: check with your admin first.",
     ),
 )
 
@@ -268,6 +320,37 @@ RECORD_NOT_FOUND = Guidance(
 )
 
 
+RECORD_NOT_READABLE = Guidance(
+    titles={
+        "fail": "You can't open this {type} in Dynamics 365, so it can't sync to your Outlook",
+        "pass": "You can read this {type} in Dynamics 365",
+    },
+    source=SYNC_LOGIC,
+    steps=(
+        "Server-side synchronization only syncs what you can read in Dynamics 365, and this {type} isn't "
+        "shared with you.",
+        "Ask the {type}'s owner{owner} to share it with you (Share, in the {type}'s command bar), or ask your "
+        "Dynamics 365 admin for a security role that lets you read it.",
+        "Then select Re-check.",
+    ),
+)
+
+
+ORGANIZER_MISSING = Guidance(
+    titles={
+        "fail": "This appointment has no organizer, so it can't be synchronized",
+        "pass": "The appointment has an organizer",
+    },
+    source=TROUBLESHOOTING,
+    steps=(
+        "Open the appointment in Dynamics 365, set its Organizer (usually yourself) and save.",
+        "If the appointment form has no Organizer field, ask your Dynamics 365 admin to add it to the "
+        "Appointment form and publish it: server-side synchronization needs it.",
+        "Then select Re-check.",
+    ),
+)
+
+
 NO_SYNC_FILTER = Guidance(
     titles={
         "fail": "No synchronization filter selects any {type}s, so none sync",
@@ -277,9 +360,25 @@ NO_SYNC_FILTER = Guidance(
     source=CHOOSE_RECORDS,
     steps=(
         PERSONAL_OPTIONS,
-        "Under synchronization filters, activate the filter for {type}s or add one (for example: "
-        "'{type}s where I am the organizer or a required attendee').",
+        "Select the synchronization filters link, then on User Filters activate a filter for {type}s or add one.",
     ),
+    steps_for={
+        "appointment": (
+            PERSONAL_OPTIONS,
+            "Select the synchronization filters link, then on User Filters activate a filter for appointments "
+            "or add one (for example: appointments where you are the organizer or a required attendee).",
+        ),
+        "contact": (
+            PERSONAL_OPTIONS,
+            "Select the synchronization filters link, then on User Filters activate a filter for contacts or "
+            "add one (for example: active contacts you own, like the default My Outlook Contacts).",
+        ),
+        "task": (
+            PERSONAL_OPTIONS,
+            "Select the synchronization filters link, then on User Filters activate a filter for tasks or add "
+            "one (for example: tasks you own).",
+        ),
+    },
 )
 
 
@@ -292,14 +391,51 @@ OUTSIDE_SYNC_FILTER = Guidance(
     source=KB_4509420,
     steps=(
         PERSONAL_OPTIONS,
-        "Under synchronization filters, open the filter for {type}s and change it, or add a filter that selects records like this one.",
-        "Or make yourself the organizer or a required attendee of the record: by default that is what the filter selects; being only the owner is not enough.",
+        "Select the synchronization filters link and, on User Filters, change your filter for {type}s or add "
+        "one that selects records like this one.",
     ),
-    self_check=(
-        "Open the {type}: make sure you are its organizer or a required attendee, not only its owner "
-        "(that's what the default synchronization filter needs).",
-        "Or check your filters: gear icon > Personal Options > Synchronization tab.",
-    ),
+    steps_for={
+        "appointment": (
+            "Make yourself the organizer or a required attendee of the appointment: that is what the default "
+            "appointment filter selects; being only its owner is not enough.",
+            "Or: "
+            + _lower_first(PERSONAL_OPTIONS)
+            + " Select the synchronization filters link and, on User Filters, change your appointment filter "
+            "or add one that selects appointments like this one.",
+        ),
+        "contact": (
+            "The default contact filter selects active contacts you own. If a colleague or a team owns this "
+            "contact, ask them to assign it to you; if it is inactive, activate it.",
+            "Or: "
+            + _lower_first(PERSONAL_OPTIONS)
+            + " Select the synchronization filters link and, on User Filters, change your contact filter or "
+            "add one that selects contacts like this one.",
+        ),
+        "task": (
+            "Your task filters select tasks by who owns them: if someone else or a team owns this task, ask "
+            "them to assign it to you.",
+            "Or: "
+            + _lower_first(PERSONAL_OPTIONS)
+            + " Select the synchronization filters link and, on User Filters, change your task filter or add "
+            "one that selects tasks like this one.",
+        ),
+    },
+    self_check=("Check your synchronization filters: gear icon > Personal Options > Synchronization tab.",),
+    self_check_for={
+        "appointment": (
+            "Open the appointment: make sure you are its organizer or a required attendee, not only its owner "
+            "(that's what the default synchronization filter needs).",
+            "Or check your filters: gear icon > Personal Options > Synchronization tab.",
+        ),
+        "contact": (
+            "Open the contact: make sure you own it and it is active (that's what the default filter needs).",
+            "Or check your filters: gear icon > Personal Options > Synchronization tab.",
+        ),
+        "task": (
+            "Open the task: make sure you own it.",
+            "Or check your filters: gear icon > Personal Options > Synchronization tab.",
+        ),
+    },
 )
 
 

@@ -32,6 +32,7 @@ class Outcome:
     status: Status
     evidence: Evidence = field(default_factory=dict)
     words: Mapping[str, str] = field(default_factory=dict)
+    variant: str | None = None  # a more precise title the guidance has for this case
 
 
 Check = Callable[[Facts], Outcome | None]
@@ -56,7 +57,7 @@ class Rule:
         if outcome is None:
             return None
         words = {"type": facts.record_type, "mailbox": mailbox_name(facts), **outcome.words}
-        return self.guidance.finding(self.id, outcome.status, outcome.evidence, words)
+        return self.guidance.finding(self.id, outcome.status, outcome.evidence, words, outcome.variant)
 
 
 def rule(

@@ -14,7 +14,10 @@ from bot.diagnosis.rule import SCOPES
 DESIGN = Path(__file__).resolve().parents[2].parent / "shared" / "design.md"
 
 # Contract ids with no rule yet. Adding a rule for one means removing it here: deliberately, in one place.
-NOT_YET_IMPLEMENTED = frozenset({"record-not-readable", "organizer-missing"})
+NOT_YET_IMPLEMENTED: frozenset[str] = frozenset()
+# Documented rules the contract lacks: proposed in the issue note, and until design.md lists them they may
+# only ever warn (design.md section 4), never fail.
+PROPOSED_WARN_ONLY = frozenset({"act-other-org"})
 
 _ROW = re.compile(r"^\| `([a-z0-9-]+)` \|", re.MULTILINE)
 
@@ -34,7 +37,7 @@ def contract_ids() -> list[str]:
 def test_every_implemented_id_is_in_the_contract() -> None:
     contract = contract_ids()
     assert len(contract) == len(set(contract)), "the design lists an id twice"
-    assert sorted(set(FINDING_IDS) - set(contract)) == []
+    assert sorted(set(FINDING_IDS) - set(contract) - PROPOSED_WARN_ONLY) == []
 
 
 def test_contract_ids_without_a_rule_are_the_known_ones() -> None:
@@ -76,9 +79,12 @@ def test_each_rule_says_what_to_do_and_where_it_is_documented(declared: Rule) ->
 
 def test_the_checklist_comes_from_the_rules_guidance() -> None:
     steps = self_checks("task")
-    declared = [step for r in RULES for step in r.guidance.self_check]
+    declared = [step for r in RULES for step in r.guidance.self_check_for.get("task", r.guidance.self_check)]
     assert len(steps) == len(declared) >= 4
     assert steps[0].startswith("In Dynamics 365, open Settings > Email Configuration > Mailboxes")
     assert "your mailbox" in steps[0]
     assert any("Open the task:" in step for step in steps)
     assert not any("{" in step for step in steps), "every placeholder is filled"
+    # Each type gets its own: the appointment's organizer advice is not given for a task or a contact.
+    assert not any("organizer" in step for step in steps + self_checks("contact"))
+    assert any("organizer" in step for step in self_checks("appointment"))

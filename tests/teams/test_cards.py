@@ -136,7 +136,8 @@ async def test_diagnosis_card_shows_verdict_evidence_steps_and_source(local: Loc
         "Found it: This appointment doesn't meet your synchronization filters"
     )
     assert '"title": "Your roles", "value": "owner"' in text
-    assert "1. In Dynamics 365, select the gear icon" in text
+    assert "1. Make yourself the organizer or a required attendee of the appointment" in text
+    assert "2. Or: in Dynamics 365, select the gear icon" in text
     assert "https://support.microsoft.com/help/4509420" in text
     data = card["actions"][0]["data"]
     assert data == {

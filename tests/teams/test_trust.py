@@ -35,7 +35,9 @@ async def test_a_forged_record_id_shows_nothing_the_presser_may_not_read(local: 
             answer = (await teams.press(verb, data, user=ALEX)).json()
             shown = json.dumps(answer)
             assert "Fabrikam kickoff" not in shown
-            assert "record-not-found" in shown or "couldn't find" in card_text(answer["value"]).lower()
+            assert "Megan" not in shown  # nor whose it is: only an agent is told that
+            # Dataverse refused it as Alex: that it exists is all he learns, and that it's why it won't sync.
+            assert "can't open this appointment" in card_text(answer["value"])
         await set_channel(teams)
         data = {"user": ALEX, "record": FABRIKAM_KICKOFF, "type": "appointment", "comment": "look"}
         assert (await teams.press("escalate_send", data, user=ALEX)).status_code == 200
@@ -151,12 +153,15 @@ async def test_a_dataverse_retry_after_is_remembered_across_turns(org_data: dict
         make_local(org_data, SandboxConfig(faults=[throttled])) as local,
         running_bot(local, Settings()) as teams,
     ):
-        for _ in range(30):
+        await teams.say("check my mailbox", user=ALEX)
+        first = throttled.hits  # round 1's reads, all sent at once before the first 429 came back
+        for _ in range(29):
             await teams.say("check my mailbox", user=ALEX)
         cards = [card_text(c) for c in teams.connector.cards()]
         assert len(cards) == 30
         assert all("try again after" in c for c in cards)  # the checklist, with when to try again
-        assert throttled.hits == 1  # Dataverse was asked once, then left alone until Retry-After passes
+        assert 1 <= first <= 4
+        assert throttled.hits == first  # then Dataverse was left alone until Retry-After passes
 
 
 async def test_another_tenants_invoke_is_refused_with_403_not_501(local: LocalOrg) -> None:
