@@ -16,8 +16,9 @@ __all__ = ["TicketView", "build_escalate_card", "build_ticket_card", "build_tick
 class TicketView(Protocol):
     """What the ticket cards read of an escalation (the helpdesk's `Ticket` has it all).
 
-    `report` is the diagnosis as kept with the ticket: a `Report.to_dict()`, or `{"findings": [], "error":
-    ...}` when the diagnosis could not run.
+    `report` is the diagnosis as kept with the ticket: a `Report.to_dict()` (with no `record` for a
+    mailbox-level diagnosis), `{"findings": [], "error": ...}` when the diagnosis could not run, or
+    `{"findings": [], "not_run": ...}` when none was run (why, in words).
     """
 
     # which ticket, and the version its buttons act on
@@ -35,6 +36,8 @@ class TicketView(Protocol):
     def user_name(self) -> str: ...
     @property
     def record_type(self) -> str: ...
+    @property
+    def record_id(self) -> str | None: ...
     @property
     def subject(self) -> str | None: ...
     @property
@@ -76,25 +79,43 @@ def build_escalate_card(
     )
 
 
+def _names_record(ticket: TicketView) -> bool:
+    return bool(ticket.subject or ticket.record_id or isinstance(ticket.report.get("record"), Mapping))
+
+
+def _record(ticket: TicketView) -> str:
+    """Which record the ticket is about; with none named, say so (a mailbox check is no record's)."""
+    record = literal(ticket.record_type, NAME)
+    if ticket.subject:
+        return f"{record}: {literal(ticket.subject, SUBJECT)}"
+    return record if _names_record(ticket) else f"none named ({record} sync)"
+
+
 def _causes(ticket: TicketView) -> str:
-    titles = [f.title for f in stored_findings(ticket.report) if f.status == "fail"]
-    return literal("; ".join(titles), LINE) or "no blocking cause found"
+    """What the diagnosis found, never more than it says: with no diagnosis, or one that could not run, it
+    says so; "no blocking cause" only of a record actually diagnosed (of the mailbox, only its level)."""
+    report = ticket.report
+    error, not_run = report.get("error"), report.get("not_run")
+    if isinstance(error, str) and error:  # "diagnosis unavailable: Dataverse"
+        return literal(error, LINE)
+    if isinstance(not_run, str) and not_run:
+        return literal(f"none: {not_run}", LINE)
+    titles = [f.title for f in stored_findings(report) if f.status == "fail"]
+    if titles:
+        return literal("; ".join(titles), LINE)
+    return "no blocking cause found" if _names_record(ticket) else "no mailbox-level cause found"
 
 
 def build_ticket_card(
     ticket: TicketView, *, for_agents: bool = True, notice: str | None = None, notice_color: str = "Warning"
 ) -> AdaptiveCard:
     """The ticket as it is now: who, which record, the diagnosis, the comment, its state and last change."""
-    record = literal(ticket.record_type, NAME)
     assignee = f" ({literal(ticket.assignee_name, NAME)})" if ticket.assignee_name else ""
     who = literal(ticket.changed_by or ticket.user_name, NAME)
     when = literal(ticket.changed_at.replace("T", " "), NAME)
     facts = [
         Fact(title="User", value=literal(ticket.user_name or ticket.user_aad, NAME)),
-        Fact(
-            title="Record",
-            value=f"{record}: {literal(ticket.subject, SUBJECT)}" if ticket.subject else record,
-        ),
+        Fact(title="Record", value=_record(ticket)),
         Fact(title="Diagnosis", value=_causes(ticket)),
         Fact(title="Status", value=_STATUS[ticket.status] + assignee),
         Fact(title="Last change", value=f"{who}, {when}"),

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
-from bot.diagnosis import RecordType
+from bot.diagnosis import RecordType, Report
 from bot.errors import BackendError
 from bot.helpdesk import tickets
 from bot.helpdesk.book import TicketBook, TicketChanged, now
@@ -19,6 +20,7 @@ from bot.helpdesk.channels import (
     get_ticket_card,
     set_helpdesk_channel,
 )
+from bot.helpdesk.shown import Chat, Shown, forget_last_diagnosis, get_last_diagnosis, set_last_diagnosis
 from bot.helpdesk.tickets import Ticket
 from bot.investigation import Investigator
 from bot.notify.outbox import Deliverer, NotifyUser, PostTicket, UpdateTicketCard, enqueue
@@ -27,19 +29,24 @@ from bot.store.base import Store
 from cards.common import to_dict
 from cards.ticket import build_ticket_card, build_ticket_list_card
 
-__all__ = ["MAX_OPEN_TICKETS", "Escalation", "EscalationRefused", "Helpdesk"]
+__all__ = ["MAX_OPEN_TICKETS", "NOT_RUN", "Escalation", "EscalationRefused", "Helpdesk"]
 
 log = logging.getLogger(__name__)
 Card = dict[str, Any]
 
 MAX_OPEN_TICKETS = 3  # per person: more waits for the helpdesk to answer (a flood opens no threads)
+NOT_RUN = "no diagnosis was run in this chat"  # a ticket's report when nothing was diagnosed before it
 
 
 @dataclass(frozen=True)
 class Escalation:
     """Someone asks for a ticket about `user`'s record (or mailbox, with no record).
 
-    `reader` is who asked (the person, or an agent for them): the record is read as them."""
+    `reader` is who asked (the person, or an agent for them): the record is read as them.
+    `diagnosis` is what the ticket carries: "run", a fresh diagnosis of the record (the card's Escalate
+    button names its record); a `Report`, the diagnosis the person was shown in the chat (its record is
+    `record`); "none", no diagnosis at all (nothing was diagnosed in the chat before "talk to a human").
+    """
 
     tenant: str
     user: str
@@ -48,6 +55,7 @@ class Escalation:
     record: str | None
     comment: str
     reader: str | None = None
+    diagnosis: Report | Literal["run", "none"] = "run"
 
 
 class EscalationRefused(Exception):
@@ -71,9 +79,16 @@ class Helpdesk:
     """Tickets are stored first, then their messages go through the outbox (never lost, never twice)."""
 
     def __init__(
-        self, store: Store, deliverer: Deliverer | None, investigator: Investigator, agents: frozenset[str]
+        self,
+        store: Store,
+        deliverer: Deliverer | None,
+        investigator: Investigator,
+        agents: frozenset[str],
+        *,
+        clock: Callable[[], datetime] | None = None,
     ):
         self.store = store
+        self.clock = clock or _utc_now  # when diagnoses were shown, and whether they are still carried
         self.tickets = TicketBook(store)
         self.deliverer = deliverer
         self.investigator = investigator
@@ -99,7 +114,8 @@ class Helpdesk:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def escalate(self, asked: Escalation) -> tuple[Ticket, bool]:
-        """Store a ticket with a fresh diagnosis and queue its post. Returns (ticket, a channel is set up).
+        """Store a ticket with its diagnosis (`asked.diagnosis`: fresh, the one shown, or none) and queue its
+        post. Returns (ticket, a channel is set up).
 
         Raises:
             EscalationRefused: the person has a ticket open about this record, or too many open.
@@ -119,13 +135,23 @@ class Helpdesk:
             keys = ", ".join(t.key for t in mine[:MAX_OPEN_TICKETS])
             raise EscalationRefused(f"{len(mine)} tickets are open already: {keys}")
 
-    async def _open_ticket(self, asked: Escalation) -> tuple[Ticket, bool]:
+    async def _report(self, asked: Escalation) -> dict[str, Any]:
+        """The diagnosis the ticket keeps: the one shown, a fresh one, or the reason there is none."""
+        if isinstance(asked.diagnosis, Report):
+            return asked.diagnosis.to_dict()
+        if asked.diagnosis == "none":
+            return {"findings": [], "not_run": NOT_RUN}
         try:
-            report = (
-                await self.investigator.run(asked.user, asked.record, asked.record_type, reader=asked.reader)
-            ).to_dict()
+            report = await self.investigator.run(
+                asked.user, asked.record, asked.record_type, reader=asked.reader
+            )
         except BackendError as exc:
-            report = {"findings": [], "error": f"diagnosis unavailable: {exc.service}"}
+            return {"findings": [], "error": f"diagnosis unavailable: {exc.service}"}
+        return report.to_dict()
+
+    async def _open_ticket(self, asked: Escalation) -> tuple[Ticket, bool]:
+        """The one place a ticket is made from a report (however the escalation came)."""
+        report = await self._report(asked)
         found = report.get("record")
         subject = found.get("subject") if isinstance(found, dict) else None
         draft = Ticket(
@@ -255,6 +281,18 @@ class Helpdesk:
         await enqueue(self.store, f"{key}:notify", news)
         self.kick()
 
+    async def remember_diagnosis(self, chat: Chat, shown: Shown) -> None:
+        """`shown` is the last diagnosis shown in `chat`: "talk to a human" there carries it for a while."""
+        await set_last_diagnosis(self.store, chat, shown, at=self.clock())
+
+    async def forget_diagnosis(self, chat: Chat) -> None:
+        """`chat` was last shown something that is no diagnosis: no earlier one is carried from now on."""
+        await forget_last_diagnosis(self.store, chat)
+
+    async def last_diagnosis(self, chat: Chat) -> Shown | None:
+        """The last diagnosis shown in `chat`, unless there was none or it is too old to hand on."""
+        return await get_last_diagnosis(self.store, chat, at=self.clock())
+
     async def remember_conversation(self, tenant: str, user: str, reference: dict[str, Any]) -> None:
         """Keep how to reach `user` in their 1:1 chat: ticket news and sync notices go there."""
         await self.store.save_reference(tenant, user, reference)
@@ -279,3 +317,7 @@ class Helpdesk:
         return to_dict(
             build_ticket_list_card(await self.tickets.find(open_only=True, limit=20), title="Open tickets")
         )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)

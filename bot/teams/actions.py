@@ -59,7 +59,13 @@ async def _check(press: Press, data: Check) -> Reply:
     services = press.turn.services
     subject = data.about(press.user)
     return await check(
-        services, subject, data.record, data.record_type, reader=press.user, show_all=data.show_all
+        services,
+        subject,
+        data.record,
+        data.record_type,
+        reader=press.user,
+        show_all=data.show_all,
+        turn=press.turn,  # what the chat was shown last: "talk to a human" carries it
     )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from bot.helpdesk.desk import Helpdesk
 from bot.teams import messages
-from bot.teams.diagnoses import ask
+from bot.teams.diagnoses import answer, remember
 from bot.teams.intents import MENTION
 from bot.teams.turn import Turn
 
@@ -53,7 +53,9 @@ async def _diagnose_other(turn: Turn, helpdesk: Helpdesk, said: re.Match[str]) -
     if not helpdesk.is_agent(turn.user):
         await turn.say(messages.ONLY_YOURSELF)
         return
-    await turn.send_card(await ask(turn.services, said.group(1), "appointment", about_record=False))
+    got = await answer(turn.services, said.group(1), "appointment", about_record=False)
+    await turn.send_card(got.card)
+    await remember(turn, said.group(1), "appointment", got.report)
 
 
 COMMANDS: tuple[tuple[re.Pattern[str], Command], ...] = (

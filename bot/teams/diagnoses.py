@@ -1,23 +1,62 @@
-"""Asking the diagnosis service, and the card for what it answers: a diagnosis, a picker or a checklist."""
+"""Asking the diagnosis service, and the card for what it answers: a diagnosis, a picker or a checklist.
+
+What a chat was shown last is remembered there (`remember`): "talk to a human" hands that diagnosis to the
+helpdesk, as the card's Escalate button would.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.diagnosis import RecordType, Report
 from bot.errors import BackendError, BackendRefused, InputError, Throttled
+from bot.helpdesk.shown import Chat, Shown
 from bot.investigation import Choice
 from bot.teams import messages
-from bot.teams.turn import Card, Services
+from bot.teams.turn import Card, Services, Turn
 from cards.common import to_dict
 from cards.conversation import PickerItem, build_checklist_card, build_picker_card
 from cards.diagnosis import build_diagnosis_card
 
-__all__ = ["ask", "check", "reason"]
+__all__ = ["Answer", "answer", "ask", "chat_of", "check", "reason", "remember"]
 
 log = logging.getLogger(__name__)
+REMEMBER_WAIT = 2.0  # seconds a turn waits for its diagnosis to be kept (the answer is not held up by it)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The card for a question, and the diagnosis on it (None: a picker or a checklist, no diagnosis)."""
+
+    card: Card
+    report: Report | None
+
+
+async def answer(
+    services: Services,
+    user: str,
+    record_type: RecordType,
+    *,
+    about_record: bool,
+    subject_words: Sequence[str] = (),
+) -> Answer:
+    """The answer to `user`'s question: which record they mean is the service's to work out."""
+    now = datetime.now(UTC)
+    try:
+        found = await services.investigator.answer(
+            user, record_type, about_record=about_record, subject_words=subject_words
+        )
+    except BackendError as exc:
+        log.warning("a diagnosis failed: %s", exc)  # not who: an agent may have typed an address
+        return Answer(_checklist(record_type, exc, user), None)
+    if isinstance(found, Choice):
+        items = [PickerItem(c.id, c.subject, _when(c.start)) for c in found.candidates]
+        return Answer(to_dict(build_picker_card(items, record_type=record_type, user=user)), None)
+    return Answer(_diagnosis(found, record_type, now), found)
 
 
 async def ask(
@@ -28,19 +67,38 @@ async def ask(
     about_record: bool,
     subject_words: Sequence[str] = (),
 ) -> Card:
-    """The card answering `user`'s question: which record they mean is the service's to work out."""
-    now = datetime.now(UTC)
+    """The card answering `user`'s question (`answer`'s card)."""
+    got = await answer(services, user, record_type, about_record=about_record, subject_words=subject_words)
+    return got.card
+
+
+def chat_of(turn: Turn) -> Chat | None:
+    """The chat and person of this turn (None when the activity doesn't say them)."""
+    conversation = turn.activity.conversation
+    if not (turn.tenant and turn.user and conversation is not None and conversation.id):
+        return None
+    return Chat(turn.tenant, conversation.id, turn.user)
+
+
+async def remember(turn: Turn, user: str, record_type: RecordType, report: Report | None) -> None:
+    """Keep `report` (about `user`) as the last diagnosis shown in this turn's chat; with None (a picker, a
+    checklist), keep none: an older diagnosis, perhaps of another record, must not be carried past it.
+
+    Best effort: a store that fails or is slow costs the escalation its context, never the answer (which is
+    shown already, or shown anyway); it is logged.
+    """
+    helpdesk, chat = turn.services.helpdesk, chat_of(turn)
+    if helpdesk is None or chat is None:
+        return
     try:
-        answer = await services.investigator.answer(
-            user, record_type, about_record=about_record, subject_words=subject_words
-        )
-    except BackendError as exc:
-        log.warning("a diagnosis failed: %s", exc)  # not who: an agent may have typed an address
-        return _checklist(record_type, exc, user)
-    if isinstance(answer, Choice):
-        items = [PickerItem(c.id, c.subject, _when(c.start)) for c in answer.candidates]
-        return to_dict(build_picker_card(items, record_type=record_type, user=user))
-    return _diagnosis(answer, record_type, now)
+        async with asyncio.timeout(REMEMBER_WAIT):
+            if report is None:
+                await helpdesk.forget_diagnosis(chat)
+            else:
+                subject = report.user.aad_object_id or user  # whom the card's buttons act for
+                await helpdesk.remember_diagnosis(chat, Shown(subject, record_type, report))
+    except Exception as exc:  # the store's own errors (StoreError, Azure's), or the wait: logged, not raised
+        log.error("turn %s: the diagnosis shown could not be kept: %r", turn.activity.id, exc)
 
 
 async def check(
@@ -51,16 +109,24 @@ async def check(
     *,
     reader: str,
     show_all: bool = False,
+    turn: Turn | None = None,
 ) -> Card | str:
-    """A fresh diagnosis of `user`'s record (their mailbox when None), the record read as `reader`."""
+    """A fresh diagnosis of `user`'s record (their mailbox when None), the record read as `reader`.
+
+    With `turn`, the card is what its chat was shown last (`remember`): "talk to a human" carries it.
+    """
     now = datetime.now(UTC)
     try:
         # Read as the presser: a record id in a card's data shows only what they may read.
         report = await services.investigator.run(user, record, record_type, reader=reader)
     except BackendError as exc:
+        if turn is not None:
+            await remember(turn, user, record_type, None)
         return _checklist(record_type, exc, user)
     except InputError:
         return messages.UNKNOWN_ACTION
+    if turn is not None:
+        await remember(turn, user, record_type, report)
     return _diagnosis(report, record_type, now, show_all)
 
 

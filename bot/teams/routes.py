@@ -11,8 +11,8 @@ from botbuilder.schema import Activity, ActivityTypes
 
 from bot.diagnosis import RecordType
 from bot.teams import messages
-from bot.teams.diagnoses import ask
-from bot.teams.escalations import escalate
+from bot.teams.diagnoses import answer, remember
+from bot.teams.escalations import escalate_in_chat
 from bot.teams.intents import Intent, IntentName, subject_words
 from bot.teams.turn import Turn
 from cards.common import to_dict
@@ -25,7 +25,9 @@ TYPING_AFTER = 0.3  # seconds: a quicker answer needs no typing indicator (and s
 
 
 async def _diagnose(turn: Turn, intent: Intent, text: str) -> None:
-    """A record (or the mailbox) doesn't sync: which record is meant is the diagnosis service's question."""
+    """A record (or the mailbox) doesn't sync: which record is meant is the diagnosis service's question.
+
+    What the chat was shown is remembered after it is sent ("talk to a human" next carries it)."""
     user = turn.user
     if not user:
         await turn.say(messages.NO_IDENTITY)
@@ -35,12 +37,13 @@ async def _diagnose(turn: Turn, intent: Intent, text: str) -> None:
     words = subject_words(text) if about_record else []
     typing = asyncio.create_task(_typing_after(turn.context, TYPING_AFTER))
     try:
-        card = await ask(turn.services, user, record_type, about_record=about_record, subject_words=words)
+        got = await answer(turn.services, user, record_type, about_record=about_record, subject_words=words)
     finally:
         typing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await typing
-    await turn.send_card(card)
+    await turn.send_card(got.card)
+    await remember(turn, user, record_type, got.report)
 
 
 async def _typing_after(context: TurnContext, delay: float) -> None:
@@ -50,18 +53,19 @@ async def _typing_after(context: TurnContext, delay: float) -> None:
 
 
 async def _escalate(turn: Turn, intent: Intent, text: str) -> None:
-    """ "Talk to a human": a ticket about the person's appointments, with their message as its comment."""
+    """ "Talk to a human": a ticket carrying the last diagnosis shown in this chat (or saying none was), with
+    the person's message as its comment."""
     if turn.services.helpdesk is None:
         await turn.say(messages.ESCALATE_SOON)
         return
     if not turn.user:
         await turn.say(messages.NO_IDENTITY)
         return
-    answer = await escalate(turn, turn.user, None, "appointment", text)
-    if isinstance(answer, str):
-        await turn.say(answer)
+    reply = await escalate_in_chat(turn, text)
+    if isinstance(reply, str):
+        await turn.say(reply)
     else:
-        await turn.send_card(answer)
+        await turn.send_card(reply)
 
 
 async def _help(turn: Turn, intent: Intent, text: str) -> None:

@@ -296,3 +296,90 @@ def test_steps_name_the_users_mailbox() -> None:
     assert finding is not None
     assert any("alexw@example.com" in step for step in finding.steps)
     assert all("{" not in step for step in finding.steps)
+
+
+# --- issue 13: the documented causes added --------------------------------------------------------------
+
+
+def test_not_run_after_a_completed_test_is_titled_for_what_is_true() -> None:
+    tested = diagnose(facts(mailbox=replace(HEALTHY, act_status=0))).finding("mailbox-not-tested")
+    assert tested is not None and tested.status == "fail"
+    assert "never" not in tested.title
+    assert "Not Run" in tested.title and "2026-10-02" in tested.title
+    never = diagnose(facts(mailbox=replace(HEALTHY, act_status=0, test_completed_on=None)))
+    finding = never.finding("mailbox-not-tested")
+    assert finding is not None and finding.title == "Your mailbox was never tested and enabled"
+
+
+@pytest.mark.parametrize(("required", "expected"), [(True, "fail"), (None, "fail"), (False, "warn")])
+def test_an_unapproved_address_is_a_cause_only_where_the_org_requires_approval(
+    required: bool | None, expected: str
+) -> None:
+    f = facts(mailbox=replace(HEALTHY, approval=2), approval_required=required)
+    finding = diagnose(f).finding("mailbox-not-approved")
+    assert finding is not None and finding.status == expected
+    if expected == "warn":
+        assert "mailbox-not-approved" not in diagnose(f).causes
+        assert "Exchange Online" in " ".join(finding.steps)  # its admin approval may still be needed
+
+
+@pytest.mark.parametrize(
+    ("primary", "act_status", "expected"),
+    [(False, 2, "warn"), (False, 1, "warn"), (True, 1, "pass"), (None, 1, None), (False, 0, None)],
+)
+def test_a_mailbox_synced_with_another_org_is_only_ever_a_warning(
+    primary: bool | None, act_status: int, expected: str | None
+) -> None:
+    """act-other-org is not in design.md's table yet: proposed, so it may warn but never fail."""
+    f = facts(mailbox=replace(HEALTHY, primary_for_exchange=primary, act_status=act_status))
+    assert status(f, "act-other-org") == expected
+    assert "act-other-org" not in diagnose(f).causes
+
+
+@pytest.mark.parametrize(("organizer", "expected"), [(False, "fail"), (True, "pass"), (None, None)])
+def test_an_appointment_without_an_organizer_cannot_sync(
+    organizer: bool | None, expected: str | None
+) -> None:
+    f = facts(record=replace(RECORD, has_organizer=organizer))
+    assert status(f, "organizer-missing") == expected
+    contact = replace(RECORD, type="contact", has_organizer=False)
+    assert status(facts(record=contact, record_type="contact"), "organizer-missing") is None
+
+
+def test_a_record_the_person_may_not_read_shows_only_its_id_and_for_agents_its_owner() -> None:
+    from bot.diagnosis.facts import UnreadableRecord
+
+    for owner in (None, "Megan Bowen"):
+        f = facts(record=None, unreadable=UnreadableRecord("r9", owner), exchange=ExchangeFacts(found=None))
+        report = diagnose(f)
+        assert report.causes == ["record-not-readable"]
+        finding = report.finding("record-not-readable")
+        assert finding is not None
+        assert finding.evidence == ({"id": "r9"} if owner is None else {"id": "r9", "owner": owner})
+        assert ("Megan Bowen" in " ".join(finding.steps)) is (owner is not None)
+        assert status(f, "record-not-found") == "pass"  # it exists
+        assert status(f, "outside-sync-filter") is None  # nothing about its content is judged
+    assert status(facts(), "record-not-readable") == "pass"
+
+
+@pytest.mark.parametrize(
+    ("record_type", "says", "never"),
+    [
+        ("appointment", "organizer or a required attendee", "assign it to you"),
+        ("contact", "active contacts you own", "organizer"),
+        ("task", "assign it to you", "organizer"),
+    ],
+)
+def test_outside_the_filters_steps_fit_the_record_type(record_type: str, says: str, never: str) -> None:
+    record = replace(RECORD, type=record_type, roles=("owner",))
+    unmatched = replace(MATCHING, matches=False)
+    report = diagnose(facts(record=record, record_type=record_type, filters=(unmatched,)))
+    finding = report.finding("outside-sync-filter")
+    assert finding is not None and finding.status == "fail"
+    steps = " ".join(finding.steps)
+    assert says in steps and never not in steps
+    empty = diagnose(facts(record=record, record_type=record_type, filters=()))
+    no_filter = empty.finding("no-sync-filter")
+    assert no_filter is not None and (
+        record_type != "contact" or "organizer" not in " ".join(no_filter.steps)
+    )
