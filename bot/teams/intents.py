@@ -40,7 +40,17 @@ from bot.teams.vocabulary import (
     THANK_WORDS,
 )
 
-__all__ = ["INTENTS", "MENTION", "Intent", "IntentName", "classify", "is_vocabulary", "subject_words"]
+__all__ = [
+    "INTENTS",
+    "MENTION",
+    "Intent",
+    "IntentName",
+    "RecordLink",
+    "classify",
+    "is_vocabulary",
+    "record_link",
+    "subject_words",
+]
 
 IntentName = Literal["diagnose", "check_mailbox", "escalate", "help", "greeting", "thanks", "out_of_scope"]
 INTENTS: tuple[IntentName, ...] = (
@@ -242,6 +252,42 @@ _RULES: tuple[tuple[Callable[[_Signals], bool], IntentName, bool], ...] = (
 _ALL_CONCEPTS = sorted({c for concepts in CONCEPTS.values() for c in concepts})
 
 
+# A record's address as Dynamics 365 shows it (`...main.aspx?...etn=appointment&id=<guid>`): its table and id.
+_RECORD_LINK = re.compile(
+    r"[?&]etn=(?P<etn>[a-z_]+)&(?:[^\s&]+&)*?id=(?:%7b|\{)?(?P<id>[0-9a-f-]{36})"
+    r"|[?&]id=(?:%7b|\{)?(?P<id2>[0-9a-f-]{36})(?:%7d|\})?&(?:[^\s&]+&)*?etn=(?P<etn2>[a-z_]+)",
+    re.IGNORECASE,
+)
+_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+_GUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE)
+_LINKED_TYPES: dict[str, RecordType] = {
+    "appointment": "appointment",
+    "recurringappointmentmaster": "appointment",  # a series: its id is recognised as an appointment's
+    "contact": "contact",
+    "task": "task",
+}
+
+
+@dataclass(frozen=True)
+class RecordLink:
+    """A record a message names by its Dynamics 365 link (table known) or by a bare id (table not)."""
+
+    id: str
+    record_type: RecordType | None
+
+
+def record_link(text: str) -> RecordLink | None:
+    """The record a message links to or names by id, if any (a link to another table is not one)."""
+    text = text[:_MAX_CHARS]
+    linked = _RECORD_LINK.search(text)
+    if linked is not None:
+        table = (linked.group("etn") or linked.group("etn2") or "").lower()
+        found = linked.group("id") or linked.group("id2") or ""
+        return RecordLink(found.lower(), _LINKED_TYPES[table]) if table in _LINKED_TYPES else None
+    bare = _GUID.search(text)
+    return RecordLink(bare.group().lower(), None) if bare is not None else None
+
+
 def classify(text: str) -> Intent:
     """The intent of one chat message.
 
@@ -250,6 +296,18 @@ def classify(text: str) -> Intent:
         classify("appt from CRM not on my calendar")  # Intent("diagnose", "appointment")
     """
     text = text[:_MAX_CHARS]
+    link = record_link(text)
+    if link is not None:  # judge the words around the link or id, not the address's own words
+        text = _GUID.sub(" ", _URL.sub(" ", text))
+        if link.record_type is not None and not text.strip(" ?!.,:"):
+            return Intent("diagnose", link.record_type)  # a pasted link alone: "what about this one?"
+    intent = _classified(text)
+    if link is not None and link.record_type is not None and intent.name == "diagnose":
+        return Intent("diagnose", link.record_type)  # the link says which table
+    return intent
+
+
+def _classified(text: str) -> Intent:
     said = tokens(text)
     if not said:  # empty, only an @mention, or only punctuation: show what the bot can do
         return Intent("help") if MENTION.sub("", text).strip(" ?!.") == "" else Intent("out_of_scope")

@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from botbuilder.core import TurnContext
 from botbuilder.schema import Activity, ActivityTypes
 
-from bot.diagnosis import RecordType
+from bot.diagnosis import RecordType, Report
 from bot.teams import messages
-from bot.teams.diagnoses import answer, remember
+from bot.teams.diagnoses import answer, check, remember
 from bot.teams.escalations import escalate_in_chat
-from bot.teams.intents import Intent, IntentName, subject_words
+from bot.teams.intents import Intent, IntentName, record_link, subject_words
 from bot.teams.turn import Turn
 from cards.common import to_dict
 from cards.conversation import build_help_card, build_welcome_card
@@ -34,16 +34,28 @@ async def _diagnose(turn: Turn, intent: Intent, text: str) -> None:
         return
     record_type: RecordType = intent.record_type or "appointment"
     about_record = intent.name == "diagnose"
-    words = subject_words(text) if about_record else []
+    link = record_link(text) if about_record else None
+    shown: Report | None = None
+    words = subject_words(text) if about_record and link is None else []
     typing = asyncio.create_task(_typing_after(turn.context, TYPING_AFTER))
     try:
-        got = await answer(turn.services, user, record_type, about_record=about_record, subject_words=words)
+        if link is not None:  # a pasted link or id: that record, read as the person (`check` remembers it)
+            card = await check(turn.services, user, link.id, record_type, reader=user, turn=turn)
+        else:
+            got = await answer(
+                turn.services, user, record_type, about_record=about_record, subject_words=words
+            )
+            card, shown = got.card, got.report
     finally:
         typing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await typing
-    await turn.send_card(got.card)
-    await remember(turn, user, record_type, got.report)
+    if isinstance(card, str):
+        await turn.say(card)
+        return
+    await turn.send_card(card)
+    if link is None:
+        await remember(turn, user, record_type, shown)
 
 
 async def _typing_after(context: TurnContext, delay: float) -> None:
