@@ -53,8 +53,10 @@ async def measure(path: Path, latency: float, runs: int) -> tuple[int, list[int]
         ratios: list[float] = []
         requests = 0
         for _ in range(runs):
-            if path.fresh_cache:
-                investigator.user_cache = UserCache()
+            if path.fresh_cache:  # same clients (connections stay open), nothing remembered
+                investigator = Investigator(
+                    local.clients.dataverse, local.clients.graph, user_cache=UserCache()
+                )
             timeline.clear()
             started = time.perf_counter()
             answer = await path.run(investigator)

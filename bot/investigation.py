@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import TypeVar
 
 from bot.clients.dataverse import (
     ENTITIES,
     SERIES,
     DataverseClient,
     EntityInfo,
-    RecordRead,
     Row,
     SyncFilter,
     record_facts,
@@ -56,15 +54,14 @@ from bot.diagnosis import (
 )
 from bot.diagnosis.facts import UnreadableRecord
 from bot.errors import AmbiguousRecordError, BackendError, Candidate, InputError
-from bot.ids import is_id
 from bot.matching import best_matches, candidates, one_of, record_words, search_words
+from bot.reading import FirstRound, Opening, Person, UserCache, attempt
 
 __all__ = ["Choice", "Investigator", "UserCache", "record_words"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 UserAndMailbox = tuple[UserFacts, MailboxFacts | None]
-APPROVAL_SETTING_TTL = 600.0  # seconds an org's approval setting is reused: admins change it rarely
 
 
 @dataclass(frozen=True)
@@ -73,79 +70,6 @@ class Choice:
     (the records their words matched, else their recent ones; none when they have none)."""
 
     candidates: tuple[Candidate, ...]
-
-
-@dataclass
-class UserCache:
-    """Remembers the Entra object id an email resolved to, so the next diagnosis reads as them at once."""
-
-    ttl: float = 600.0
-    _entries: dict[str, tuple[float, str]] = field(default_factory=dict)
-
-    def get(self, user_ref: str) -> str | None:
-        entry = self._entries.get(user_ref.strip().lower())
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
-
-    def put(self, user_ref: str, aad_object_id: str) -> None:
-        self._entries[user_ref.strip().lower()] = (time.monotonic() + self.ttl, aad_object_id)
-
-    def drop(self, user_ref: str) -> None:
-        self._entries.pop(user_ref.strip().lower(), None)
-
-
-@dataclass(frozen=True)
-class _Person:
-    """Whom a diagnosis is about: `caller` is their Entra object id to read as (None: they have none, so
-    the app reads for them); `found` is the user and mailbox when identifying them already read those."""
-
-    ref: str
-    caller: str | None
-    found: UserAndMailbox | None = None
-
-
-@dataclass(frozen=True)
-class _Opening:
-    """What round 1 read. Rows stay rows until the user's systemuserid (their roles) is known."""
-
-    found: UserAndMailbox | None
-    filters: list[SyncFilter] | None
-    filters_error: str | None
-    approval_required: bool | None
-    by_id: RecordRead | None = None  # the record named by id, as the person
-    series_by_id: RecordRead | None = None  # a recurring series with that id (appointments only)
-    reader_may_read: bool = True  # the person asking (when someone else) may read the record too
-    searched: list[Row] | None = None
-    recent: list[Row] | None = None
-
-
-async def _attempt(call: Awaitable[T]) -> tuple[T | None, str | None]:
-    """Await `call`; a backend failure becomes (None, reason) so the diagnosis can go on without it."""
-    try:
-        return await call, None
-    except BackendError as exc:
-        return None, str(exc)
-
-
-async def _ready(value: T) -> T:
-    return value
-
-
-def _start(call: Coroutine[object, object, T]) -> asyncio.Task[T]:
-    return asyncio.ensure_future(call)
-
-
-async def _all(tasks: Sequence[asyncio.Task[Any]]) -> None:
-    """Wait until every task has ended (each is bounded by the diagnosis' deadline); their failures are
-    read from each task. Cancelled meanwhile, cancel them all: no read is left running."""
-    try:
-        await asyncio.wait(tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-    for task in tasks:
-        task.exception()  # seen here, so an unused failure isn't reported as never retrieved
 
 
 @dataclass
@@ -160,7 +84,10 @@ class Investigator:
     graph: GraphClient | None = None
     budget: float = 11.0
     user_cache: UserCache | None = None
-    _approval: tuple[float, bool | None] | None = field(default=None, repr=False)
+    _first: FirstRound = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._first = FirstRound(self.dataverse, self.user_cache)
 
     # --- the two questions ----------------------------------------------------------------------------
 
@@ -186,10 +113,10 @@ class Investigator:
         """
         wanted = list(subject_words)
         with deadline(self.budget):
-            person = await self._identify(user_ref.strip())
+            person = await self._first.identify(user_ref.strip())
             if person is None:
                 return diagnose(_nobody(user_ref.strip(), record_type))
-            opening = await self._open(person, record_type, words=wanted, recent=about_record)
+            opening = await self._first.open(person, record_type, words=wanted, recent=about_record)
             if opening.found is None:
                 return diagnose(_nobody(person.ref, record_type))
             user = opening.found[0]
@@ -251,11 +178,13 @@ class Investigator:
         reader: str | None = None,
     ) -> Facts:
         search = search_words(record_ref)
-        person = await self._identify(user_ref)
+        person = await self._first.identify(user_ref)
         if person is None:
             return _nobody(user_ref, record_type, record_ref)
         record_id = record_ref if known is None and search is None else None
-        opening = await self._open(person, record_type, record_id=record_id, words=search, reader=reader)
+        opening = await self._first.open(
+            person, record_type, record_id=record_id, words=search, reader=reader
+        )
         if opening.found is None:
             return _nobody(user_ref, record_type, record_ref)
         user = opening.found[0]
@@ -279,120 +208,12 @@ class Investigator:
             log.warning("could not check whether %s owns the team: %s", user, exc)
             return False
 
-    # --- round 1 ----------------------------------------------------------------------------------------
-
-    async def _identify(self, user_ref: str) -> _Person | None:
-        """An Entra object id is read as at once; an email costs a round (then cached). None: no such user."""
-        if not user_ref:
-            raise InputError("no user given")
-        if "@" not in user_ref:
-            return _Person(user_ref, caller=user_ref) if is_id(user_ref) else await self._looked_up(user_ref)
-        cached = self.user_cache.get(user_ref) if self.user_cache else None
-        if cached is not None:
-            return _Person(user_ref, caller=cached)
-        return await self._looked_up(user_ref)
-
-    async def _looked_up(self, user_ref: str) -> _Person | None:
-        found = await self.dataverse.find_user(user_ref)  # refuses a reference that is neither
-        if found is None:
-            return None
-        caller = found[0].aad_object_id
-        if self.user_cache and caller:
-            self.user_cache.put(user_ref, caller)
-        return _Person(user_ref, caller=caller, found=found)
-
-    async def _open(
-        self,
-        person: _Person,
-        record_type: RecordType,
-        *,
-        record_id: str | None = None,
-        words: Sequence[str] | None = None,
-        recent: bool = False,
-        reader: str | None = None,
-    ) -> _Opening:
-        """Round 1: everything that needs only who the person is, read in parallel."""
-        dv, caller = self.dataverse, person.caller
-        mine = None if caller else (person.found[0].systemuserid if person.found else None)
-        now = datetime.now(UTC)
-        others_read = reader is not None and reader != caller and record_id is not None
-        info = ENTITIES[record_type]
-        # Each read starts now, at once: one round trip for all of them.
-        found_t = _start(_ready(person.found) if person.found else self._user(person))
-        filters_t = _start(_attempt(self._filters(person, record_type)))
-        approval_t = _start(self._approval_required())
-        by_id_t = _start(dv.read_record(info, record_id, caller=caller)) if record_id else None
-        series_t = (
-            _start(dv.read_record(SERIES, record_id, caller=caller))
-            if record_id and record_type == "appointment"
-            else None
-        )
-        reader_t = (
-            _start(dv.read_record(info, record_id, caller=reader)) if others_read and record_id else None
-        )
-        search_t = _start(dv.search_rows(record_type, words, caller=caller, mine=mine)) if words else None
-        recent_t = (
-            _start(dv.recent_rows(record_type, around=now, caller=caller, mine=mine)) if recent else None
-        )
-        started = [
-            t for t in (found_t, filters_t, approval_t, by_id_t, series_t, reader_t, search_t, recent_t) if t
-        ]
-        await _all(started)
-        found = found_t.result()  # a failure to read the user fails the diagnosis
-        if found is None:
-            # No such user: what was read as them failed too (Dataverse knows no such caller): not an error.
-            return _Opening(found=None, filters=None, filters_error=None, approval_required=None)
-        filters, filters_error = filters_t.result()
-        as_reader = reader_t.result() if reader_t else None
-        user = found[0]
-        return _Opening(
-            found=found,
-            filters=_own(filters, user, record_type) if filters is not None else None,
-            filters_error=filters_error,
-            approval_required=approval_t.result(),
-            by_id=by_id_t.result() if by_id_t else None,
-            series_by_id=series_t.result() if series_t else None,
-            reader_may_read=not others_read or (as_reader is not None and as_reader.row is not None),
-            searched=search_t.result() if search_t else None,
-            recent=recent_t.result() if recent_t else None,
-        )
-
-    async def _user(self, person: _Person) -> UserAndMailbox | None:
-        if person.caller is None:
-            return None
-        found = await self.dataverse.find_user(person.caller)
-        if found is None and self.user_cache:
-            self.user_cache.drop(person.ref)
-        return found
-
-    async def _filters(self, person: _Person, record_type: RecordType) -> list[SyncFilter]:
-        """The person's own filters (read as them) and the org's system filters, of every type."""
-        if person.caller is not None:
-            own = self.dataverse.own_filters(person.caller)
-        elif person.found is not None:
-            own = self.dataverse.user_filters(person.found[0].systemuserid)
-        else:
-            own = _ready([])
-        mine, system = await asyncio.gather(own, self.dataverse.system_filters(record_type))
-        return mine + system
-
-    async def _approval_required(self) -> bool | None:
-        """The org's "Process emails only for approved users", read once per `APPROVAL_SETTING_TTL`."""
-        if self._approval is not None and self._approval[0] > time.monotonic():
-            return self._approval[1]
-        value, error = await _attempt(self.dataverse.email_approval_required())
-        if error is not None:
-            log.info("could not read the org's email approval setting: %s", error)
-            return None
-        self._approval = (time.monotonic() + APPROVAL_SETTING_TTL, value)
-        return value
-
     # --- between the rounds: which record ------------------------------------------------------------------
 
     async def _by_id(
         self,
-        person: _Person,
-        opening: _Opening,
+        person: Person,
+        opening: Opening,
         record_type: RecordType,
         record_id: str | None,
         reader: str | None,
@@ -420,11 +241,11 @@ class Investigator:
 
     async def _owner(self, info: EntityInfo, record_id: str) -> str | None:
         """Who owns a record the person may not read, read as the app: for an agent or admin only."""
-        read, _ = await _attempt(self.dataverse.read_record(info, record_id, owner_only=True))
+        read, _ = await attempt(self.dataverse.read_record(info, record_id, owner_only=True))
         return read.owner() if read is not None else None
 
     async def _one(
-        self, person: _Person, user: UserFacts, matches: Sequence[RecordFacts]
+        self, person: Person, user: UserFacts, matches: Sequence[RecordFacts]
     ) -> RecordFacts | None:
         """The one record `matches` mean: the only match, or the recurring series they are instances of."""
         series_id = _series_of(matches)
@@ -440,7 +261,7 @@ class Investigator:
     ) -> str | None:
         others = [t for t in RECORD_TYPES if t != record_type]
         found = await asyncio.gather(
-            *(_attempt(self.dataverse.read_record(ENTITIES[t], record_id, caller=caller)) for t in others)
+            *(attempt(self.dataverse.read_record(ENTITIES[t], record_id, caller=caller)) for t in others)
         )
         for other, (read, _) in zip(others, found, strict=True):
             if read is not None and (read.row is not None or read.refused):
@@ -450,7 +271,7 @@ class Investigator:
     # --- round 2 ----------------------------------------------------------------------------------------
 
     def _base(
-        self, person: _Person, opening: _Opening, record_type: RecordType, record_ref: str | None
+        self, person: Person, opening: Opening, record_type: RecordType, record_ref: str | None
     ) -> Facts:
         """The facts round 1 gave, before any record is looked at."""
         user, mailbox = opening.found if opening.found else (None, None)
@@ -471,8 +292,8 @@ class Investigator:
 
     async def _facts(
         self,
-        person: _Person,
-        opening: _Opening,
+        person: Person,
+        opening: Opening,
         record_type: RecordType,
         record: RecordFacts | None,
         record_ref: str | None = None,
@@ -510,7 +331,7 @@ class Investigator:
                 query = restrict_to_record(flt.fetchxml, info.logical_name, key, value)
             except FetchXmlError as exc:
                 return replace(base, error=str(exc))
-            rows, error = await _attempt(self.dataverse.fetch_as(record.type, query, user.aad_object_id))
+            rows, error = await attempt(self.dataverse.fetch_as(record.type, query, user.aad_object_id))
             if rows is None:
                 return replace(base, error=error)
             return replace(base, matches=bool(rows))
@@ -529,7 +350,7 @@ class Investigator:
         if record.start is None:
             return ExchangeFacts(found=None, reason="the appointment has no start time")
         end = record.end or record.start
-        events, error = await _attempt(
+        events, error = await attempt(
             self.graph.calendar_view(
                 user.aad_object_id, record.start - timedelta(days=1), end + timedelta(days=1)
             )
@@ -541,17 +362,6 @@ class Investigator:
 
 def _nobody(user_ref: str, record_type: RecordType, record_ref: str | None = None) -> Facts:
     return Facts(user_ref=user_ref, record_type=record_type, user=None, record_ref=record_ref)
-
-
-def _own(filters: list[SyncFilter], user: UserFacts | None, record_type: RecordType) -> list[SyncFilter]:
-    """The filters for `record_type` that apply to `user`: theirs (read as them, a view shared with them
-    is not their filter) and the system's."""
-    me = user.systemuserid if user else None
-    return [
-        f
-        for f in filters
-        if f.returned_type == record_type and (f.origin == "system" or f.owner_id in (None, me))
-    ]
 
 
 def _facts(record_type: RecordType, rows: list[Row] | None, user: UserFacts) -> list[RecordFacts]:
