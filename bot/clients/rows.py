@@ -69,7 +69,7 @@ ENTITIES: dict[RecordType, EntityInfo] = {
         "activityid",
         "subject",
         "appointment_activity_parties",
-        (*_ACTIVITY_COLUMNS, "globalobjectid", "modifiedon", "instancetypecode", "_seriesid_value"),
+        (*_ACTIVITY_COLUMNS, "globalobjectid", "modifiedon", "instancetypecode", "seriesid"),
     ),
     "task": EntityInfo(
         "task", "tasks", "activityid", "subject", "task_activity_parties", (*_ACTIVITY_COLUMNS, "modifiedon")
@@ -218,7 +218,7 @@ def record_facts(info: EntityInfo, row: Row, systemuserid: str) -> RecordFacts:
             else None
         ),
         recurrence=_recurrence(info, row),
-        series_id=(_str(row.get("_seriesid_value")) or "").lower() or None,
+        series_id=(_str(row.get("seriesid")) or "").lower() or None,
     )
 
 

@@ -1,7 +1,11 @@
 """FetchXML `condition` operators, with Dataverse's semantics: one small test per operator, in a table.
 
 A test gets the row's value for the condition's attribute (None: null or missing) and the condition.
-`like` follows SQL Server's LIKE (domain.md); an operator missing from `OPERATORS` is not supported.
+`like` follows SQL Server's LIKE (domain.md), and so do begins-with / ends-with and their negations, which
+Dataverse runs as LIKE 'value%' / '%value' (powerapps-docs "Use wildcard characters in conditions for
+string values"): `%`, `_` and `[...]` in their value are wildcards. The "current user" operators (eq-userid,
+the team, hierarchy and business unit ones) mean the `Caller`. An operator missing from `OPERATORS` is not
+supported.
 """
 
 from __future__ import annotations
@@ -10,15 +14,18 @@ import operator
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from bot.sandbox.comparison import compare
 from bot.sandbox.odata import QueryError
+from bot.sandbox.schema import key_of
 
-__all__ = ["OPERATORS", "Condition", "Test", "sql_like"]
+__all__ = ["OPERATORS", "Caller", "Condition", "Test", "sql_like"]
 
 
+@lru_cache(maxsize=256)  # a query tests one pattern against every row
 def sql_like(pattern: str) -> re.Pattern[str]:
     """SQL Server LIKE as a regex: % any run, _ one character, [abc] / [^abc] / [a-c] a class; no case."""
     out: list[str] = []
@@ -48,6 +55,27 @@ def sql_like(pattern: str) -> re.Pattern[str]:
 
 
 @dataclass(frozen=True)
+class Caller:
+    """Whom the "current user" operators mean (ids as `key_of` gives them), and what they need of that user."""
+
+    user_id: str
+    teams: frozenset[str] = frozenset()  # the teams the user is a member of
+    reports: frozenset[str] = frozenset()  # users below them in the manager hierarchy, to its depth
+    reports_teams: frozenset[str] = frozenset()  # the teams those users are members of
+    business_unit: str | None = None
+    # What eq-useroruserteams and eq-useroruserhierarchyandteams accept, worked out once per query.
+    user_or_teams: frozenset[str] = field(init=False)
+    hierarchy: frozenset[str] = field(init=False)
+    hierarchy_and_teams: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        me = frozenset({key_of(self.user_id)})
+        object.__setattr__(self, "user_or_teams", me | self.teams)
+        object.__setattr__(self, "hierarchy", me | self.reports)
+        object.__setattr__(self, "hierarchy_and_teams", me | self.teams | self.reports | self.reports_teams)
+
+
+@dataclass(frozen=True)
 class Condition:
     """A `<condition>`: `literal` is its value="..." attribute, `values` its `<value>` children."""
 
@@ -55,15 +83,15 @@ class Condition:
     operator: str
     literal: str | None
     values: list[str]
-    user_id: str  # whom eq-userid means
+    caller: Caller  # whom eq-userid and the other "current user" operators mean
 
     @classmethod
-    def read(cls, node: ET.Element, user_id: str) -> Condition:
+    def read(cls, node: ET.Element, caller: Caller) -> Condition:
         attribute, op = node.get("attribute"), node.get("operator")
         if not attribute or not op:
             raise QueryError("FetchXML: a condition needs 'attribute' and 'operator'")
         values = [v.text or "" for v in node.findall("value")]
-        return cls(attribute, op, node.get("value"), values, user_id)
+        return cls(attribute, op, node.get("value"), values, caller)
 
 
 Test = Callable[[Any, Condition], bool]  # (the row's value, the condition) -> whether the row meets it
@@ -94,15 +122,32 @@ def _like(value: Any, condition: Condition) -> bool:
     return sql_like(condition.literal or "").fullmatch(str(value)) is not None
 
 
-def _text(test: Callable[[str, str], bool]) -> Test:
-    """A test on the value and the literal as text, without case."""
-    return _present(
-        lambda value, condition: test(str(value).casefold(), (condition.literal or "").casefold())
-    )
+def _begins(value: Any, condition: Condition) -> bool:
+    return sql_like((condition.literal or "") + "%").fullmatch(str(value)) is not None
+
+
+def _ends(value: Any, condition: Condition) -> bool:
+    return sql_like("%" + (condition.literal or "")).fullmatch(str(value)) is not None
 
 
 def _is_user(value: Any, condition: Condition) -> bool:
-    return compare("eq", value, condition.user_id)
+    return compare("eq", value, condition.caller.user_id)
+
+
+def _one_of(ids: Callable[[Caller], frozenset[str]]) -> Test:
+    """A test that the value (an id) is one of the caller's `ids`."""
+    return _present(lambda value, condition: key_of(value) in ids(condition.caller))
+
+
+def _business_unit(equal: bool) -> Test:
+    """eq-businessid / ne-businessid: the value against the caller's business unit (no unit: meets neither,
+    as a comparison with SQL's NULL)."""
+
+    def test(value: Any, condition: Condition) -> bool:
+        unit = condition.caller.business_unit
+        return value is not None and unit is not None and (key_of(value) == unit) == equal
+
+    return test
 
 
 def _day(test: Callable[[str, str], bool]) -> Test:
@@ -120,14 +165,20 @@ OPERATORS: dict[str, Test] = {
     "not-in": _negated(_in),
     "like": _present(_like),
     "not-like": _negated(_like),
-    "begins-with": _text(str.startswith),
-    "not-begin-with": _text(lambda value, prefix: not value.startswith(prefix)),
-    "ends-with": _text(str.endswith),
-    "not-end-with": _text(lambda value, suffix: not value.endswith(suffix)),
+    "begins-with": _present(_begins),
+    "not-begin-with": _negated(_begins),
+    "ends-with": _present(_ends),
+    "not-end-with": _negated(_ends),
     "null": lambda value, condition: value is None,
     "not-null": lambda value, condition: value is not None,
     "eq-userid": _is_user,
     "ne-userid": _negated(_is_user),
+    "eq-userteams": _one_of(lambda caller: caller.teams),
+    "eq-useroruserteams": _one_of(lambda caller: caller.user_or_teams),
+    "eq-useroruserhierarchy": _one_of(lambda caller: caller.hierarchy),
+    "eq-useroruserhierarchyandteams": _one_of(lambda caller: caller.hierarchy_and_teams),
+    "eq-businessid": _business_unit(equal=True),
+    "ne-businessid": _business_unit(equal=False),
     "on-or-after": _day(operator.ge),
     "on-or-before": _day(operator.le),
 }

@@ -178,7 +178,8 @@ class DataverseRoutes:
             fetchxml = str(saved["fetchxml"])
         else:
             fetchxml = query["fetchXml"]
-        fetched_set, rows = run_fetch(fetchxml, self.org, caller)
+        # As with $filter, an impersonated query sees only what that user may read; the app user reads all.
+        fetched_set, rows = run_fetch(fetchxml, self.org, caller, enforce_read=caller != APP_USER_ID)
         if fetched_set != entity_set:
             raise QueryError(f"FetchXML queries {fetched_set} but the request is for {entity_set}")
         return rows

@@ -22,6 +22,31 @@ _LOOKUPS_TO_CHECK = {
     "activityparties": ("_activityid_value",),
 }
 _QUERY_TABLES = ("userqueries", "savedqueries")
+_GENERATED_KEYS = ("activityparties", "teammemberships")  # intersect-like rows: an id is made when missing
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """A column holding another row's id: `target` names the table it must be in (None: any id will do)."""
+
+    table: str
+    column: str
+    target: str | None
+    required: bool = False
+
+
+_REFERENCES = (
+    _Reference("teammemberships", "teamid", "teams", required=True),
+    _Reference("teammemberships", "systemuserid", "systemusers", required=True),
+    _Reference("systemusers", "_parentsystemuserid_value", "systemusers"),
+    _Reference("systemusers", "_businessunitid_value", None),
+    _Reference("appointments", "seriesid", "recurringappointmentmasters"),
+)
+_ORGANIZATION_COLUMNS: dict[str, type] = {  # organization columns the sandbox reads, and their types
+    "requireapprovalforuseremail": bool,
+    "requireapprovalforqueueemail": bool,
+    "maxdepthforhierarchicalsecuritymodel": int,
+}
 
 
 @dataclass
@@ -51,7 +76,9 @@ def read_fixture(data: Any, source: str) -> Fixture:
     tables = _tables(data, fail)
     _check_keys(tables, fail)
     _check_lookups(tables, fail)
+    _check_references(tables, fail)
     _check_queries(tables, fail)
+    _check_organization(tables["organizations"], fail)
     fault_specs = _fault_specs(data, fail)
     privileges = _privileges(data, fail)
     return Fixture(
@@ -80,7 +107,8 @@ def _tables(data: dict[str, Any], fail: Fail) -> dict[str, list[Row]]:
 
 
 def _check_keys(tables: dict[str, list[Row]], fail: Fail) -> None:
-    """Each row of an entity set has a unique id as its key (activity parties get one if they lack it)."""
+    """Each row of an entity set has a unique id as its key (activity parties and team memberships get one
+    if they lack it)."""
     for name, meta in ENTITY_SETS.items():
         seen: set[str] = set()
         for index, row in enumerate(tables[name]):
@@ -88,7 +116,7 @@ def _check_keys(tables: dict[str, list[Row]], fail: Fail) -> None:
 
 
 def _row_key(name: str, meta: EntityMeta, index: int, row: Row, seen: set[str], fail: Fail) -> str:
-    if meta.key not in row and name == "activityparties":
+    if meta.key not in row and name in _GENERATED_KEYS:
         row[meta.key] = str(uuid.uuid4())
     value = row.get(meta.key)
     if not isinstance(value, str) or not is_id(value.strip("{}")):
@@ -104,6 +132,34 @@ def _check_lookups(tables: dict[str, list[Row]], fail: Fail) -> None:
             for column in columns:
                 if row.get(column) is None:
                     raise fail(f"{name}[{index}]: {column} is required")
+
+
+def _check_references(tables: dict[str, list[Row]], fail: Fail) -> None:
+    """Each id-valued column in `_REFERENCES` holds an id, of a row its target table has."""
+    for ref in _REFERENCES:
+        known = {key_of(r[ENTITY_SETS[ref.target].key]) for r in tables[ref.target]} if ref.target else None
+        for index, row in enumerate(tables[ref.table]):
+            value = row.get(ref.column)
+            if value is None and not ref.required:
+                continue
+            where = f"{ref.table}[{index}]: {ref.column}"
+            if not isinstance(value, str) or not is_id(value.strip("{}")):
+                raise fail(f"{where} must be an id (hex digits and dashes), got {value!r}")
+            if known is not None and key_of(value) not in known:
+                raise fail(f"{where} {value} names no row of {ref.target}")
+
+
+def _check_organization(rows: list[Row], fail: Fail) -> None:
+    """An org has one organization row; the columns the sandbox reads have their types."""
+    if len(rows) > 1:
+        raise fail(f"organizations has {len(rows)} rows; an org has one")
+    for row in rows:
+        for column, kind in _ORGANIZATION_COLUMNS.items():
+            value = row.get(column)
+            if value is not None and (
+                not isinstance(value, kind) or isinstance(value, bool) != (kind is bool)
+            ):
+                raise fail(f"organizations[0]: {column} must be {kind.__name__}, got {value!r}")
 
 
 def _check_queries(tables: dict[str, list[Row]], fail: Fail) -> None:

@@ -19,14 +19,23 @@ __all__ = ["ENTITY_SETS", "NAVIGATIONS", "SAMPLE_ORG", "EntityMeta", "Navigation
 
 SAMPLE_ORG = Path(__file__).with_name("sample_org.json")
 
-# Who may read a record (a simple model of Dataverse's privileges): its owner and, for activities, its
-# parties; everyone whose "$privileges" hold the table's Read privilege (organization-wide read).
+# Who may read a record (a simple model of Dataverse's privileges): its owner (a user, or a team the reader
+# is a member of) and, for activities, its parties; everyone whose "$privileges" hold the table's Read
+# privilege (organization-wide read).
 READ_PRIVILEGES = {
     "appointments": "prvReadActivity",
+    "recurringappointmentmasters": "prvReadActivity",
     "tasks": "prvReadActivity",
     "contacts": "prvReadContact",
 }
-_PARTIES = {"appointments": "appointment_activity_parties", "tasks": "task_activity_parties"}
+_PARTIES = {
+    "appointments": "appointment_activity_parties",
+    "recurringappointmentmasters": "recurringappointmentmaster_activity_parties",
+    "tasks": "task_activity_parties",
+}
+# Hierarchy security's Depth when the org doesn't say (organization.maxdepthforhierarchicalsecuritymodel):
+# the levels of reports below a manager that the hierarchy operators reach.
+DEFAULT_HIERARCHY_DEPTH = 3
 
 
 @dataclass
@@ -81,10 +90,44 @@ class Org:
         caller = _key(systemuserid)
         if privilege is None or privilege in self.privileges.get(caller, frozenset()):
             return True
-        if _key(row.get("_ownerid_value") or "") == caller:
+        owner = _key(row.get("_ownerid_value") or "")
+        if owner == caller or owner in self.teams_of(caller):
             return True
         parties = self.navigate(entity_set, row, _PARTIES[entity_set]) if entity_set in _PARTIES else []
         return any(_key(p.get("_partyid_value") or "") == caller for p in parties or [])
+
+    def teams_of(self, systemuserid: str) -> frozenset[str]:
+        """The teamids (as keys) of the teams `systemuserid` is a member of ("teammemberships")."""
+        memberships = self._index("teammemberships", "systemuserid").get(_key(systemuserid), [])
+        return frozenset(_key(m["teamid"]) for m in memberships if m.get("teamid"))
+
+    def reports_of(self, systemuserid: str) -> frozenset[str]:
+        """The systemuserids (as keys) below `systemuserid` in the manager hierarchy
+        (`_parentsystemuserid_value`), down to the org's hierarchy depth; a cycle in the data ends it."""
+        managers = self._index("systemusers", "_parentsystemuserid_value")
+        found: set[str] = set()
+        level = {_key(systemuserid)}
+        for _ in range(self.hierarchy_depth()):
+            level = {_key(r["systemuserid"]) for m in level for r in managers.get(m, [])} - found
+            level.discard(_key(systemuserid))
+            if not level:
+                break
+            found |= level
+        return frozenset(found)
+
+    def hierarchy_depth(self) -> int:
+        """How many levels of reports the hierarchy operators reach: the organization's setting, else 3."""
+        organizations = self.rows("organizations")
+        depth = organizations[0].get("maxdepthforhierarchicalsecuritymodel") if organizations else None
+        if isinstance(depth, int) and not isinstance(depth, bool) and depth >= 0:
+            return depth
+        return DEFAULT_HIERARCHY_DEPTH
+
+    def business_unit_of(self, systemuserid: str) -> str | None:
+        """The user's business unit id (as a key), None when the fixture doesn't give one."""
+        user = self.by_key("systemusers", systemuserid)
+        unit = user.get("_businessunitid_value") if user is not None else None
+        return _key(unit) if unit else None
 
     def user_by_aad(self, aad_object_id: str) -> Row | None:
         wanted = _key(aad_object_id)

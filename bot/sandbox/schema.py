@@ -25,6 +25,10 @@ ENTITY_SETS: dict[str, EntityMeta] = {
     "activityparties": EntityMeta("activityparty", "activitypartyid"),
     "userqueries": EntityMeta("userquery", "userqueryid"),
     "savedqueries": EntityMeta("savedquery", "savedqueryid"),
+    "recurringappointmentmasters": EntityMeta("recurringappointmentmaster", "activityid"),
+    "teams": EntityMeta("team", "teamid"),
+    "teammemberships": EntityMeta("teammembership", "teammembershipid"),
+    "organizations": EntityMeta("organization", "organizationid"),
 }
 LOGICAL_TO_SET = {meta.logical_name: name for name, meta in ENTITY_SETS.items()}
 
@@ -51,6 +55,9 @@ NAVIGATIONS: dict[tuple[str, str], Navigation] = {
         "activityparties", "activityid", "_activityid_value", True
     ),
     ("tasks", "task_activity_parties"): Navigation(
+        "activityparties", "activityid", "_activityid_value", True
+    ),
+    ("recurringappointmentmasters", "recurringappointmentmaster_activity_parties"): Navigation(
         "activityparties", "activityid", "_activityid_value", True
     ),
 }

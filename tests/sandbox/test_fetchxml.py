@@ -175,3 +175,180 @@ def test_results_omit_null_columns(org: Org) -> None:
 def test_unsupported_constructs_are_refused_by_name(org: Org, xml: str, named: str) -> None:
     with pytest.raises(QueryError, match=named):
         run_fetch(xml, org, ME)
+
+
+# --- linked rows: conditions hold on one joined row -------------------------------------------------
+
+
+@pytest.fixture
+def parties_org() -> Org:
+    """Appointment 1: I organize, someone else attends. 2: I attend. 3: no parties."""
+    return Org.from_dict(
+        {
+            "systemusers": [{"systemuserid": ME}, {"systemuserid": OTHER}],
+            "appointments": [appt(1, "I organize"), appt(2, "I attend"), appt(3, "Nobody")],
+            "activityparties": [party(1, 1, ME, 7), party(2, 1, OTHER, 5), party(3, 2, ME, 5)],
+        }
+    )
+
+
+def test_entityname_conditions_hold_on_the_same_joined_row(parties_org: Org) -> None:
+    body = (
+        '<link-entity name="activityparty" from="activityid" to="activityid" alias="ap">'
+        '<attribute name="participationtypemask"/></link-entity>'
+        '<filter><condition entityname="ap" attribute="partyid" operator="eq-userid"/>'
+        '<condition entityname="ap" attribute="participationtypemask" operator="eq" value="5"/></filter>'
+    )
+    # "I organize" has a party that is me and a party with mask 5, but no one party that is both.
+    assert subjects(parties_org, body) == ["I attend"]
+    assert subjects(parties_org, body, user=OTHER) == ["I organize"]
+    _, [row] = run_fetch(f'<fetch><entity name="appointment">{body}</entity></fetch>', parties_org, OTHER)
+    assert row["ap.participationtypemask"] == 5  # linked attributes come from the row that matched
+
+
+def test_link_entity_filter_conditions_hold_on_the_same_row(parties_org: Org) -> None:
+    body = (
+        '<link-entity name="activityparty" from="activityid" to="activityid">'
+        '<filter><condition attribute="partyid" operator="eq-userid"/>'
+        '<condition attribute="participationtypemask" operator="eq" value="5"/></filter></link-entity>'
+    )
+    assert subjects(parties_org, body) == ["I attend"]
+
+
+def test_entityname_conditions_across_two_links_and_an_or(parties_org: Org) -> None:
+    body = (
+        '<link-entity name="activityparty" from="activityid" to="activityid" alias="me">'
+        '<filter><condition attribute="partyid" operator="eq-userid"/></filter></link-entity>'
+        '<link-entity name="activityparty" from="activityid" to="activityid" alias="anyone"/>'
+        '<filter type="or"><condition entityname="me" attribute="participationtypemask" operator="eq" value="7"/>'
+        '<condition entityname="anyone" attribute="participationtypemask" operator="eq" value="6"/></filter>'
+    )
+    assert subjects(parties_org, body) == ["I organize"]
+
+
+def test_outer_link_without_a_match_gives_nulls_to_nested_aliases(parties_org: Org) -> None:
+    body = (
+        '<link-entity name="activityparty" from="activityid" to="activityid" link-type="outer" alias="ap">'
+        '<link-entity name="systemuser" from="systemuserid" to="partyid" alias="u"/></link-entity>'
+        '<filter><condition entityname="u" attribute="systemuserid" operator="null"/></filter>'
+    )
+    assert subjects(parties_org, body) == ["Nobody"]
+
+
+def test_an_unknown_entityname_is_refused_even_on_an_empty_table() -> None:
+    xml = (
+        '<fetch><entity name="appointment"><filter>'
+        '<condition entityname="nope" attribute="subject" operator="null"/></filter></entity></fetch>'
+    )
+    with pytest.raises(QueryError, match="'nope' names no link-entity"):
+        run_fetch(xml, Org.from_dict({}), ME)
+
+
+# --- begins-with / ends-with are LIKE 'value%' / '%value' --------------------------------------------
+
+
+@pytest.fixture
+def wildcard_org() -> Org:
+    names = ["100% done", "1000 units", "SYNC review", "Planning", "Customer visit", "Fix_it"]
+    return Org.from_dict(
+        {
+            "appointments": [appt(n, name) for n, name in enumerate(names, 1)]
+            + [{**appt(9, ""), "subject": None}]
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "expected"),
+    [
+        ("begins-with", "100%", ["100% done", "1000 units"]),  # % in the value is a wildcard
+        ("begins-with", "100[%]", ["100% done"]),  # in brackets, a literal
+        ("begins-with", "[SP]", ["Planning", "SYNC review"]),
+        ("begins-with", "sync", ["SYNC review"]),  # without case
+        ("begins-with", "Cust_mer", ["Customer visit"]),
+        ("ends-with", "_it", ["Customer visit", "Fix_it"]),  # _ is any one character
+        ("ends-with", "[_]it", ["Fix_it"]),
+        ("not-begin-with", "[SP]", ["100% done", "1000 units", "Customer visit", "Fix_it"]),
+        ("not-end-with", "_it", ["100% done", "1000 units", "Planning", "SYNC review"]),
+    ],
+)
+def test_begins_and_ends_with_honour_like_wildcards(
+    wildcard_org: Org, operator: str, value: str, expected: list[str]
+) -> None:
+    body = f'<filter><condition attribute="subject" operator="{operator}" value="{value}"/></filter>'
+    assert (
+        subjects(wildcard_org, body) == expected
+    )  # a null subject meets neither an operator nor its negation
+
+
+# --- team, hierarchy and business unit operators ---------------------------------------------------
+
+BOSS, REPORT, DEEP, DEEPER, DEEPEST = (f"a1000000-0000-4000-8000-00000000001{n}" for n in range(5))
+MY_TEAM, REPORTS_TEAM, OTHER_TEAM = (f"b1000000-0000-4000-8000-00000000000{n}" for n in range(1, 4))
+UNIT, OTHER_UNIT = "b2000000-0000-4000-8000-000000000001", "b2000000-0000-4000-8000-000000000002"
+
+
+def hierarchy_org(**organization: Any) -> Org:
+    """BOSS > ME > REPORT > DEEP > DEEPER > DEEPEST (managers above); one appointment owned by each, by
+    OTHER, and by each team; my team, REPORT's team, OTHER's team. Everyone reads every appointment, so
+    only the operators decide what a query finds."""
+    chain = [(BOSS, None), (ME, BOSS), (REPORT, ME), (DEEP, REPORT), (DEEPER, DEEP), (DEEPEST, DEEPER)]
+    users = [
+        {"systemuserid": u, "_parentsystemuserid_value": m, "_businessunitid_value": UNIT} for u, m in chain
+    ]
+    owners = {"boss": BOSS, "me": ME, "report": REPORT, "deep": DEEP, "deeper": DEEPER, "deepest": DEEPEST}
+    owners |= {"other": OTHER, "my team": MY_TEAM, "reports team": REPORTS_TEAM, "other team": OTHER_TEAM}
+    return Org.from_dict(
+        {
+            "systemusers": [*users, {"systemuserid": OTHER, "_businessunitid_value": OTHER_UNIT}],
+            "teams": [{"teamid": t, "name": t} for t in (MY_TEAM, REPORTS_TEAM, OTHER_TEAM)],
+            "teammemberships": [
+                {"teamid": MY_TEAM, "systemuserid": ME},
+                {"teamid": REPORTS_TEAM, "systemuserid": REPORT},
+                {"teamid": OTHER_TEAM, "systemuserid": OTHER},
+            ],
+            "appointments": [appt(n, name, owner=o) for n, (name, o) in enumerate(owners.items(), 1)],
+            "organizations": [{"organizationid": "b3000000-0000-4000-8000-000000000001", **organization}],
+            "$privileges": {u: ["prvReadActivity"] for u in (*(u for u, _ in chain), OTHER)},
+        }
+    )
+
+
+def owned(org: Org, operator: str, user: str = ME) -> list[str]:
+    return subjects(
+        org, f'<filter><condition attribute="ownerid" operator="{operator}"/></filter>', user=user
+    )
+
+
+def test_team_operators() -> None:
+    org = hierarchy_org()
+    assert owned(org, "eq-userteams") == ["my team"]
+    assert owned(org, "eq-useroruserteams") == ["me", "my team"]
+    assert owned(org, "eq-useroruserteams", user=BOSS) == ["boss"]  # in no team
+
+
+def test_hierarchy_operators_reach_the_org_depth() -> None:
+    org = hierarchy_org()  # no depth set: 3 levels below
+    assert owned(org, "eq-useroruserhierarchy") == ["deep", "deeper", "me", "report"]
+    assert owned(org, "eq-useroruserhierarchyandteams") == [
+        "deep",
+        "deeper",
+        "me",
+        "my team",
+        "report",
+        "reports team",
+    ]
+    shallow = hierarchy_org(maxdepthforhierarchicalsecuritymodel=1)
+    assert owned(shallow, "eq-useroruserhierarchy") == ["me", "report"]
+    assert owned(shallow, "eq-useroruserhierarchy", user=DEEPEST) == ["deepest"]
+
+
+def test_business_unit_operators() -> None:
+    org = hierarchy_org()
+    for row in org.rows("appointments"):
+        row["_owningbusinessunit_value"] = OTHER_UNIT if row["subject"] == "other" else UNIT
+    row["_owningbusinessunit_value"] = None  # the last (OTHER's team): no unit, meets neither
+    body = '<filter><condition attribute="owningbusinessunit" operator="{}"/></filter>'
+    assert subjects(org, body.format("eq-businessid"), user=OTHER) == ["other"]
+    assert "other" not in subjects(org, body.format("ne-businessid"), user=OTHER)
+    assert len(subjects(org, body.format("ne-businessid"), user=OTHER)) == len(org.rows("appointments")) - 2
