@@ -135,8 +135,24 @@ def one_of(matches: list[RecordFacts], search: list[str], record_ref: str) -> Re
 
 
 def candidates(records: Sequence[RecordFacts]) -> tuple[Candidate, ...]:
-    """The records as choices for a person: id, subject, start (ISO 8601, UTC)."""
-    return tuple(Candidate(r.id, r.subject or "(no subject)", _iso(r)) for r in records)
+    """The records as choices for a person: id, subject, start (ISO 8601, UTC).
+
+    A recurring series is one choice, by its own id (the first of its instances listed gives the date),
+    however many of its instances are among `records`."""
+    chosen: list[Candidate] = []
+    series: set[str] = set()
+    for r in records:
+        in_series = r.recurrence in ("instance", "exception") and r.series_id is not None
+        if in_series and r.series_id in series:
+            continue
+        if in_series and r.series_id is not None:
+            series.add(r.series_id)
+        chosen.append(
+            Candidate(
+                r.series_id if in_series and r.series_id else r.id, r.subject or "(no subject)", _iso(r)
+            )
+        )
+    return tuple(chosen)
 
 
 def _iso(record: RecordFacts) -> str | None:

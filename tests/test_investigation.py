@@ -12,7 +12,7 @@ from bot.errors import AmbiguousRecordError, BackendUnavailable, InputError, Inv
 from bot.investigation import Choice, Investigator, record_words
 from bot.matching import best_matches, similar, words
 from bot.sandbox import LocalOrg
-from tests.support.org import ALEX, PLAYGROUND, QUARTERLY, make_local
+from tests.support.org import ADELE, ALEX, PLAYGROUND, QUARTERLY, make_local
 
 QUICK = RetryPolicy(budget=2.0, attempt_timeout=1.0, max_attempts=3, base_delay=0.01, max_delay=0.05)
 
@@ -35,6 +35,9 @@ STORIES = [
     ("miriamg@example.com", None, ["user-disabled"], [], None),
     ("nestorw@example.com", None, [], ["mailbox-not-tested"], None),
     ("adelev@example.com", "litware follow-up", [], ["shown-as-free"], False),
+    (ALEX, "site inspection", ["organizer-missing"], [], False),  # no Organizer party
+    (PLAYGROUND + "22", "pipeline review", ["outside-sync-filter"], [], False),  # a series: optional attendee
+    ("alans@example.com", None, ["act-sync-failing"], ["act-other-org"], None),  # another org syncs it
     ("nobody@example.com", None, ["teams-user-unknown"], [], None),
     (PLAYGROUND + "99", None, ["teams-user-unknown"], [], None),
 ]
@@ -290,3 +293,44 @@ def test_best_matches_scores_subjects_and_keeps_ties() -> None:
     assert best_matches(["litware", "demo"], recent) == [demo]
     assert best_matches(["northwind"], recent) == []
     assert best_matches([], recent) == []
+
+
+# --- issue 13: reading as the person, recurring series ---------------------------------------------------
+
+SERIES = "c9000000-0000-4000-8000-000000000001"  # Megan's "Monday pipeline review"; Adele optional attendee
+OLIVIA = "c7000000-0000-4000-8000-000000000003"  # a contact Alex's account team owns
+
+
+async def test_words_find_what_the_person_may_read_not_only_what_they_own(local: LocalOrg) -> None:
+    """A team's contact is Alex's to read (he is a member) but not his filter's (it selects contacts he
+    owns): KB cause 2, with the contact's steps, not record-not-found."""
+    investigator = Investigator(local.clients.dataverse, local.clients.graph)
+    report = await investigator.run(ALEX, "olivia chen", "contact")
+    assert report.record is not None and report.record.id == OLIVIA
+    assert report.causes == ["outside-sync-filter"]
+    steps = " ".join(report.finding("outside-sync-filter").steps)  # type: ignore[union-attr]
+    assert "assign it to you" in steps and "organizer" not in steps
+    # Megan's own contact is nobody's business of Alex's: not found by his words.
+    assert (await investigator.run(ALEX, "ray ortiz", "contact")).causes == ["record-not-found"]
+
+
+async def test_a_series_master_id_is_recognised(local: LocalOrg) -> None:
+    report = await Investigator(local.clients.dataverse, local.clients.graph).run(ADELE, SERIES, reader=ADELE)
+    assert report.record is not None and report.record.id == SERIES
+    assert report.causes == ["outside-sync-filter"]  # her filters, run against the series' instances
+    finding = report.finding("outside-sync-filter")
+    assert finding is not None and finding.evidence["your_roles"] == ["optional_attendee"]
+
+
+async def test_words_matching_the_instances_of_one_series_mean_the_series(local: LocalOrg) -> None:
+    answer = await Investigator(local.clients.dataverse, local.clients.graph).answer(
+        ADELE, subject_words=["pipeline"]
+    )
+    assert isinstance(answer, Report) and answer.record is not None and answer.record.id == SERIES
+
+
+async def test_the_picker_offers_a_series_once(local: LocalOrg) -> None:
+    answer = await Investigator(local.clients.dataverse, local.clients.graph).answer(ADELE)
+    assert isinstance(answer, Choice)
+    pipeline = [c for c in answer.candidates if c.subject == "Monday pipeline review"]
+    assert [c.id for c in pipeline] == [SERIES]

@@ -11,7 +11,7 @@ import pytest
 from bot.investigation import Choice, Investigator, UserCache
 from bot.sandbox import Fault, SandboxConfig, local_org
 from bot.sandbox.metrics import RequestTimeline
-from tests.support.org import ALEX, MEGAN, QUARTERLY
+from tests.support.org import ADELE, ALEX, MEGAN, QUARTERLY
 
 LATENCY = 0.1  # long enough that one round's requests overlap even on a busy machine
 FABRIKAM_KICKOFF = "c3000000-0000-4000-8000-000000000003"  # Megan's; Alex takes no part in it
@@ -89,3 +89,11 @@ async def test_an_agent_sees_who_owns_it_for_one_more_round(rig) -> None:  # typ
     finding = next(f for f in report.findings if f.id == "record-not-readable")
     assert finding.evidence.get("owner")
     assert timeline.depth() == 2, timeline.spans
+
+
+async def test_words_naming_a_series_are_three_rounds(rig) -> None:  # type: ignore[no-untyped-def]
+    """Round 1 finds its instances; round 2 reads the series they belong to; round 3 runs the filters."""
+    investigator, timeline = rig
+    report = await investigator.run(ADELE, "pipeline review")
+    assert report.record is not None and report.record.id == "c9000000-0000-4000-8000-000000000001"
+    assert timeline.depth() == 3, timeline.spans
