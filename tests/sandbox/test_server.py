@@ -149,6 +149,7 @@ async def test_fetchxml_runs_as_the_impersonated_user(http: httpx.AsyncClient) -
     assert {r["subject"] for r in as_alex.json()["value"]} == {
         "Quarterly review with Contoso",
         "Weekly pipeline sync",
+        "Site inspection at Fourth Coffee",
     }
     as_app = await http.get(DV + "appointments", params={"fetchXml": fetch})
     assert as_app.json()["value"] == []
