@@ -87,7 +87,7 @@ async def test_an_agent_sees_who_owns_it_for_one_more_round(rig) -> None:  # typ
     report = await investigator.run(ALEX, FABRIKAM_KICKOFF, reader=MEGAN)
     assert report.causes == ["record-not-readable"]
     finding = next(f for f in report.findings if f.id == "record-not-readable")
-    assert finding.evidence.get("owner")
+    assert finding.evidence.get("owner") == "Megan Bowen"  # the name Dataverse formats for the owner
     assert timeline.depth() == 2, timeline.spans
 
 

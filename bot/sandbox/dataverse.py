@@ -40,6 +40,9 @@ _EXPAND_OPTIONS = ("$select", "$filter", "$expand", "$orderby", "$top")
 Query = MultiMapping[str]
 
 
+_FORMATTED = "OData.Community.Display.V1.FormattedValue"
+
+
 class DataverseRoutes:
     """/api/data/v9.2/<entity set> and /api/data/v9.2/<entity set>(<key>)."""
 
@@ -129,7 +132,18 @@ class DataverseRoutes:
                 f"SecLib::AccessCheckEx failed. ObjectID: {key}, CallingUser: {caller}, AccessRights: ReadAccess",
             )
         shaped = self._shape(entity_set, row, request.query.get("$select"), request.query.get("$expand"))
+        if _FORMATTED in request.headers.get("Prefer", "") and "_ownerid_value" in shaped:
+            # odata.include-annotations: a lookup's display name beside its id (here, the owner's).
+            shaped[f"_ownerid_value@{_FORMATTED}"] = self._principal_name(shaped["_ownerid_value"])
         return web.json_response({"@odata.context": f"{_context(request, entity_set)}/$entity", **shaped})
+
+    def _principal_name(self, principal: object) -> str | None:
+        """The name of a user or team, as Dataverse formats an owner lookup."""
+        user = self.org.by_key("systemusers", str(principal or ""))
+        if user is not None:
+            return user.get("fullname")
+        team = self.org.by_key("teams", str(principal or ""))
+        return team.get("name") if team is not None else None
 
     def _get_many(self, entity_set: str, request: web.Request, caller: str) -> web.Response:
         query = request.query
