@@ -188,6 +188,8 @@ class Investigator:
         if opening.found is None:
             return _nobody(user_ref, record_type, record_ref)
         user = opening.found[0]
+        if user.is_disabled and person.caller is not None:
+            return self._base(person, opening, record_type, None)  # user-disabled says it all
         if known is not None:
             return await self._facts(person, opening, record_type, known, record_ref)
         if search is not None:

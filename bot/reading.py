@@ -172,9 +172,15 @@ class FirstRound:
         if found is None:
             # No such user: what was read as them failed too (Dataverse knows no such caller): not an error.
             return Opening(found=None, filters=None, filters_error=None, approval_required=None)
+        user = found[0]
+        if user.is_disabled and caller is not None:
+            # Dataverse runs nothing as a disabled user: what was read as them failed, and that is no news.
+            why = "Dynamics 365 doesn't run anything as a disabled user"
+            return Opening(
+                found=found, filters=None, filters_error=why, approval_required=approval_t.result()
+            )
         filters, filters_error = filters_t.result()
         as_reader = reader_t.result() if reader_t else None
-        user = found[0]
         return Opening(
             found=found,
             filters=_own(filters, user, record_type) if filters is not None else None,

@@ -23,7 +23,7 @@ STORIES = [
     (PLAYGROUND + "21", None, ["act-not-server-side-sync"], [], None),  # KB cause 1
     (PLAYGROUND + "22", "product demo", [], [], True),  # healthy
     (PLAYGROUND + "23", None, ["mailbox-not-tested"], [], None),
-    (PLAYGROUND + "24", None, ["act-sync-failing"], [], None),
+    (PLAYGROUND + "24", None, ["act-sync-failing"], ["act-other-org"], None),  # another org syncs it
     (PLAYGROUND + "25", "contract renewal", [], ["sync-pending"], False),
     ("diegos@example.com", "northwind", ["no-sync-filter"], [], False),
     ("gradya@example.com", "internal planning", ["outside-sync-filter"], [], False),  # custom filter
@@ -37,7 +37,6 @@ STORIES = [
     ("adelev@example.com", "litware follow-up", [], ["shown-as-free"], False),
     (ALEX, "site inspection", ["organizer-missing"], [], False),  # no Organizer party
     (PLAYGROUND + "22", "pipeline review", ["outside-sync-filter"], [], False),  # a series: optional attendee
-    ("alans@example.com", None, ["act-sync-failing"], ["act-other-org"], None),  # another org syncs it
     ("nobody@example.com", None, ["teams-user-unknown"], [], None),
     (PLAYGROUND + "99", None, ["teams-user-unknown"], [], None),
 ]
@@ -334,3 +333,13 @@ async def test_the_picker_offers_a_series_once(local: LocalOrg) -> None:
     assert isinstance(answer, Choice)
     pipeline = [c for c in answer.candidates if c.subject == "Monday pipeline review"]
     assert [c.id for c in pipeline] == [SERIES]
+
+
+async def test_a_disabled_user_is_told_that_not_that_records_are_unreadable(local: LocalOrg) -> None:
+    """Dataverse runs nothing as a disabled user: every read as them is refused, which is no news."""
+    investigator = Investigator(local.clients.dataverse, local.clients.graph)
+    for record in ("c3000000-0000-4000-8000-000000000015", "board prep", None):
+        report = await investigator.run("miriamg@example.com", record)
+        assert report.causes == ["user-disabled"], record
+    answer = await investigator.answer("miriamg@example.com", subject_words=["board", "prep"])
+    assert isinstance(answer, Report) and answer.causes == ["user-disabled"]
