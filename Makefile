@@ -8,6 +8,9 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 BOT_PORT ?= 3978
 PLAYGROUND_PORT ?= 56150
+# pytest-xdist workers: most tests wait on sockets and child processes; CI has 2 cores (`make test PYTEST_WORKERS=0`: one process)
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 # The Playground has no host option: this preload makes it listen on loopback only.
 LOOPBACK := NODE_OPTIONS=--require=$(CURDIR)/tests/e2e/loopback.js
 
@@ -44,13 +47,13 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint chromium
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-fast: lint
-	$(BIN)/python -m pytest -m "not e2e"
+	$(PYTEST) -m "not e2e"
 
 e2e: setup chromium
-	$(BIN)/python -m pytest tests/e2e
+	$(PYTEST) tests/e2e
 
 bench: setup
 	$(BIN)/python bench/diagnose_latency.py

@@ -15,13 +15,33 @@ from bot.sandbox.azurite import Azurite, start_azurite
 from bot.sandbox.server import RunningSandbox
 from tests.support.org import start_https_sandbox
 
+# The longest tests, longest first (about 35, 30, 25, 15 and 10 s): run in parallel (pytest-xdist), they
+# start first, so that the short ones fill in around them instead of one long test finishing last, alone.
+SLOW_FIRST = (
+    "store/test_multi_instance.py",
+    "e2e/",
+    "test_fuzz.py",
+    "test_infra.py",
+    "test_observability.py",
+    "notify/test_crash.py",
+)
 
+
+def _slowness(item: pytest.Item) -> int:
+    path = item.path.relative_to(Path(__file__).parent).as_posix()
+    return next((n for n, prefix in enumerate(SLOW_FIRST) if path.startswith(prefix)), len(SLOW_FIRST))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the xdist_group markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Markers by folder: everything under tests/e2e/ drives the Playground in Chromium (`-m "not e2e"`
-    is the fast loop and starts neither)."""
+    is the fast loop and starts neither). Its tests share one Playground, one bot and their ports: they
+    run in one xdist worker, one after the other (group "e2e", with `--dist loadgroup`)."""
     for item in items:
         if "e2e" in item.path.relative_to(Path(__file__).parent).parts[:1]:
             item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.xdist_group("e2e"))
+    items.sort(key=_slowness)  # stable: the order within each file, and among the rest, is kept
 
 
 @pytest.fixture(autouse=True)

@@ -37,6 +37,7 @@ from bot.sandbox import SAMPLE_ORG, SandboxConfig, start_sandbox
 from bot.sandbox.connector import FakeConnector
 from bot.sandbox.org import load_fixture
 from bot.teams.envelope import MAX_TEXT_CHARS
+from tests.support.fuzz_bot import LOG_HEADER
 from tests.support.org import ALEX, PLAYGROUND, QUARTERLY
 from tests.support.repo import ROOT
 from tests.support.teams import TENANT
@@ -147,9 +148,24 @@ class Bot:
     secured_url: str
     client: httpx.Client
 
+    known: int = 0  # how many lines the process had logged, when last told
+
     def log_since(self, mark: int) -> tuple[int, list[dict[str, Any]]]:
         answer = self.client.get(f"{self.open_url}/_fuzz/log", params={"since": mark}).json()
+        self.known = max(self.known, answer["count"])
         return answer["count"], answer["lines"]
+
+    def logged_while(self, response: httpx.Response) -> list[dict[str, Any]]:
+        """What the process logged from when it began handling `response`'s request until now. Its first
+        and last line numbers ride on the answer (tests/support/fuzz_bot.py): only an answer it logged
+        for, or a refusal, costs a second request."""
+        start, end = (
+            int(n) for n in response.headers.get(LOG_HEADER, f"{self.known},{self.known}").split(",")
+        )
+        self.known = max(self.known, end)
+        if end == start and response.status_code < 400:
+            return []
+        return self.log_since(start)[1]
 
     def watch(self) -> dict[str, float]:
         stats: dict[str, float] = self.client.get(f"{self.open_url}/_fuzz/watch").json()
@@ -164,10 +180,8 @@ def bot(fakes: Services, openid_url: str, folder: Path, client: httpx.Client) ->
     with output.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, stdout=out, stderr=out)
     try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            assert process.poll() is None and time.monotonic() < deadline, output.read_text()[-3000:]
-            time.sleep(0.05)
+        _wait_for(lambda: ready.exists() or process.poll() is not None, "the bot to start", seconds=60)
+        assert ready.exists(), output.read_text()[-3000:]
         open_url, secured_url = json.loads(ready.read_text())
         yield Bot(open_url=open_url, secured_url=secured_url, client=client)
         client.post(f"{open_url}/_fuzz/stop")
@@ -176,6 +190,13 @@ def bot(fakes: Services, openid_url: str, folder: Path, client: httpx.Client) ->
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
 
 
 # --- what /healthz answers ----------------------------------------------------------------------------
@@ -600,7 +621,6 @@ def tokens(draw: st.DrawFn, service_url: str) -> Token:
 
 
 # --- the test -----------------------------------------------------------------------------------------
-# --- the test -----------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -613,9 +633,8 @@ def _check(
     running: Bot, tally: Tally, send: Callable[[], httpx.Response], what: str, allow_501: bool = False
 ) -> httpx.Response:
     """Send one request: a non-5xx answer, and one log line with no traceback when it is refused."""
-    mark, _ = running.log_since(10**9)
     response = send()
-    _, lines = running.log_since(mark)
+    lines = running.logged_while(response)
     tally.requests += 1
     tally.statuses[response.status_code] = tally.statuses.get(response.status_code, 0) + 1
     assert response.status_code < 500 or (allow_501 and response.status_code == 501), (
@@ -665,7 +684,8 @@ def test_fuzz_never_a_5xx_one_line_per_refusal_and_the_loop_never_blocked(tmp_pa
         HealthPoller(running.open_url).running() as health,
     ):
         service_url = fakes.connector.url
-        time.sleep(1.0)  # the baseline: /healthz on an idle bot (the machine may be busy all the same)
+        # The baseline: /healthz on an idle bot (the machine may be busy all the same).
+        _wait_for(lambda: len(health.latencies) >= 40, "40 polls of /healthz before the fuzz")
         baseline = list(health.latencies)
 
         @fuzz_settings(ACTIVITIES)

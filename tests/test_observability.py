@@ -10,7 +10,6 @@ import io
 import json
 import logging
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +26,10 @@ from bot.observability import JsonFormatter, safe_path
 from bot.sandbox import LocalOrg
 from bot.sandbox.connector import FakeConnector
 from tests.support.org import ALEX
-from tests.support.processes import answers, bot_env, free_port, wait_until
+from tests.support.processes import bot_env, free_port
 from tests.support.repo import ROOT
 from tests.support.teams import Teams, running_bot
+from tests.support.timing import until
 
 QUESTION = "why is my Quarterly review with Contoso not in Outlook"
 
@@ -87,28 +87,32 @@ def test_paths_in_spans_hide_keys_and_addresses() -> None:
     )
 
 
-def test_serve_prints_json_logs_and_console_spans(tmp_path: Path) -> None:
+async def test_serve_prints_json_logs_and_console_spans(tmp_path: Path) -> None:
     """A local run with OTEL_TRACES_EXPORTER=console shows both, the way the README does."""
+    connector = FakeConnector.unlimited()  # the reply lands at once: the turn (and its span) ends
+    await connector.start()
     port = free_port()
     env = bot_env(tmp_path / "store.sqlite3", OTEL_TRACES_EXPORTER="console", LOG_FORMAT="json")
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--sandbox", "--port", str(port)],
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "bot", "serve", "--sandbox", "--port", str(port)),
             cwd=ROOT,
             env={**env, "PYTHONUNBUFFERED": "1"},
             stdout=out,
             stderr=out,
         )
     try:
-        wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), "the bot", process)
-        teams = Teams(http=httpx.AsyncClient(), connector=FakeConnector(url="http://127.0.0.1:9"))
-        activity = teams.activity(user=ALEX, text="Quarterly review isn't on my calendar")
-        httpx.post(f"http://127.0.0.1:{port}/api/messages", json=activity, timeout=30)
-        wait_until(lambda: '"name": "teams turn"' in log.read_text(), "the turn's span", process)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            await until(lambda: _healthy(http, process, log), "the bot to answer /healthz", seconds=60)
+            teams = Teams(http=http, connector=connector)
+            activity = teams.activity(user=ALEX, text="Quarterly review isn't on my calendar")
+            await http.post("/api/messages", json=activity)
+            await until(lambda: '"name": "teams turn"' in log.read_text(), "the turn's span", seconds=60)
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        await asyncio.wait_for(process.wait(), timeout=60)
+        await connector.close()
     text = log.read_text()
     json_lines = [json.loads(line) for line in text.splitlines() if line.startswith('{"time"')]
     assert any(line.get("activity_id") == activity["id"] for line in json_lines)
@@ -161,16 +165,18 @@ async def test_whole_traces_reach_application_insights(tmp_path: Path) -> None:
 
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            for _ in range(300):  # bounded: the bot starts within 30 s
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
+            await until(
+                lambda: _healthy(http, process, tmp_path / "serve.log"),
+                "the bot to answer /healthz",
+                seconds=60,
+            )
             await Teams(http=http, connector=connector).say("check my mailbox", user=ALEX)
-            for _ in range(300):  # bounded: batches leave every 200 ms here
-                if '"teams turn"' in sent() and "/api/data/v9.2/systemusers" in sent():
-                    break
-                await asyncio.sleep(0.1)
+            # Batches leave every 200 ms here.
+            await until(
+                lambda: '"teams turn"' in sent() and "/api/data/v9.2/systemusers" in sent(),
+                "the turn and its Dataverse requests at the ingestion endpoint",
+                seconds=60,
+            )
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), timeout=60)
@@ -178,3 +184,10 @@ async def test_whole_traces_reach_application_insights(tmp_path: Path) -> None:
         await runner.cleanup()
     assert '"teams turn"' in sent() and "/api/data/v9.2/systemusers" in sent()  # the turn and its children
     assert "check my mailbox" not in sent() and "$filter" not in sent() and "alexw@" not in sent()
+
+
+async def _healthy(http: httpx.AsyncClient, process: asyncio.subprocess.Process, log: Path) -> bool:
+    assert process.returncode is None, f"the bot exited with {process.returncode}: see {log}"
+    with contextlib.suppress(httpx.HTTPError):
+        return (await http.get("/healthz")).status_code == 200
+    return False

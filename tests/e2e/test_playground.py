@@ -7,10 +7,12 @@ owner-only cause on the card, press Re-check and see the same card update in pla
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from playwright.async_api import Page, expect
 
 from tests.support.playground import SHOTS, say
+from tests.support.timing import until
 
 
 async def test_ask_pick_diagnose_and_recheck_in_place(page: Page) -> None:
@@ -34,7 +36,9 @@ async def test_ask_pick_diagnose_and_recheck_in_place(page: Page) -> None:
     checked = re.compile(r"Checked\s*(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC)")
     before = checked.search(await diagnosis.inner_text())
     assert before is not None
-    await page.wait_for_timeout(1100)  # the card shows seconds: make the next check's time differ
+    # The card shows seconds: once the clock has left the second shown, the next check's time differs.
+    shown = datetime.strptime(before.group(1), "%Y-%m-%d %H:%M:%S UTC").replace(tzinfo=UTC)
+    await until(lambda: datetime.now(UTC) >= shown + timedelta(seconds=1), "the next second", every=0.02)
     count = await cards.count()
     await diagnosis.get_by_role("button", name="Re-check").click()
     await expect(diagnosis).not_to_contain_text(before.group(1), timeout=30_000)

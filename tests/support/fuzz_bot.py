@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from botframework.connector.auth import AuthenticationConstants, ChannelValidation
 
 from bot.app import create_app
@@ -19,6 +20,10 @@ from bot.store import SqliteStore
 from tests.support.org import ALEX
 from tests.support.timing import LoopWatch
 from tests.support.tokens import APP_ID
+
+# The answer to every request carries "first,last": the process's log line numbers from when it began to
+# handle the request to when it answered (tests/test_fuzz.py reads the lines only when there are some).
+LOG_HEADER = "X-Fuzz-Log-Lines"
 
 
 def serve_for_fuzz(sandbox_url: str, token: str, openid_url: str, ready: str) -> None:
@@ -35,6 +40,17 @@ def serve_for_fuzz(sandbox_url: str, token: str, openid_url: str, ready: str) ->
 
     logging.getLogger().addHandler(Keep(logging.INFO))
     logging.getLogger().setLevel(logging.INFO)  # what `serve` logs
+
+    @web.middleware
+    async def lines_logged(request: web.Request, handler: Handler) -> web.StreamResponse:
+        first = len(records)
+        try:
+            response = await handler(request)
+        except web.HTTPException as refused:
+            refused.headers[LOG_HEADER] = f"{first},{len(records)}"
+            raise
+        response.headers[LOG_HEADER] = f"{first},{len(records)}"
+        return response
 
     async def serve() -> None:
         watch = LoopWatch().start()
@@ -71,6 +87,7 @@ def serve_for_fuzz(sandbox_url: str, token: str, openid_url: str, ready: str) ->
                 DIAGNOSIS_BUDGET_SECONDS=5,
             )
             app = create_app(config, clients=clients, store=store, deliver=False)
+            app.middlewares.insert(0, lines_logged)
             if not app_id:
                 app.router.add_get("/_fuzz/log", log)
                 app.router.add_get("/_fuzz/watch", watched)

@@ -30,7 +30,7 @@ def wait_until(check: callable, what: str, process: subprocess.Popen[bytes], tim
             raise RuntimeError(f"{what} exited with {process.returncode}")
         if check():
             return
-        time.sleep(0.3)
+        time.sleep(0.05)
     raise TimeoutError(f"{what} did not start within {timeout:.0f} s")
 
 
