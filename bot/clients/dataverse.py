@@ -12,11 +12,12 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import ClassVar
 
-import httpx
+from typing_extensions import Unpack
 
-from bot.clients.http import RetryPolicy, send
+from bot.clients.api import ApiClient, ClientOptions
+from bot.clients.http import send
 from bot.clients.rows import (
     ENTITIES,
     MAILBOX_NAV,
@@ -82,7 +83,7 @@ class RecordRead:
         return str(value) if value else None
 
 
-class DataverseClient:
+class DataverseClient(ApiClient):
     """Reads Dataverse through its Web API.
 
     Usage::
@@ -91,38 +92,17 @@ class DataverseClient:
             found = await dv.find_user("megan@contoso.com")
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        auth: httpx.Auth | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        policy: RetryPolicy | None = None,
-        verify: Any = True,
-        page_size: int = 500,
-        event_hooks: Mapping[str, list[Any]] | None = None,
-    ) -> None:
-        self._policy = policy or RetryPolicy()
+    API_PATH: ClassVar[str] = "/api/data/v9.2/"
+    HEADERS: ClassVar[Mapping[str, str]] = {
+        "Accept": "application/json",
+        "OData-MaxVersion": "4.0",
+        "OData-Version": "4.0",
+    }
+
+    def __init__(self, base_url: str, *, page_size: int = 500, **options: Unpack[ClientOptions]) -> None:
+        super().__init__(base_url, **options)
         self._page_size = page_size
-        self.base_url = base_url.rstrip("/")  # the org's URL: its origin is the token scope
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/api/data/v9.2/",
-            auth=auth,
-            transport=transport,
-            verify=verify,
-            headers={"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"},
-            event_hooks=dict(event_hooks or {}),
-        )
         self.requests_sent = 0
-
-    async def __aenter__(self) -> DataverseClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     # --- transport ---------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from bot.clients.api import ClientOptions
 from bot.clients.auth import BearerAuth, TokenProvider, scope_for
 from bot.clients.dataverse import DataverseClient
 from bot.clients.graph import GraphClient
@@ -46,16 +47,12 @@ def clients_for(
 ) -> Clients:
     """Clients for the given endpoints, authenticated by `tokens`."""
 
-    def options(url: str) -> dict[str, Any]:
+    def options(url: str) -> ClientOptions:
         """What both clients take: a token for the resource, and the same transport and retries."""
         auth = BearerAuth(tokens, scope_for(url))
-        return {
-            "auth": auth,
-            "verify": verify,
-            "policy": policy,
-            "transport": transport,
-            "event_hooks": event_hooks,
-        }
+        return ClientOptions(
+            auth=auth, verify=verify, policy=policy, transport=transport, event_hooks=event_hooks
+        )
 
     return Clients(
         dataverse=DataverseClient(dataverse_url, **options(dataverse_url)),

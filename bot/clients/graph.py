@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-import httpx
-
+from bot.clients.api import ApiClient
 from bot.clients.dataverse import parse_datetime
-from bot.clients.http import RetryPolicy, send
+from bot.clients.http import send
 from bot.diagnosis.facts import RecordFacts
 from bot.errors import BackendRefused
 from bot.ids import require_id
@@ -29,31 +27,10 @@ class CalendarEvent:
     start: datetime | None
 
 
-class GraphClient:
+class GraphClient(ApiClient):
     """Reads users' calendars through Microsoft Graph (application permission Calendars.ReadBasic)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        auth: httpx.Auth | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        policy: RetryPolicy | None = None,
-        verify: Any = True,
-        event_hooks: Mapping[str, list[Any]] | None = None,
-    ) -> None:
-        self._policy = policy or RetryPolicy()
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/v1.0/",
-            auth=auth,
-            transport=transport,
-            verify=verify,
-            headers={"Accept": "application/json"},
-            event_hooks=dict(event_hooks or {}),
-        )
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    API_PATH: ClassVar[str] = "/v1.0/"
 
     async def calendar_view(
         self, user_id: str, start: datetime, end: datetime, *, max_pages: int = 5
