@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from bot.sandbox.azurite import Azurite
-from bot.store import Conflict, Store, StoredTicket
+from bot.store import Conflict, OutboxEntry, Store, StoredTicket
 from bot.store.azure import AzureStore
 from bot.store.sqlite import SqliteStore
+from tests.support.timing import until
 
 USER = "00000000-0000-0000-0000-0000000000020"
 DRAFT = StoredTicket(
@@ -210,12 +211,24 @@ async def test_outbox_dedupes_leases_retries_and_marks_sent(store: Store) -> Non
     assert await store.enqueue("ticket:1001:post", "post_ticket", {}) is False  # sent keys stay taken
 
 
+async def claimed_once_free(store: Store, lease_seconds: float = 60) -> OutboxEntry:
+    """The one entry that becomes claimable again (a lease or a retry delay ends), as soon as it does."""
+    got: list[OutboxEntry] = []
+
+    async def claim() -> bool:
+        got.extend(await store.claim_due(limit=2, lease_seconds=lease_seconds))
+        return bool(got)
+
+    await until(claim, "an entry to be claimable again", every=0.1)
+    [entry] = got
+    return entry
+
+
 async def test_an_expired_lease_is_claimed_again(store: Store) -> None:
     await store.enqueue("k", "notify_user", {"user": "u"})
     [first] = await store.claim_due(limit=1, lease_seconds=1)
     assert await store.claim_due(limit=1, lease_seconds=60) == []
-    await asyncio.sleep(1.3)
-    [second] = await store.claim_due(limit=1, lease_seconds=60)  # the first claimer died: not lost
+    second = await claimed_once_free(store)  # the first claimer died: not lost, once its lease ends
     assert first.id == second.id and second.attempts == 2
 
 
@@ -226,8 +239,7 @@ async def test_a_retry_waits_its_delay(store: Store) -> None:
     assert await store.claim_due(limit=1, lease_seconds=60) == []
     waiting, due_in = await store.pending()
     assert waiting == 1 and due_in is not None and 0 < due_in <= 1
-    await asyncio.sleep(1.3)
-    [again] = await store.claim_due(limit=1, lease_seconds=60)
+    again = await claimed_once_free(store)
     assert again.id == entry.id
 
 
@@ -246,11 +258,17 @@ async def test_pending_counts_what_is_left_and_when_it_is_due(store: Store) -> N
 
 async def test_dead_entries_are_set_aside(store: Store) -> None:
     await store.enqueue("k", "notify_user", {})
-    [entry] = await store.claim_due(limit=1, lease_seconds=1)
+    await store.enqueue("witness", "notify_user", {})
+    claimed = await store.claim_due(limit=2, lease_seconds=1)
+    entry = next(e for e in claimed if e.dedupe_key == "k")
     await store.mark_dead(entry, error="uninstalled")
-    await asyncio.sleep(1.2)
-    assert await store.claim_due(limit=1, lease_seconds=1) == []
-    assert await store.outbox_status() == {"dead": 1}
+    # The witness, claimed with the same lease and given no outcome, comes back when that lease ends:
+    # by then the dead entry's lease has ended too, and it doesn't come back with it.
+    witness = await claimed_once_free(store)
+    assert witness.dedupe_key == "witness"
+    await store.mark_sent(witness)
+    assert await store.claim_due(limit=2, lease_seconds=1) == []
+    assert await store.outbox_status() == {"dead": 1, "sent": 1}
     assert await store.pending() == (0, None)
 
 
@@ -260,11 +278,14 @@ async def test_an_entry_that_keeps_killing_its_worker_is_set_aside(
     for module in ("bot.store.sqlite", "bot.store.azure.outbox"):
         monkeypatch.setattr(f"{module}.MAX_CLAIMS", 2)
     await store.enqueue("k", "notify_user", {})
-    for _ in range(2):  # claimed, and the worker dies before any outcome
-        assert len(await store.claim_due(limit=1, lease_seconds=1)) == 1
-        await asyncio.sleep(1.1)
-    assert await store.claim_due(limit=1, lease_seconds=1) == []
-    assert await store.outbox_status() == {"dead": 1}
+    assert len(await store.claim_due(limit=1, lease_seconds=1)) == 1  # the worker dies before any outcome
+    await claimed_once_free(store, lease_seconds=1)  # claimed again once its lease ends; dies again
+    await store.enqueue("witness", "notify_user", {})
+    await store.claim_due(limit=1, lease_seconds=1)  # the witness, claimed alongside, with the same lease
+    witness = await claimed_once_free(store)
+    assert witness.dedupe_key == "witness"  # ... comes back alone: the other was set aside
+    await store.mark_sent(witness)
+    assert await store.outbox_status() == {"dead": 1, "sent": 1}
 
 
 async def test_instances_enqueueing_one_key_deliver_it_once(instances: Instances) -> None:
@@ -299,8 +320,8 @@ async def test_one_lease_holder_at_a_time(instances: Instances) -> None:
     assert await two.acquire_lease("sweep", loser, 60) is False
     await one.release_lease("sweep", winner)
     assert await two.acquire_lease("sweep", loser, 0.5) is True
-    await asyncio.sleep(0.7)
-    assert await one.acquire_lease("sweep", winner, 60) is True  # the loser's lease expired
+    assert await one.acquire_lease("sweep", winner, 60) is False  # held until it expires ...
+    await until(lambda: one.acquire_lease("sweep", winner, 60), "the loser's lease to expire")
 
 
 async def test_open_store_picks_the_store_from_the_url(azurite: Azurite) -> None:
