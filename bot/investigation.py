@@ -120,7 +120,7 @@ class Investigator:
             if opening.found is None:
                 return diagnose(_nobody(person.ref, record_type))
             user = opening.found[0]
-            recent = _mine(_facts(record_type, opening.recent, user))
+            recent = _mine(_facts(record_type, opening.recent, user))  # [] when it couldn't be read
             named = best_matches(wanted, recent) if wanted else []
             if len(named) == 1 or _series_of(named):
                 return diagnose(
@@ -129,7 +129,8 @@ class Investigator:
             mailbox = diagnose(self._base(person, opening, record_type, None))
             if mailbox.causes or not about_record:
                 return mailbox
-            found = _facts(record_type, opening.searched, user)
+            searched, _ = opening.searches()  # needed now: a failure to search fails the answer
+            found = _facts(record_type, searched, user)
             if found:
                 try:
                     record = one_of(found, wanted, " ".join(wanted)) if not _series_of(found) else None
@@ -178,6 +179,9 @@ class Investigator:
         reader: str | None = None,
     ) -> Facts:
         search = search_words(record_ref)
+        if search is not None and reader is not None and reader != user_ref:
+            # Words are searched as the person: someone else asking would see their matches.
+            raise InputError("only the person themselves can name a record by words; give its id")
         person = await self._first.identify(user_ref)
         if person is None:
             return _nobody(user_ref, record_type, record_ref)
@@ -193,7 +197,7 @@ class Investigator:
         if known is not None:
             return await self._facts(person, opening, record_type, known, record_ref)
         if search is not None:
-            found = _facts(record_type, opening.searched, user)
+            found = _facts(record_type, opening.searches()[0], user)
             series = await self._one(person, user, found) if _series_of(found) else None
             record = series or one_of(found, search, record_ref or "")
             return await self._facts(person, opening, record_type, record, record_ref)
@@ -225,14 +229,12 @@ class Investigator:
         user = opening.found[0] if opening.found else None
         if record_id is None or user is None:
             return await self._facts(person, opening, record_type, None, record_id)
-        for info, read in ((ENTITIES[record_type], opening.by_id), (SERIES, opening.series_by_id)):
-            if read is None or (read.row is None and not read.refused):
-                continue
-            if not opening.reader_may_read:
-                break  # the person asking may not see it: as if it weren't there, for them
+        read, info = opening.by_id, opening.by_id_info
+        if read is not None and info is not None and opening.reader_may_read:
             if read.row is not None:
                 record = record_facts(info, read.row, user.systemuserid)
                 return await self._facts(person, opening, record_type, record, record_id)
+            # Refused as the person: it exists. Who owns it is for an agent or admin asking, not for them.
             owner = await self._owner(info, record_id) if reader != person.caller else None
             unreadable = UnreadableRecord(record_id.lower(), owner)
             return replace(self._base(person, opening, record_type, record_id), unreadable=unreadable)
@@ -267,7 +269,7 @@ class Investigator:
         )
         for other, (read, _) in zip(others, found, strict=True):
             if read is not None and (read.row is not None or read.refused):
-                return f"that id belongs to a {other}: ask again with type {other}"
+                return f"that id is a {other}'s, not a {record_type}'s: ask about the {other}"
         return None
 
     # --- round 2 ----------------------------------------------------------------------------------------
@@ -376,8 +378,9 @@ def _mine(records: list[RecordFacts]) -> list[RecordFacts]:
 
 
 def _series_of(matches: Sequence[RecordFacts]) -> str | None:
-    """The series id when every match is an instance (or exception) of one recurring series."""
-    ids = {r.series_id for r in matches if r.recurrence in ("instance", "exception")}
-    if not matches or len(ids) != 1 or any(r.recurrence not in ("instance", "exception") for r in matches):
+    """The series id when every match is an occurrence of one recurring series. An exception (an
+    occurrence changed on its own: other attendees, another time) is its own record, not the series."""
+    ids = {r.series_id for r in matches if r.recurrence == "instance"}
+    if not matches or len(ids) != 1 or any(r.recurrence != "instance" for r in matches):
         return None
     return next(iter(ids))

@@ -142,7 +142,7 @@ def candidates(records: Sequence[RecordFacts]) -> tuple[Candidate, ...]:
     chosen: list[Candidate] = []
     series: set[str] = set()
     for r in records:
-        in_series = r.recurrence in ("instance", "exception") and r.series_id is not None
+        in_series = r.recurrence == "instance" and r.series_id is not None  # an exception is its own
         if in_series and r.series_id in series:
             continue
         if in_series and r.series_id is not None:

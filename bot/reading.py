@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from bot.clients.dataverse import ENTITIES, SERIES, DataverseClient, RecordRead, Row, SyncFilter
+from bot.clients.dataverse import (
+    ENTITIES,
+    SERIES,
+    DataverseClient,
+    EntityInfo,
+    RecordRead,
+    Row,
+    SyncFilter,
+)
 from bot.diagnosis import MailboxFacts, RecordType, UserFacts
 from bot.errors import BackendError, InputError
 from bot.ids import is_id
@@ -28,6 +36,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 UserAndMailbox = tuple[UserFacts, MailboxFacts | None]
 APPROVAL_SETTING_TTL = 600.0  # seconds an org's approval setting is reused: admins change it rarely
+APPROVAL_WAIT = 1.0  # seconds round 1 waits for it (it only softens one finding)
 
 
 @dataclass
@@ -62,17 +71,27 @@ class Person:
 
 @dataclass(frozen=True)
 class Opening:
-    """What round 1 read. Rows stay rows until the user's systemuserid (their roles) is known."""
+    """What round 1 read. Rows stay rows until the user's systemuserid (their roles) is known.
+
+    The searches are the answer's second choice (a mailbox cause comes first), so their failure is kept
+    (`search_error`) for whoever needs them, rather than failing round 1."""
 
     found: UserAndMailbox | None
     filters: list[SyncFilter] | None
     filters_error: str | None
     approval_required: bool | None
-    by_id: RecordRead | None = None  # the record named by id, as the person
-    series_by_id: RecordRead | None = None  # a recurring series with that id (appointments only)
+    by_id: RecordRead | None = None  # the record named by id, as the person (or the series of that id)
+    by_id_info: EntityInfo | None = None  # where `by_id` was found: the record type's table or SERIES
     reader_may_read: bool = True  # the person asking (when someone else) may read the record too
     searched: list[Row] | None = None
     recent: list[Row] | None = None
+    search_error: BaseException | None = None
+
+    def searches(self) -> tuple[list[Row], list[Row]]:
+        """(what the words found, the recent records); raises what made the searches fail."""
+        if self.search_error is not None:
+            raise self.search_error
+        return self.searched or [], self.recent or []
 
 
 async def attempt(call: Awaitable[T]) -> tuple[T | None, str | None]:
@@ -94,13 +113,16 @@ def start(call: Coroutine[object, object, T]) -> asyncio.Task[T]:
 async def wait_all(tasks: Sequence[asyncio.Task[Any]]) -> None:
     """Wait until every task has ended (each is bounded by the diagnosis' deadline); their failures are
     read from each task. Cancelled meanwhile, cancel them all: no read is left running."""
+    if not tasks:
+        return
     try:
         await asyncio.wait(tasks)
     finally:
         for task in tasks:
             task.cancel()
     for task in tasks:
-        task.exception()  # seen here, so an unused failure isn't reported as never retrieved
+        if not task.cancelled():
+            task.exception()  # seen here, so an unused failure isn't reported as never retrieved
 
 
 @dataclass
@@ -146,28 +168,28 @@ class FirstRound:
         mine = None if caller else (person.found[0].systemuserid if person.found else None)
         now = datetime.now(UTC)
         others_read = reader is not None and reader != caller and record_id is not None
-        info = ENTITIES[record_type]
-        # Each read starts now, at once: one round trip for all of them.
+        # Each read starts now, at once: one round trip for all of them. A named record is looked for in
+        # its type's table and, for an appointment, among recurring series (the id may be a series').
+        tables = [ENTITIES[record_type], *([SERIES] if record_type == "appointment" else [])]
         found_t = start(ready(person.found) if person.found else self._user(person))
         filters_t = start(attempt(self._filters(person, record_type)))
         approval_t = start(self._approval_required())
-        by_id_t = start(dv.read_record(info, record_id, caller=caller)) if record_id else None
-        series_t = (
-            start(dv.read_record(SERIES, record_id, caller=caller))
-            if record_id and record_type == "appointment"
-            else None
-        )
-        reader_t = (
-            start(dv.read_record(info, record_id, caller=reader)) if others_read and record_id else None
+        as_person = [start(dv.read_record(t, record_id, caller=caller)) for t in tables] if record_id else []
+        as_reader = (
+            [start(dv.read_record(t, record_id, caller=reader)) for t in tables]
+            if others_read and record_id
+            else []
         )
         search_t = start(dv.search_rows(record_type, words, caller=caller, mine=mine)) if words else None
         recent_t = (
             start(dv.recent_rows(record_type, around=now, caller=caller, mine=mine)) if recent else None
         )
-        started = [
-            t for t in (found_t, filters_t, approval_t, by_id_t, series_t, reader_t, search_t, recent_t) if t
-        ]
-        await wait_all(started)
+        searches = [t for t in (search_t, recent_t) if t]
+        await wait_all([found_t, filters_t, approval_t, *as_person[:1], *as_reader, *searches])
+        if as_person and _exists(as_person[0]):
+            for task in as_person[1:]:  # the record is an appointment: no series read is worth waiting for
+                task.cancel()
+        await wait_all(as_person[1:])
         found = found_t.result()  # a failure to read the user fails the diagnosis
         if found is None:
             # No such user: what was read as them failed too (Dataverse knows no such caller): not an error.
@@ -180,17 +202,18 @@ class FirstRound:
                 found=found, filters=None, filters_error=why, approval_required=approval_t.result()
             )
         filters, filters_error = filters_t.result()
-        as_reader = reader_t.result() if reader_t else None
+        at, by_id = _named(tables, as_person)
         return Opening(
             found=found,
             filters=_own(filters, user, record_type) if filters is not None else None,
             filters_error=filters_error,
             approval_required=approval_t.result(),
-            by_id=by_id_t.result() if by_id_t else None,
-            series_by_id=series_t.result() if series_t else None,
-            reader_may_read=not others_read or (as_reader is not None and as_reader.row is not None),
-            searched=search_t.result() if search_t else None,
-            recent=recent_t.result() if recent_t else None,
+            by_id=by_id,
+            by_id_info=at,
+            reader_may_read=not others_read or _named(tables, as_reader)[1].row is not None,
+            searched=search_t.result() if search_t and not search_t.exception() else None,
+            recent=recent_t.result() if recent_t and not recent_t.exception() else None,
+            search_error=next((t.exception() for t in (search_t, recent_t) if t and t.exception()), None),
         )
 
     async def _user(self, person: Person) -> UserAndMailbox | None:
@@ -216,12 +239,37 @@ class FirstRound:
         """The org's "Process emails only for approved users", read once per `APPROVAL_SETTING_TTL`."""
         if self._approval is not None and self._approval[0] > time.monotonic():
             return self._approval[1]
-        value, error = await attempt(self.dataverse.email_approval_required())
-        if error is not None:
-            log.info("could not read the org's email approval setting: %s", error)
+        try:  # a nicety: never worth waiting out a throttle or a slow answer for
+            value = await asyncio.wait_for(self.dataverse.email_approval_required(), APPROVAL_WAIT)
+        except (BackendError, TimeoutError) as exc:
+            log.info("could not read the org's email approval setting: %r", exc)
             return None
         self._approval = (time.monotonic() + APPROVAL_SETTING_TTL, value)
         return value
+
+
+def _named(
+    tables: list[EntityInfo], reads: list[asyncio.Task[RecordRead]]
+) -> tuple[EntityInfo | None, RecordRead]:
+    """Where a record named by id was found (read, or refused: it exists), from the reads of each table.
+
+    A table's read that failed matters only if no other table has the record: then its error is raised."""
+    for info, task in zip(tables, reads, strict=False):
+        if _exists(task):
+            return info, task.result()
+    for task in reads:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
+    return None, RecordRead(None)
+
+
+def _exists(task: asyncio.Task[RecordRead]) -> bool:
+    """The read found the record, or was refused it (Dataverse says 403 only for a record that exists)."""
+    if task.cancelled() or task.exception() is not None:
+        return False
+    read = task.result()
+    return read.row is not None or read.refused
 
 
 def _own(filters: list[SyncFilter], user: UserFacts | None, record_type: RecordType) -> list[SyncFilter]:

@@ -12,7 +12,7 @@ from bot.errors import AmbiguousRecordError, BackendUnavailable, InputError, Inv
 from bot.investigation import Choice, Investigator, record_words
 from bot.matching import best_matches, similar, words
 from bot.sandbox import LocalOrg
-from tests.support.org import ADELE, ALEX, PLAYGROUND, QUARTERLY, make_local
+from tests.support.org import ADELE, ALEX, MEGAN, PLAYGROUND, QUARTERLY, make_local
 
 QUICK = RetryPolicy(budget=2.0, attempt_timeout=1.0, max_attempts=3, base_delay=0.01, max_delay=0.05)
 
@@ -296,6 +296,7 @@ def test_best_matches_scores_subjects_and_keeps_ties() -> None:
 
 # --- issue 13: reading as the person, recurring series ---------------------------------------------------
 
+FABRIKAM = "c3000000-0000-4000-8000-000000000003"  # Megan's "Fabrikam kickoff": Alex may not read it
 SERIES = "c9000000-0000-4000-8000-000000000001"  # Megan's "Monday pipeline review"; Adele optional attendee
 OLIVIA = "c7000000-0000-4000-8000-000000000003"  # a contact Alex's account team owns
 
@@ -343,3 +344,64 @@ async def test_a_disabled_user_is_told_that_not_that_records_are_unreadable(loca
         assert report.causes == ["user-disabled"], record
     answer = await investigator.answer("miriamg@example.com", subject_words=["board", "prep"])
     assert isinstance(answer, Report) and answer.causes == ["user-disabled"]
+
+
+async def test_a_record_one_may_not_read_keeps_its_id_in_the_report(local: LocalOrg) -> None:
+    report = await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX, FABRIKAM, reader=ALEX)
+    assert report.causes == ["record-not-readable"]
+    assert report.record is not None and (report.record.id, report.record.subject) == (FABRIKAM, None)
+
+
+async def test_an_agent_rechecking_a_series_sees_the_series(local: LocalOrg) -> None:
+    report = await Investigator(local.clients.dataverse, local.clients.graph).run(ADELE, SERIES, reader=MEGAN)
+    assert report.causes == ["outside-sync-filter"]
+
+
+async def test_words_are_searched_only_for_the_person_themselves(local: LocalOrg) -> None:
+    with pytest.raises(InputError):
+        await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX, "fabrikam", reader=MEGAN)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {
+            "route": "*recurringappointmentmasters*",
+            "status": 503,
+        },  # only needed when no appointment has the id
+        {"route": "*organizations*", "hang": 30},  # a nicety: not worth waiting for
+    ],
+)
+async def test_a_failing_optional_read_does_not_fail_the_diagnosis(
+    org_data: dict[str, Any], fault: dict[str, Any]
+) -> None:
+    org_data["$faults"] = [fault]
+    async with make_local(org_data, policy=QUICK) as local:
+        report = await Investigator(local.clients.dataverse, local.clients.graph).run(
+            ALEX, QUARTERLY, reader=ALEX
+        )
+    assert report.causes == ["outside-sync-filter"]
+
+
+async def test_a_failing_search_still_gives_the_mailbox_cause(org_data: dict[str, Any]) -> None:
+    org_data["$faults"] = [{"route": "*appointments*", "status": 503}]
+    async with make_local(org_data, policy=QUICK) as local:
+        investigator = Investigator(local.clients.dataverse, local.clients.graph)
+        answer = await investigator.answer(MEGAN, subject_words=["kickoff"])
+        assert isinstance(answer, Report) and answer.causes == ["act-not-server-side-sync"]
+        with pytest.raises(BackendUnavailable):  # with a healthy mailbox, the search was needed
+            await investigator.answer(ALEX, subject_words=["kickoff"])
+
+
+async def test_an_exception_in_a_series_is_its_own_record(org_data: dict[str, Any]) -> None:
+    """An occurrence changed on its own (other attendees, another time) is not the series."""
+    moved = next(
+        a for a in org_data["appointments"] if a["activityid"] == "c3000000-0000-4000-8000-000000000102"
+    )
+    moved["instancetypecode"] = 3
+    moved["subject"] = "Monday pipeline review (moved)"
+    async with make_local(org_data) as local:
+        answer = await Investigator(local.clients.dataverse, local.clients.graph).answer(ADELE)
+    assert isinstance(answer, Choice)
+    ids = [c.id for c in answer.candidates if c.subject.startswith("Monday pipeline review")]
+    assert SERIES in ids and moved["activityid"] in ids

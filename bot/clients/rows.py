@@ -182,7 +182,8 @@ def mailbox_facts(m: Row) -> MailboxFacts:
     )
 
 
-_RECURRENCE: dict[int, Recurrence] = {0: "single", 1: "series", 2: "instance", 3: "exception"}
+# 3 Recurring Exception, 4 Recurring Future Exception: occurrences changed on their own.
+_RECURRENCE: dict[int, Recurrence] = {0: "single", 1: "series", 2: "instance", 3: "exception", 4: "exception"}
 ORGANIZER = 7  # activityparty.participationtypemask
 
 

@@ -45,6 +45,9 @@ def _user_summary(facts: Facts) -> UserSummary:
 
 def _record_summary(facts: Facts) -> RecordSummary | None:
     record = facts.record
+    if record is None and facts.unreadable is not None:
+        # Named and there, but not theirs to read: its id (so Re-check and Escalate keep it), no content.
+        return RecordSummary(type=facts.record_type, id=facts.unreadable.id, subject=None, start=None)
     if record is None:
         return None
     return RecordSummary(type=record.type, id=record.id, subject=record.subject, start=iso(record.start))

@@ -167,10 +167,12 @@ def act_sync_failing(facts: Facts) -> Outcome | None:
 
 @rule("act-other-org", "mailbox", guidance.ACT_OTHER_ORG)
 def act_other_org(facts: Facts) -> Outcome | None:
-    """One Exchange mailbox syncs appointments, contacts and tasks with one org only. Proposed id (not in
-    design.md's table yet), so `warn` only: the flag is read once a test has run."""
+    """One Exchange mailbox syncs appointments, contacts and tasks with one org only; when another org
+    has it, the test here fails (the documented alert). The flag alone is no evidence (its default is
+    false), so it is read only beside a failing status. Proposed id (not in design.md's table yet), so
+    `warn` only."""
     mailbox = _server_side_mailbox(facts)
-    if mailbox is None or _never_tested(mailbox) or mailbox.primary_for_exchange is None:
+    if mailbox is None or mailbox.act_status != f.STATUS_FAILURE or mailbox.primary_for_exchange is None:
         return None
     evidence: Evidence = {"this_org_syncs_the_mailbox": mailbox.primary_for_exchange}
     return Outcome("pass" if mailbox.primary_for_exchange else "warn", evidence)

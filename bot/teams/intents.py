@@ -14,10 +14,12 @@ subject never make one on their own ("how much money did we make last quarter" i
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
 from bot.diagnosis import RecordType
 from bot.matching import within_one_edit, words
@@ -252,39 +254,45 @@ _RULES: tuple[tuple[Callable[[_Signals], bool], IntentName, bool], ...] = (
 _ALL_CONCEPTS = sorted({c for concepts in CONCEPTS.values() for c in concepts})
 
 
-# A record's address as Dynamics 365 shows it (`...main.aspx?...etn=appointment&id=<guid>`): its table and id.
-_RECORD_LINK = re.compile(
-    r"[?&]etn=(?P<etn>[a-z_]+)&(?:[^\s&]+&)*?id=(?:%7b|\{)?(?P<id>[0-9a-f-]{36})"
-    r"|[?&]id=(?:%7b|\{)?(?P<id2>[0-9a-f-]{36})(?:%7d|\})?&(?:[^\s&]+&)*?etn=(?P<etn2>[a-z_]+)",
-    re.IGNORECASE,
-)
-_URL = re.compile(r"https?://\S+", re.IGNORECASE)
-_GUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.IGNORECASE)
+# A record's address as Dynamics 365 shows it: `.../main.aspx?...&etn=appointment&id=<guid>` (or, in older
+# links, the table's type code `etc=4201`); the id may be wrapped in braces, raw or %-encoded.
+_URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+_BARE_GUID = re.compile(r"(?<![0-9a-z-])" + _GUID.pattern + r"(?![0-9a-z-])", re.IGNORECASE)
 _LINKED_TYPES: dict[str, RecordType] = {
     "appointment": "appointment",
     "recurringappointmentmaster": "appointment",  # a series: its id is recognised as an appointment's
     "contact": "contact",
     "task": "task",
 }
+_TYPE_CODES = {"4201": "appointment", "4251": "recurringappointmentmaster", "2": "contact", "4212": "task"}
 
 
 @dataclass(frozen=True)
 class RecordLink:
-    """A record a message names by its Dynamics 365 link (table known) or by a bare id (table not)."""
+    """A record a message names: by its Dynamics 365 link (`table` known) or by a bare id (not).
+
+    `record_type` is None for a bare id, and for a link to a table Sync Doctor doesn't check (`table`
+    says which, so the answer can say so)."""
 
     id: str
     record_type: RecordType | None
+    table: str | None = None
 
 
 def record_link(text: str) -> RecordLink | None:
-    """The record a message links to or names by id, if any (a link to another table is not one)."""
-    text = text[:_MAX_CHARS]
-    linked = _RECORD_LINK.search(text)
-    if linked is not None:
-        table = (linked.group("etn") or linked.group("etn2") or "").lower()
-        found = linked.group("id") or linked.group("id2") or ""
-        return RecordLink(found.lower(), _LINKED_TYPES[table]) if table in _LINKED_TYPES else None
-    bare = _GUID.search(text)
+    """The record a message links to or names by id, if any. A link's query is read as a query (HTML
+    escaping undone, `id` and `etn`/`etc` by name): never the first id-looking value in it (`appid`)."""
+    text = html.unescape(text[:_MAX_CHARS])
+    for url in _URL.findall(text):
+        query = parse_qs(urlsplit(url).query)
+        table = (query.get("etn") or [_TYPE_CODES.get((query.get("etc") or [""])[0], "")])[0].lower()
+        found = _GUID.search((query.get("id") or [""])[0])
+        if found is not None and table:
+            return RecordLink(found.group().lower(), _LINKED_TYPES.get(table), table)
+    if _URL.search(text):
+        return None  # a link, but not to a record: its ids are the app's or the page's, not a record's
+    bare = _BARE_GUID.search(text)
     return RecordLink(bare.group().lower(), None) if bare is not None else None
 
 
@@ -298,11 +306,11 @@ def classify(text: str) -> Intent:
     text = text[:_MAX_CHARS]
     link = record_link(text)
     if link is not None:  # judge the words around the link or id, not the address's own words
-        text = _GUID.sub(" ", _URL.sub(" ", text))
-        if link.record_type is not None and not text.strip(" ?!.,:"):
+        text = _BARE_GUID.sub(" ", _URL.sub(" ", html.unescape(text)))
+        if link.table is not None and not text.strip(" ?!.,:"):
             return Intent("diagnose", link.record_type)  # a pasted link alone: "what about this one?"
     intent = _classified(text)
-    if link is not None and link.record_type is not None and intent.name == "diagnose":
+    if link is not None and link.table is not None and intent.name == "diagnose":
         return Intent("diagnose", link.record_type)  # the link says which table
     return intent
 
@@ -345,5 +353,6 @@ def subject_words(text: str) -> list[str]:
 
         subject_words("Quartely reveiw isn't on my calendar")  # ["quartely", "reveiw"]
     """
-    found = words(MENTION.sub(" ", text[:_MAX_CHARS]).lower())
+    text = _URL.sub(" ", MENTION.sub(" ", text[:_MAX_CHARS]))  # a link's words are no subject's
+    found = words(text.lower())
     return [w for w in found if not is_vocabulary(w) and len(w) > 1][:_MAX_SUBJECT_WORDS]

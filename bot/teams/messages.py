@@ -13,6 +13,7 @@ __all__ = [
     "ESCALATED_NO_CHANNEL",
     "ESCALATE_SOON",
     "MUTED",
+    "NOT_A_SYNCED_TABLE",
     "NOT_YOURS",
     "NO_IDENTITY",
     "ONLY_YOURSELF",
@@ -36,6 +37,10 @@ __all__ = [
 OUT_OF_SCOPE = (
     "I can only help with Dynamics 365 records that don't show up in Outlook: appointments, contacts and tasks. "
     "Try “Why isn't my appointment in Outlook?”, or type **help**."
+)
+NOT_A_SYNCED_TABLE = (
+    "That link is to a Dynamics 365 {table}. Server-side synchronization brings appointments, contacts and "
+    "tasks to Outlook, so those are what I can check: paste the link of one of them."
 )
 THANKS = "You're welcome! If something else doesn't show up in Outlook, just ask."
 ATTACHMENTS_ONLY = "I can only read text. Tell me what's missing from Outlook, for example “my appointment isn't in Outlook”."

@@ -35,6 +35,9 @@ async def _diagnose(turn: Turn, intent: Intent, text: str) -> None:
     record_type: RecordType = intent.record_type or "appointment"
     about_record = intent.name == "diagnose"
     link = record_link(text) if about_record else None
+    if link is not None and link.table is not None and link.record_type is None:
+        await turn.say(messages.NOT_A_SYNCED_TABLE.format(table=link.table))
+        return
     shown: Report | None = None
     words = subject_words(text) if about_record and link is None else []
     typing = asyncio.create_task(_typing_after(turn.context, TYPING_AFTER))

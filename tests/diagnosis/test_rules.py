@@ -325,7 +325,8 @@ def test_an_unapproved_address_is_a_cause_only_where_the_org_requires_approval(
 
 @pytest.mark.parametrize(
     ("primary", "act_status", "expected"),
-    [(False, 2, "warn"), (False, 1, "warn"), (True, 1, "pass"), (None, 1, None), (False, 0, None)],
+    # The flag defaults to false: only beside a failing status is it a sign that another org has it.
+    [(False, 2, "warn"), (True, 2, "pass"), (False, 1, None), (None, 2, None), (False, 0, None)],
 )
 def test_a_mailbox_synced_with_another_org_is_only_ever_a_warning(
     primary: bool | None, act_status: int, expected: str | None
