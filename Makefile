@@ -16,10 +16,15 @@ LOOPBACK := NODE_OPTIONS=--require=$(CURDIR)/tests/e2e/loopback.js
 
 .PHONY: setup run test test-fast lint e2e bench clean
 
-$(PY_STAMP): pyproject.toml
+# Exactly the versions in requirements-dev.lock (the image installs requirements.lock: the same pins, runtime
+# only), hashes checked; then the project itself, editable. Regenerate both locks after changing
+# pyproject.toml's dependencies (pip-tools): see the first lines of requirements.lock.
+$(PY_STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json

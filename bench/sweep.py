@@ -60,7 +60,15 @@ def generate(path: Path, users: int, broken: int) -> list[str]:
             mailbox["actdeliverymethod"], mailbox["actstatus"] = 2, 0
             broken_ids.append(aad)
         data["mailboxes"].append(mailbox)
-    for table in ("appointments", "activityparties", "userqueries", "tasks", "contacts"):
+    for table in (
+        "appointments",
+        "recurringappointmentmasters",
+        "activityparties",
+        "userqueries",
+        "tasks",
+        "contacts",
+        "teammemberships",
+    ):
         data[table] = []
     data["graph"] = {"users": {}}
     path.write_text(json.dumps(data))

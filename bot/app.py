@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Callable
 
 import requests
 from aiohttp import web
@@ -31,6 +32,7 @@ from bot.helpdesk.desk import Helpdesk
 from bot.helpdesk.senders import register_senders
 from bot.investigation import UserCache
 from bot.notify.outbox import connector_adapter, deliverer_for, drain_forever
+from bot.notify.progress import Progress
 from bot.notify.sweep import sweep_forever
 from bot.observability import activity_scope, quiet_client_mistakes, tracer
 from bot.setup import Fixture, wiring
@@ -201,6 +203,19 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ready else 503)
 
 
+def _counting(progress: Progress | None) -> Callable[[int], None] | None:
+    """What each delivery round reports to the live progress line (none when there is no terminal)."""
+    if progress is None:
+        return None
+    shown = progress
+
+    def sent(n: int) -> None:
+        if n:
+            shown.add(sent=n)
+
+    return sent
+
+
 def create_app(
     settings: Settings,
     *,
@@ -243,13 +258,20 @@ def create_app(
                 budget=settings.diagnosis_budget_seconds,
                 helpdesk=helpdesk,
             )
+            # On a terminal, sweeps and sends show live on stderr; otherwise each sweep logs one line.
+            progress = Progress(sys.stderr, "serve") if sys.stderr.isatty() else None
             # Retries come due and interrupted deliveries resume: the outbox is drained while serving.
-            workers = (
-                [asyncio.create_task(drain_forever(deliverer, every=delivery_interval))] if deliver else []
-            )
+            drain = drain_forever(deliverer, every=delivery_interval, on_round=_counting(progress))
+            workers = [asyncio.create_task(drain)] if deliver else []
             if settings.sweep_interval_minutes > 0:
-                every = settings.sweep_interval_minutes * 60
-                sweep = sweep_forever(chosen.dataverse, chosen_store, every=every, then=helpdesk.kick)
+                sweep = sweep_forever(
+                    chosen.dataverse,
+                    chosen_store,
+                    every=settings.sweep_interval_minutes * 60,
+                    then=helpdesk.kick,
+                    retention_days=settings.outbox_retention_days,
+                    progress=lambda: progress,
+                )
                 workers.append(asyncio.create_task(sweep))
             try:
                 yield

@@ -173,19 +173,29 @@ def _serve(args: argparse.Namespace) -> int:
 async def _sweep(args: argparse.Namespace) -> int:
     from bot.helpdesk.senders import register_senders
     from bot.notify.outbox import deliverer_for
+    from bot.notify.progress import Progress
     from bot.notify.sweep import run_sweep
 
     settings = load_settings()
+    progress = Progress(sys.stderr, "sweep")  # stderr: stdout is --json's
     try:
         async with wiring(settings, fixture=args.fixture) as wired:
             store = wired.store()
-            _progress("reading users and mailboxes")
-            result = await run_sweep(wired.clients.dataverse, store, dry_run=args.dry_run)
+            result = await run_sweep(
+                wired.clients.dataverse,
+                store,
+                dry_run=args.dry_run,
+                retention_days=settings.outbox_retention_days,
+                progress=progress,
+            )
             if not args.dry_run:
                 deliverer = deliverer_for(settings, store)
                 register_senders(deliverer)
-                _progress(f"delivering {result.queued} new notice(s) and anything left from earlier runs")
-                delivered = await _deliver(deliverer, store, args.deliver_for)
+                delivered = await _deliver(
+                    deliverer, store, args.deliver_for, progress=progress, report_key=result.report_key
+                )
+                await deliverer.resign()  # `serve` or a worker takes the delivery lead over at once
+        progress.finish()
     except RuntimeError as exc:  # another sweep holds the lease
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -200,6 +210,7 @@ async def _sweep(args: argparse.Namespace) -> int:
             "fixed": result.fixed,
             "delivered": delivered,
             "pages": result.pages,
+            "expired": result.expired,
         }
     if args.json:
         print(json.dumps(out, indent=2))
@@ -217,17 +228,28 @@ async def _sweep(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _deliver(deliverer: Any, store: Any, limit_seconds: float) -> int:
+async def _deliver(
+    deliverer: Any, store: Any, limit_seconds: float, *, progress: Any = None, report_key: str | None = None
+) -> int:
     """Deliver until nothing is pending, or only what waits longer than a lease (a helpdesk channel to
     be set up, a long Retry-After), or the time limit: that waits for the next run or `serve`.
-    Entries an interrupted run had claimed come due when their lease ends, so they are delivered here."""
+    Entries an interrupted run had claimed come due when their lease ends, so they are delivered here.
+    This sweep's delivery report (`report_key`) is waited for too while it waits for its notices."""
     import time
+
+    from bot.notify.report import report_waits
 
     sent, ends = 0, time.monotonic() + limit_seconds
     while time.monotonic() < ends:
-        sent += await deliverer.drain(limit=20)
+        round_sent = await deliverer.drain(limit=20)
+        sent += round_sent
+        if progress is not None and round_sent:
+            progress.add(sent=round_sent)
         waiting, due_in = await store.pending()
-        if waiting == 0 or (due_in is not None and due_in > deliverer.lease_seconds + 1):
+        stop = waiting == 0 or (due_in is not None and due_in > deliverer.lease_seconds + 1)
+        if stop and waiting and report_key and await report_waits(store, report_key, now=time.time()):
+            stop, due_in = False, 1.0  # its notices are done or retry later: it goes next
+        if stop:
             if waiting:
                 print(
                     f"{waiting} message(s) wait to be retried later (next in {due_in:.0f} s)", file=sys.stderr
@@ -236,6 +258,20 @@ async def _deliver(deliverer: Any, store: Any, limit_seconds: float) -> int:
         if due_in:  # nothing due now: wait for the next one (a retry, an abandoned lease)
             await asyncio.sleep(min(max(due_in, 0.05), 1.0, max(0.0, ends - time.monotonic())))
     return sent
+
+
+async def _report(args: argparse.Namespace) -> int:
+    from bot.notify.export import write_rows
+    from bot.notify.report import notice_rows
+
+    store = store_from_settings(load_settings())
+    try:
+        count = await write_rows(notice_rows(store, since=args.since), sys.stdout, args.form)
+    finally:
+        await store.close()
+    if args.form != "table":
+        print(f"{count} notice(s)", file=sys.stderr)
+    return EXIT_OK
 
 
 async def _deliver_forever(args: argparse.Namespace) -> int:
@@ -277,16 +313,18 @@ async def _deliver_forever(args: argparse.Namespace) -> int:
 def _manifest(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from bot.manifest import PLACEHOLDER_BOT_ID, build_package
+    from bot.manifest import AppValues, build_package
 
-    bot_id = args.bot_id or load_settings().microsoft_app_id
-    if not bot_id:
-        print(
-            f"warning: no --bot-id or MicrosoftAppId: using {PLACEHOLDER_BOT_ID}; set it before uploading",
-            file=sys.stderr,
-        )
-        bot_id = PLACEHOLDER_BOT_ID
-    out = build_package(Path(args.out), bot_id=bot_id)
+    settings = None if args.bot_id and args.graph_app_id else load_settings()
+    values = AppValues(
+        bot_id=args.bot_id or (settings.microsoft_app_id if settings else ""),
+        graph_app_id=args.graph_app_id or (settings.azure_client_id if settings else None) or "",
+        developer_name=args.developer_name,
+        website_url=args.website_url,
+        privacy_url=args.privacy_url,
+        terms_url=args.terms_url,
+    )
+    out = build_package(Path(args.out), values)
     print(f"Valid Teams app package written to {out}")
     return EXIT_OK
 
@@ -354,6 +392,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "diagnose": _in_a_loop(_diagnose),
     "sandbox": _in_a_loop(_sandbox),
     "sweep": _in_a_loop(_sweep),
+    "report": _in_a_loop(_report),
     "deliver": _in_a_loop(_deliver_forever),
     "check-config": _in_a_loop(_check_config),
     "manifest": _manifest,

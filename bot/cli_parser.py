@@ -7,10 +7,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 
 from bot.diagnosis import RECORD_TYPES
 
-__all__ = ["EXIT_BACKEND", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "LOOPBACK", "build_parser"]
+__all__ = [
+    "EXIT_BACKEND",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "LOOPBACK",
+    "build_parser",
+    "since_date",
+]
 
 EXIT_OK = 0  # done; a diagnosis that ran, whatever it found
 EXIT_USAGE = 2  # usage, input, fixture or configuration error
@@ -23,6 +32,17 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def since_date(value: str) -> float:
+    """`--since`: a date or an ISO 8601 time (UTC when it names no offset), as epoch seconds."""
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 time"
+        ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +127,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--deliver-for", type=float, default=600.0, metavar="SECONDS", help="deliver for at most this long"
     )
 
+    report = commands.add_parser(
+        "report",
+        help="every proactive notice and its outcome, from the store",
+        description=(
+            "List every proactive notice (who, cause, when queued and sent, delivered / failed why / "
+            "pending), the people sweeps could not reach, and any other outbox message that was given up. "
+            "Read from STORE_URL a page at a time. Times are UTC. Sent notices older than "
+            "OUTBOX_RETENTION_DAYS are listed without their detail; people not reached, only while their "
+            "sweep's report is kept."
+        ),
+    )
+    report.add_argument(
+        "--since",
+        type=since_date,
+        metavar="DATE",
+        help="only what was queued at or after DATE (2026-01-31, or an ISO time; UTC unless it says)",
+    )
+    form = report.add_mutually_exclusive_group()
+    form.add_argument("--csv", dest="form", action="store_const", const="csv", help="CSV with a header row")
+    form.add_argument(
+        "--json", dest="form", action="store_const", const="json", help="JSON Lines: one object per notice"
+    )
+    report.set_defaults(form="table")
+
     commands.add_parser(
         "check-config",
         help="show the configuration (secrets masked) and test each connection",
@@ -120,10 +164,22 @@ def build_parser() -> argparse.ArgumentParser:
     manifest = commands.add_parser(
         "manifest",
         help="build and validate the Teams app package",
-        description="Build the Teams app package zip (manifest.json + icons) and validate it against the official schema.",
+        description=(
+            "Build the Teams app package zip (manifest.json + icons) and validate it against the official "
+            "schema, shipped with the package. Teams shows the developer name and pages to users: give your "
+            "organisation's (placeholders such as example.com or the all-zero id are refused, exit 2)."
+        ),
     )
     manifest.add_argument("--out", default="manifest/build/sync-doctor.zip", help="where to write the zip")
     manifest.add_argument("--bot-id", help="the bot's Microsoft App ID (default: MicrosoftAppId)")
+    manifest.add_argument(
+        "--graph-app-id",
+        help="the Entra app that reads Graph, granted TeamMember.Read.Group per team (default: AZURE_CLIENT_ID)",
+    )
+    manifest.add_argument("--developer-name", default="", help="your organisation, shown as the developer")
+    manifest.add_argument("--website-url", default="", metavar="URL", help="https page about the app")
+    manifest.add_argument("--privacy-url", default="", metavar="URL", help="https privacy statement")
+    manifest.add_argument("--terms-url", default="", metavar="URL", help="https terms of use")
 
     sandbox = commands.add_parser(
         "sandbox",

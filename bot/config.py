@@ -5,12 +5,22 @@ from __future__ import annotations
 import ssl
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 
-__all__ = ["Settings", "connection_string_fields", "is_azure_connection_string", "load_settings"]
+__all__ = [
+    "APP_TYPES",
+    "Settings",
+    "connection_string_fields",
+    "has_storage_key",
+    "is_azure_connection_string",
+    "load_settings",
+]
+
+# MicrosoftAppType's values, as botbuilder's ConfigurationServiceClientCredentialFactory reads them.
+APP_TYPES = ("MultiTenant", "SingleTenant", "UserAssignedMSI")
 
 
 def connection_string_fields(url: str) -> dict[str, str]:
@@ -21,6 +31,13 @@ def connection_string_fields(url: str) -> dict[str, str]:
 def is_azure_connection_string(url: str) -> bool:
     fields = connection_string_fields(url)
     return bool(fields.keys() & {"accountname", "usedevelopmentstorage", "tableendpoint", "queueendpoint"})
+
+
+def has_storage_key(url: str) -> bool:
+    """Whether an Azure Storage connection string carries its own credential (an account key, a SAS, or
+    Azurite's development account); one without is opened with the app's Entra identity."""
+    fields = connection_string_fields(url)
+    return bool(fields.keys() & {"accountkey", "sharedaccesssignature", "usedevelopmentstorage"})
 
 
 class Settings(BaseSettings):
@@ -39,6 +56,9 @@ class Settings(BaseSettings):
     azure_client_id: str | None = Field(None, alias="AZURE_CLIENT_ID")
     azure_client_secret: SecretStr | None = Field(None, alias="AZURE_CLIENT_SECRET")
     azure_authority_host: str = Field("https://login.microsoftonline.com", alias="AZURE_AUTHORITY_HOST")
+    # Dataverse, Graph and a keyless STORE_URL with the user-assigned managed identity whose client id is
+    # AZURE_CLIENT_ID (App Service's identity endpoint), instead of AZURE_CLIENT_SECRET: nothing to rotate.
+    azure_use_managed_identity: bool = Field(False, alias="AZURE_USE_MANAGED_IDENTITY")
 
     allowed_tenants: str = Field("", alias="ALLOWED_TENANTS")
     helpdesk_agents: str = Field("", alias="HELPDESK_AGENTS")
@@ -58,6 +78,10 @@ class Settings(BaseSettings):
 
     # How long a delivery worker holds the outbox entries it claimed before others may take them over.
     outbox_lease_seconds: float = Field(30.0, alias="OUTBOX_LEASE_SECONDS", gt=0, le=3600)
+
+    # Sent outbox entries keep their body this long (the delivery report reads it); then only the entry's
+    # dedupe key and times stay, so nobody is told twice. Each sweep expires a bounded batch.
+    outbox_retention_days: float = Field(30.0, alias="OUTBOX_RETENTION_DAYS", gt=0, le=3650)
 
     # How long one diagnosis may take, all retries included; Teams wants an answer within 15 s.
     diagnosis_budget_seconds: float = Field(11.0, alias="DIAGNOSIS_BUDGET_SECONDS", gt=0, le=60)
@@ -80,8 +104,48 @@ class Settings(BaseSettings):
     def _store_url(cls, value: SecretStr) -> SecretStr:
         url = value.get_secret_value()
         if not (url.startswith("sqlite://") or is_azure_connection_string(url)):
-            raise ValueError("must be sqlite:///path/to/file.sqlite3 or an Azure Storage connection string")
+            raise ValueError(
+                "must be sqlite:///path/to/file.sqlite3 or an Azure Storage connection string "
+                "(with AccountKey, or TableEndpoint=...;QueueEndpoint=... for the app's identity)"
+            )
         return value
+
+    @field_validator("microsoft_app_type")
+    @classmethod
+    def _app_type(cls, value: str) -> str:
+        for known in APP_TYPES:
+            if value.strip().lower() == known.lower():
+                return known
+        raise ValueError(f"must be one of {', '.join(APP_TYPES)}")
+
+    @model_validator(mode="after")
+    def _identities(self) -> Settings:
+        """Each identity is set up one way, completely: botbuilder and MSAL would fail later, less clearly."""
+        password = self.microsoft_app_password.get_secret_value() if self.microsoft_app_password else ""
+        if self.microsoft_app_type == "UserAssignedMSI":
+            if not (self.microsoft_app_id and self.microsoft_app_tenant_id):
+                raise ValueError(
+                    "MicrosoftAppType UserAssignedMSI needs MicrosoftAppId (the managed identity's client id) "
+                    "and MicrosoftAppTenantId"
+                )
+            if password:
+                raise ValueError("MicrosoftAppType UserAssignedMSI takes no MicrosoftAppPassword: unset it")
+        single = self.microsoft_app_type == "SingleTenant" and self.microsoft_app_id
+        if single and not (password and self.microsoft_app_tenant_id):
+            raise ValueError(
+                "MicrosoftAppType SingleTenant needs MicrosoftAppPassword and MicrosoftAppTenantId"
+            )
+        if self.azure_use_managed_identity:
+            if not self.azure_client_id:
+                raise ValueError(
+                    "AZURE_USE_MANAGED_IDENTITY needs AZURE_CLIENT_ID: the managed identity's client id"
+                )
+            if self.azure_client_secret and self.azure_client_secret.get_secret_value():
+                raise ValueError(
+                    "AZURE_USE_MANAGED_IDENTITY and AZURE_CLIENT_SECRET are both set: "
+                    "choose one (unset the secret to use the managed identity)"
+                )
+        return self
 
     def verify(self) -> ssl.SSLContext | bool:
         """What httpx should trust: the CA bundle named by the standard variables, else its defaults."""
@@ -106,5 +170,10 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            if e["loc"]
+            else e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
         raise ConfigError(f"invalid configuration: {problems}") from exc

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from bot.clients.auth import MsalTokenProvider
 from bot.clients.factory import Clients, clients_for
 from bot.clients.http import RetryPolicy
-from bot.config import Settings
+from bot.config import Settings, has_storage_key, is_azure_connection_string
 from bot.errors import ConfigError
 from bot.investigation import Investigator, UserCache
 from bot.store import Store, open_store
@@ -47,13 +47,20 @@ Fixture: TypeAlias = str | Path | bool | None
 
 
 def missing_settings(settings: Settings) -> list[str]:
-    """The settings the production clients need that are not set."""
-    required = (
+    """The settings the production clients need that are not set: with a managed identity
+    (`AZURE_USE_MANAGED_IDENTITY`) its client id, else an app registration's tenant, client id and secret."""
+    required: tuple[tuple[str, object], ...] = (
         ("DATAVERSE_URL", settings.dataverse_url),
-        ("AZURE_TENANT_ID", settings.azure_tenant_id),
         ("AZURE_CLIENT_ID", settings.azure_client_id),
-        ("AZURE_CLIENT_SECRET", settings.azure_client_secret),
     )
+    if not settings.azure_use_managed_identity:
+        secret = settings.azure_client_secret.get_secret_value() if settings.azure_client_secret else ""
+        required = (
+            ("DATAVERSE_URL", settings.dataverse_url),
+            ("AZURE_TENANT_ID", settings.azure_tenant_id),
+            ("AZURE_CLIENT_ID", settings.azure_client_id),
+            ("AZURE_CLIENT_SECRET", secret),
+        )
     return [name for name, value in required if not value]
 
 
@@ -84,10 +91,14 @@ def _require_settings(settings: Settings) -> None:
 
 
 def tokens_from_settings(settings: Settings, *, policy: RetryPolicy | None = None) -> MsalTokenProvider:
-    """MSAL client-credentials tokens for Dataverse and Graph; call only when `missing_settings` is empty.
+    """MSAL tokens for Dataverse and Graph, as the managed identity (`AZURE_USE_MANAGED_IDENTITY`) or with
+    the app registration's secret; call only when `missing_settings` is empty.
 
     `policy` is the clients' own: a token is retried and timed like the request that needs it."""
-    assert settings.azure_tenant_id and settings.azure_client_id and settings.azure_client_secret  # for mypy
+    assert settings.azure_client_id  # for mypy
+    if settings.azure_use_managed_identity:
+        return MsalTokenProvider.managed_identity(settings.azure_client_id, policy=policy)
+    assert settings.azure_tenant_id and settings.azure_client_secret  # for mypy
     return MsalTokenProvider(
         tenant_id=settings.azure_tenant_id,
         client_id=settings.azure_client_id,
@@ -98,7 +109,10 @@ def tokens_from_settings(settings: Settings, *, policy: RetryPolicy | None = Non
 
 
 def bot_tokens_from_settings(settings: Settings) -> MsalTokenProvider | None:
-    """The bot's own Bot Framework identity (MicrosoftAppId/Password), or None when it has none."""
+    """The bot's own Bot Framework identity, or None when it has none: the managed identity MicrosoftAppId
+    (`MicrosoftAppType=UserAssignedMSI`, as botbuilder then uses it), else MicrosoftAppId/Password."""
+    if settings.microsoft_app_type == "UserAssignedMSI":
+        return MsalTokenProvider.managed_identity(settings.microsoft_app_id)
     if not (settings.microsoft_app_id and settings.microsoft_app_password):
         return None
     return MsalTokenProvider(
@@ -133,7 +147,41 @@ def store_from_settings(settings: Settings) -> Store:
         ConfigError: a STORE_URL this build can't open.
         StoreError: the store can't be opened or written.
     """
-    return open_store(settings.store_url.get_secret_value())
+    url = settings.store_url.get_secret_value()
+    if is_azure_connection_string(url) and not has_storage_key(url):
+        from bot.store.azure import AzureStore  # the Azure SDK loads only when it is used
+        from bot.store.azure.identity import storage_credential
+
+        return AzureStore(
+            url,
+            credential=storage_credential(**_storage_identity(settings)),
+            ca_bundle=settings.requests_ca_bundle or settings.ssl_cert_file,
+        )
+    return open_store(url)
+
+
+def _storage_identity(settings: Settings) -> dict[str, str]:
+    """Who opens a STORE_URL without a key: the app's identity, as for Dataverse and Graph.
+
+    Raises:
+        ConfigError: no identity is configured.
+    """
+    client_id = settings.azure_client_id or ""
+    if settings.azure_use_managed_identity:
+        return {"managed_identity_client_id": client_id}
+    secret = settings.azure_client_secret.get_secret_value() if settings.azure_client_secret else ""
+    if not (settings.azure_tenant_id and client_id and secret):
+        raise ConfigError(
+            "STORE_URL has no account key: it is opened with the app's identity. Set AZURE_USE_MANAGED_IDENTITY=true "
+            "and AZURE_CLIENT_ID, or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or give the "
+            "connection string's AccountKey)"
+        )
+    return {
+        "tenant_id": settings.azure_tenant_id,
+        "client_id": client_id,
+        "client_secret": secret,
+        "authority_host": settings.azure_authority_host,
+    }
 
 
 @dataclass

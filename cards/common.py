@@ -15,18 +15,31 @@ Both pass the text through `clip` first: one line (newlines and runs of spaces b
 most `limit` characters, ending with "…" when cut. Text that Teams never treats as markdown (a choice's
 title, an input's value, a button's title or data) is only clipped. Our own text (headings, steps we
 wrote, the link to Microsoft's guidance) stays markdown.
+
+Conventions Teams users expect (tests/teams/test_cards.py checks them on every card):
+
+- Times: `local_time(iso)` writes Teams' `{{DATE(iso, SHORT)}}`/`{{TIME(iso)}}`, which each client shows in
+  its own person's time zone and format. They work in a TextBlock's text only (Adaptive Cards "Text
+  features"), so a time goes in a `text(...)` line, never in a Fact, a TextRun or a choice's title; where
+  no TextBlock can hold it (a choice), `utc_time(iso)` spells it out with "UTC". fallbackText stays plain.
+- Headings: `heading(...)`, a TextBlock with AC 1.5 `style: "heading"` (screen readers announce it).
+- Buttons: at most `MAX_VISIBLE_ACTIONS` shown, each title short enough not to be cut at Teams mobile's
+  ~320 px (`TITLE_LIMIT`, by how many share the row); the full words go in `tooltip`, extras in the
+  overflow menu (`mode: "secondary"`).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import UTC, datetime
 from typing import Any
 
 from microsoft_teams.cards.core import (
     AdaptiveCard,
     CardElement,
     ExecuteAction,
+    RefreshDefinition,
     RichTextBlock,
     TextBlock,
     TextRun,
@@ -36,18 +49,25 @@ __all__ = [
     "CARD_CONTENT_TYPE",
     "ERROR",
     "LINE",
+    "MAX_REFRESH_USERS",
+    "MAX_VISIBLE_ACTIONS",
     "NAME",
     "NOTE",
     "STEP",
     "SUBJECT",
+    "TITLE_LIMIT",
     "card",
     "clip",
     "execute",
     "heading",
+    "iso",
     "literal",
+    "local_time",
     "plain",
+    "refresh",
     "text",
     "to_dict",
+    "utc_time",
 ]
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -62,6 +82,15 @@ STEP = 400  # a step of the guidance: it names the mailbox (its email address or
 NOTE = 1000  # a person's comment or an agent's resolution note (the card's inputs take 1000)
 
 ELLIPSIS = "…"
+
+# Buttons on Teams mobile (~320 px wide) share one row: a longer title is cut ("Re-..."). Characters a
+# visible button's title may have, by how many buttons are shown; the rest go in the overflow menu.
+MAX_VISIBLE_ACTIONS = 3
+TITLE_LIMIT = {1: 24, 2: 16, 3: 10}
+MAX_REFRESH_USERS = 60  # Universal Actions: at most 60 userIds get the automatic refresh
+
+# What Teams' {{DATE()}}/{{TIME()}} take: RFC 3339 with seconds, in UTC ("Z") or with an offset.
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2})")
 
 # What `literal` escapes: characters that start markup anywhere in a line (emphasis, links, images, code,
 # strikethrough, raw HTML, autolinks `<...>`, entities, Adaptive Cards' {{DATE()}} functions), and at
@@ -112,8 +141,41 @@ def plain(
 
 
 def heading(value: str, *, size: str = "Large") -> TextBlock:
-    """A heading of our own words (markdown): one with outside text in it is `plain(..., weight="Bolder")`."""
-    return TextBlock(text=value, size=size, weight="Bolder", wrap=True)  # type: ignore[arg-type]
+    """A heading (AC 1.5 `style: "heading"`): our own words, markdown; outside text in it goes through
+    `literal`."""
+    return TextBlock(text=value, size=size, weight="Bolder", wrap=True, style="heading")  # type: ignore[arg-type]
+
+
+def iso(value: datetime | str | None) -> str | None:
+    """`value` as the RFC 3339 time Teams' DATE()/TIME() take ("2026-11-25T18:00:00Z"), or None when it is
+    no such time (outside text that only looks like one is never put in a function)."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if not isinstance(value, str) or not _ISO.fullmatch(value):
+        return None
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value
+
+
+def local_time(value: datetime | str | None, *, date: str = "SHORT") -> str | None:
+    """The time as each reader's Teams shows it, in their time zone: "{{DATE(t, SHORT)}}, {{TIME(t)}}"
+    (`date`: COMPACT, SHORT or LONG). Only for a TextBlock's text. None when `value` is no time."""
+    moment = iso(value)
+    return None if moment is None else f"{{{{DATE({moment}, {date})}}}}, {{{{TIME({moment})}}}}"
+
+
+def utc_time(value: datetime | str | None) -> str | None:
+    """The time spelled out in UTC ("Fri 27 Nov 2026, 15:00 UTC"), where Teams' DATE()/TIME() can't go
+    (a choice's title, fallbackText). None when `value` is no time."""
+    moment = iso(value)
+    if moment is None:
+        return None
+    parsed = datetime.fromisoformat(moment.replace("Z", "+00:00")).astimezone(UTC)
+    return parsed.strftime("%a %d %b %Y, %H:%M UTC")
 
 
 def text(
@@ -124,16 +186,43 @@ def text(
     return TextBlock(text=value, wrap=True, is_subtle=subtle or None, color=color, spacing=spacing)  # type: ignore[arg-type]
 
 
-def execute(title: str, verb: str, data: dict[str, Any], *, style: str | None = None) -> ExecuteAction:
-    """A Universal Action button: Teams sends `adaptiveCard/action` and the answer replaces the card."""
-    return ExecuteAction(title=title, verb=verb, data=data, style=style)  # type: ignore[arg-type]
+def execute(
+    title: str,
+    verb: str,
+    data: dict[str, Any],
+    *,
+    style: str | None = None,
+    tooltip: str | None = None,
+    secondary: bool = False,
+) -> ExecuteAction:
+    """A Universal Action button: Teams sends `adaptiveCard/action` and the answer replaces the card.
+
+    `title` is short (see `TITLE_LIMIT`); `tooltip` says it in full (shown on hover, read by screen
+    readers); `secondary` puts it in the card's overflow menu (AC 1.5 `mode: "secondary"`).
+    """
+    mode = "secondary" if secondary else None
+    return ExecuteAction(title=title, verb=verb, data=data, style=style, tooltip=tooltip, mode=mode)  # type: ignore[arg-type]
+
+
+def refresh(verb: str, data: dict[str, Any], user_ids: list[str]) -> RefreshDefinition:
+    """Universal Actions' `refresh`: Teams asks the bot (an `adaptiveCard/action` invoke with `trigger:
+    "automatic"`) for the card of each of `user_ids` (Teams user MRIs, at most 60) when they see it;
+    everyone else sees the card as sent, and may refresh it by hand (the message's "Refresh card")."""
+    action = ExecuteAction(title="Refresh", verb=verb, data=data)
+    return RefreshDefinition(action=action, user_ids=list(user_ids[:MAX_REFRESH_USERS]))
 
 
 def card(
-    body: list[CardElement], actions: list[Any] | None = None, *, fallback_text: str | None = None
+    body: list[CardElement],
+    actions: list[Any] | None = None,
+    *,
+    fallback_text: str | None = None,
+    refresh: RefreshDefinition | None = None,
 ) -> AdaptiveCard:
     fallback = clip(fallback_text, ERROR) if fallback_text else None
-    return AdaptiveCard(version="1.5", body=body, actions=actions or None, fallback_text=fallback)
+    return AdaptiveCard(
+        version="1.5", body=body, actions=actions or None, fallback_text=fallback, refresh=refresh
+    )
 
 
 def to_dict(model: AdaptiveCard) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from microsoft_teams.cards.core import AdaptiveCard, CardElement, Choice, ChoiceSetInput
 
 from bot.diagnosis import self_checks
-from cards.common import ERROR, NAME, SUBJECT, card, clip, execute, heading, plain, text
+from cards.common import ERROR, NAME, SUBJECT, card, clip, execute, heading, literal, plain, text, utc_time
 
 __all__ = ["PickerItem", "build_checklist_card", "build_help_card", "build_picker_card", "build_welcome_card"]
 
@@ -23,8 +23,9 @@ EXAMPLES = (
 def build_welcome_card(name: str | None = None) -> AdaptiveCard:
     first = clip(name, NAME).split(" ")[0] if name else ""
     greeting = f"Hi {first}, I'm Sync Doctor" if first else "Hi, I'm Sync Doctor"
+    shown = f"Hi {literal(first, NAME)}, I'm Sync Doctor" if first else greeting
     body: list[CardElement] = [
-        plain(greeting, size="Large", weight="Bolder"),
+        heading(shown),
         text(
             "When an appointment, contact or task from Dynamics 365 doesn't show up in Outlook, ask me. "
             "I check your mailbox and sync filters in Dynamics 365 and your Outlook calendar, "
@@ -52,6 +53,9 @@ def build_help_card() -> AdaptiveCard:
 
 @dataclass(frozen=True)
 class PickerItem:
+    """A record to pick. `when`: its start, as an ISO time ("2026-11-27T15:00:00Z") or already in words
+    that say their time zone ("Fri 27 Nov 15:00 UTC")."""
+
     id: str
     title: str
     when: str | None
@@ -76,6 +80,7 @@ def build_picker_card(items: Sequence[PickerItem], *, record_type: str, user: st
             label=f"Which {record_type} is missing from Outlook?",
             choices=choices,
             style="expanded",
+            wrap=True,  # AC 1.5: a long subject wraps, so the date that tells two apart stays visible
             is_required=True,
             error_message=f"Pick the {record_type} to check",
         ),
@@ -86,9 +91,11 @@ def build_picker_card(items: Sequence[PickerItem], *, record_type: str, user: st
 
 def _choice(item: PickerItem) -> str:
     # Teams shows a choice's title as plain text (its docs list markdown for TextBlock and Fact only; the
-    # Agents Playground shows "\[x\]" with its backslashes): clipped, not escaped.
+    # Agents Playground shows "\[x\]" with its backslashes): clipped, not escaped. Nor does it apply
+    # {{DATE()}}/{{TIME()}} there (TextBlock only), so the start is spelled out in UTC.
     title = clip(item.title, SUBJECT)
-    return f"{title} ({clip(item.when, SUBJECT)})" if item.when else title
+    when = utc_time(item.when) or (clip(item.when, SUBJECT) if item.when else None)
+    return f"{title} ({when})" if when else title
 
 
 def build_checklist_card(*, record_type: str, reason: str, user: str | None) -> AdaptiveCard:

@@ -5,10 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from microsoft_teams.cards.core import AdaptiveCard, CardElement, Container, Fact, FactSet
+from microsoft_teams.cards.core import AdaptiveCard, CardElement, Container, Fact, FactSet, TextBlock
 
 from bot.diagnosis import Finding, Report
-from cards.common import LINE, NAME, STEP, SUBJECT, card, clip, execute, heading, literal, plain, text
+from cards.common import (
+    LINE,
+    NAME,
+    STEP,
+    SUBJECT,
+    card,
+    clip,
+    execute,
+    heading,
+    literal,
+    local_time,
+    plain,
+    text,
+)
 
 __all__ = ["action_data", "build_diagnosis_card"]
 
@@ -31,8 +44,9 @@ def action_data(report: Report, *, record_type: str, show_all: bool = False) -> 
 
 
 def _title(report: Report, record_type: str) -> str:
+    """The card's heading (markdown: the subject goes through `literal`)."""
     if report.record is not None:
-        return f"Why “{clip(report.record.subject or 'this ' + record_type, SUBJECT)}” isn't in Outlook"
+        return f"Why “{literal(report.record.subject or 'this ' + record_type, SUBJECT)}” isn't in Outlook"
     return "Your mailbox check" if record_type == "appointment" else f"Your {record_type} sync check"
 
 
@@ -73,12 +87,18 @@ def _finding_block(finding: Finding) -> Container:
     items: list[CardElement] = [
         plain(clip(finding.title, LINE), weight="Bolder", color=_COLOR.get(finding.status))
     ]
-    if finding.evidence:
-        facts = [
-            Fact(title=literal(_label(k), NAME), value=literal(_value(v), LINE))
-            for k, v in finding.evidence.items()
-        ]
+    # A time in the evidence goes in a TextBlock of its own, in the reader's time zone (Teams' DATE() and
+    # TIME() work in a TextBlock only, not in a Fact).
+    times = {k: local_time(v) for k, v in finding.evidence.items() if isinstance(v, str) and local_time(v)}
+    facts = [
+        Fact(title=literal(_label(k), NAME), value=literal(_value(v), LINE))
+        for k, v in finding.evidence.items()
+        if k not in times
+    ]
+    if facts:
         items.append(FactSet(facts=facts))
+    if times:
+        items.append(text("  \n".join(f"{literal(_label(k), NAME)}: {t}" for k, t in times.items())))
     if finding.steps:
         steps = (literal(step, STEP) for step in finding.steps)
         items.append(text("\n".join(f"{n}. {step}" for n, step in enumerate(steps, start=1))))
@@ -86,7 +106,7 @@ def _finding_block(finding: Finding) -> Container:
     return Container(items=items, style=_STYLE.get(finding.status), bleed=False)  # type: ignore[arg-type]
 
 
-def _facts(report: Report, checked_at: datetime) -> FactSet:
+def _facts(report: Report) -> FactSet:
     facts: list[Fact] = []
     user = report.user
     if user.name or user.email:
@@ -94,13 +114,20 @@ def _facts(report: Report, checked_at: datetime) -> FactSet:
     if report.record is not None:
         subject = literal(report.record.subject, SUBJECT) if report.record.subject else "(no subject)"
         facts.append(Fact(title=_TYPE_LABEL[report.record.type], value=subject))
-        if report.record.start:
-            start = report.record.start.replace("T", " ").replace("Z", " UTC")
-            facts.append(Fact(title="Starts", value=literal(start, NAME)))
         in_exchange = {True: "yes", False: "no", None: "could not check"}[report.in_exchange]
         facts.append(Fact(title="In Outlook", value=in_exchange))
-    facts.append(Fact(title="Checked", value=checked_at.strftime("%Y-%m-%d %H:%M:%S UTC")))
     return FactSet(facts=facts)
+
+
+def _times(report: Report, checked_at: datetime) -> TextBlock:
+    """When the record starts and when this check ran, each in the reader's own time zone (Teams'
+    DATE()/TIME() work in a TextBlock only, not in a Fact)."""
+    lines = []
+    start = report.record.start if report.record is not None else None
+    if start:
+        lines.append(f"Starts {local_time(start) or literal(start, NAME)}")
+    lines.append(f"Checked {local_time(checked_at)}")
+    return text("  \n".join(lines), subtle=True)
 
 
 def build_diagnosis_card(
@@ -109,9 +136,10 @@ def build_diagnosis_card(
     """The card for one report. Re-check and Show all checks answer with a new card in place."""
     verdict, color = _verdict(report)
     body: list[CardElement] = [
-        plain(_title(report, record_type), size="Large", weight="Bolder"),
+        heading(_title(report, record_type)),
         plain(verdict, color=color),
-        _facts(report, checked_at),
+        _facts(report),
+        _times(report, checked_at),
     ]
     body.extend(_finding_block(f) for f in report.with_status("fail", "warn"))
     unknown = report.with_status("unknown")
@@ -127,10 +155,13 @@ def build_diagnosis_card(
         )
     data = action_data(report, record_type=record_type, show_all=show_all)
     actions = [
-        execute("Re-check", "recheck", data, style="positive"),
-        execute("Escalate to helpdesk", "escalate", data),
+        execute("Re-check", "recheck", data, style="positive", tooltip="Re-check: run every check again"),
+        execute("Escalate", "escalate", data, tooltip="Escalate to the helpdesk"),
         execute(
-            "Hide checks" if show_all else "Show all checks", "details", {**data, "show_all": not show_all}
+            "Show less" if show_all else "All checks",
+            "details",
+            {**data, "show_all": not show_all},
+            tooltip="Show less: hide the checks that passed" if show_all else "All checks, passed ones too",
         ),
     ]
     return card(body, actions, fallback_text=verdict)

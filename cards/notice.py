@@ -46,9 +46,9 @@ def build_problem_card(finding: Finding | Mapping[str, object], *, user: str) ->
     )
     data = {"user": user, "record": None, "type": "appointment", "cause": finding.id}
     actions = [
-        execute("Re-check now", "recheck", data, style="positive"),
-        execute("Tell me when it's fixed", "watch", data),
-        execute("Mute these", "mute", data),
+        execute("Re-check", "recheck", data, style="positive", tooltip="Re-check my mailbox now"),
+        execute("Notify me", "watch", data, tooltip="Notify me when it's fixed"),
+        execute("Mute", "mute", data, tooltip="Mute these notices"),
     ]
     return card(body, actions, fallback_text=finding.title or "A sync problem with your mailbox")
 

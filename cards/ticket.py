@@ -5,12 +5,38 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol
 
-from microsoft_teams.cards.core import AdaptiveCard, CardElement, Fact, FactSet, TextInput
+from microsoft_teams.cards.core import AdaptiveCard, CardElement, Fact, FactSet, TextBlock, TextInput
 
 from bot.diagnosis import stored_findings
-from cards.common import ERROR, LINE, NAME, NOTE, SUBJECT, card, clip, execute, heading, literal, plain, text
+from cards.common import (
+    ERROR,
+    LINE,
+    NAME,
+    NOTE,
+    SUBJECT,
+    card,
+    clip,
+    execute,
+    heading,
+    literal,
+    local_time,
+    plain,
+    refresh,
+    text,
+    utc_time,
+)
 
-__all__ = ["TicketView", "build_escalate_card", "build_ticket_card", "build_ticket_list_card"]
+__all__ = [
+    "AGENT_VERBS",
+    "REFRESH_VERB",
+    "TicketView",
+    "build_escalate_card",
+    "build_ticket_card",
+    "build_ticket_list_card",
+]
+
+REFRESH_VERB = "ticket_view"  # the channel card's refresh: each agent's view, everyone else's read-only one
+AGENT_VERBS = frozenset({"ticket_assign", "ticket_resolve", "ticket_reopen", "ticket_rerun"})
 
 
 class TicketView(Protocol):
@@ -106,23 +132,43 @@ def _causes(ticket: TicketView) -> str:
     return "no blocking cause found" if _names_record(ticket) else "no mailbox-level cause found"
 
 
-def build_ticket_card(
-    ticket: TicketView, *, for_agents: bool = True, notice: str | None = None, notice_color: str = "Warning"
-) -> AdaptiveCard:
-    """The ticket as it is now: who, which record, the diagnosis, the comment, its state and last change."""
-    assignee = f" ({literal(ticket.assignee_name, NAME)})" if ticket.assignee_name else ""
+def _last_change(ticket: TicketView) -> TextBlock:
+    """Who changed the ticket last and when, the time in the reader's own time zone (a TextBlock: Teams'
+    DATE()/TIME() work nowhere else)."""
     who = literal(ticket.changed_by or ticket.user_name, NAME)
-    when = literal(ticket.changed_at.replace("T", " "), NAME)
+    when = local_time(ticket.changed_at) or literal(ticket.changed_at, NAME)
+    return text(f"Last change: {who}, {when}", subtle=True)
+
+
+def build_ticket_card(
+    ticket: TicketView,
+    *,
+    for_agents: bool = True,
+    agents: Sequence[str] | None = None,
+    notice: str | None = None,
+    notice_color: str = "Warning",
+) -> AdaptiveCard:
+    """The ticket as it is now: who, which record, the diagnosis, the comment, its state and last change.
+
+    The one place that builds each view of a ticket:
+    - `for_agents`: the agent view, with the resolution note and the agents' buttons (the helpdesk still
+      checks, on every press, that the presser is an agent); else the read-only view, with neither.
+    - `agents`: the card is the helpdesk channel's: it carries Universal Actions' `refresh`, so that Teams
+      asks the bot for each agent's view (`agents`: their Teams user MRIs, at most 60) and the bot answers
+      everyone else with the read-only view (`REFRESH_VERB`, "ticket_view"). The read-only view then also offers a
+      "Refresh" in its overflow menu, for clients without user-specific views.
+    """
+    assignee = f" ({literal(ticket.assignee_name, NAME)})" if ticket.assignee_name else ""
     facts = [
         Fact(title="User", value=literal(ticket.user_name or ticket.user_aad, NAME)),
         Fact(title="Record", value=_record(ticket)),
         Fact(title="Diagnosis", value=_causes(ticket)),
         Fact(title="Status", value=_STATUS[ticket.status] + assignee),
-        Fact(title="Last change", value=f"{who}, {when}"),
     ]
     body: list[CardElement] = [
         heading(f"{ticket.key}: {_STATUS[ticket.status]}", size="Medium"),
         FactSet(facts=facts),
+        _last_change(ticket),
     ]
     if notice:
         body.insert(1, plain(clip(notice, ERROR), color=notice_color))
@@ -130,22 +176,27 @@ def build_ticket_card(
         body.append(plain(f"“{clip(ticket.comment, NOTE)}”", subtle=True))
     if ticket.resolution:
         body.append(plain(f"Resolution: {clip(ticket.resolution, NOTE)}", color="Good"))
-    if not for_agents:
-        return card(body, fallback_text=f"{ticket.key}: {_STATUS[ticket.status]}")
+    changed = utc_time(ticket.changed_at)
+    fallback = f"{ticket.key}: {_STATUS[ticket.status]}" + (f" (last change {changed})" if changed else "")
+    view = None if agents is None else refresh("ticket_view", {"ticket": ticket.number}, list(agents))
     data = {"ticket": ticket.number, "version": ticket.version}
     actions = []
+    if not for_agents:
+        if view is not None:
+            actions.append(execute("Refresh", "ticket_view", {"ticket": ticket.number}, secondary=True))
+        return card(body, actions, fallback_text=fallback, refresh=view)
     if ticket.status == "resolved":
-        actions.append(execute("Reopen", "ticket_reopen", data))
+        actions.append(execute("Reopen", "ticket_reopen", data, tooltip="Reopen the ticket"))
     else:
         body.append(
             TextInput(id="note", label="Resolution note (for Resolve)", is_multiline=True, max_length=1000)
         )
         actions += [
-            execute("Assign to me", "ticket_assign", data, style="positive"),
-            execute("Re-run diagnosis", "ticket_rerun", data),
-            execute("Resolve", "ticket_resolve", data),
+            execute("Assign me", "ticket_assign", data, style="positive", tooltip="Assign me this ticket"),
+            execute("Resolve", "ticket_resolve", data, tooltip="Resolve, with the note"),
+            execute("Re-run", "ticket_rerun", data, tooltip="Re-run the diagnosis"),
         ]
-    return card(body, actions, fallback_text=f"{ticket.key}: {_STATUS[ticket.status]}")
+    return card(body, actions, fallback_text=fallback, refresh=view)
 
 
 def _line(ticket: TicketView) -> str:

@@ -1,10 +1,13 @@
-// Sync Doctor on Azure: the bot's container on App Service for Linux, an Azure Bot with the Teams channel,
-// Azure Storage (tables and queues: the shared store), Key Vault for the secrets (App Service reads them
-// through Key Vault references with a user-assigned managed identity), and Application Insights.
+// Sync Doctor on Azure, with no secret anywhere: one user-assigned managed identity is the bot's identity
+// with the Bot Framework (Azure Bot `msaAppType: 'UserAssignedMSI'`), reads Dataverse and Graph (tokens
+// from App Service's identity endpoint), opens the store (Storage Table/Queue Data Contributor; the account
+// allows no key) and pulls the image (AcrPull). The bot's container runs on App Service for Linux, with an
+// Azure Bot and its Teams channel, Azure Storage (tables and queues: the shared store) and Application
+// Insights. Nothing expires, so there is nothing to rotate and no Key Vault to keep it in.
 //
 //   az deployment group create -g <resource group> -f infra/main.bicep -p infra/main.parameters.json
 //
-// docs/deploy.md walks through it, from the app registrations to the Teams app upload.
+// docs/deploy.md walks through it, from the image to the identity's permissions and the Teams app upload.
 
 targetScope = 'resourceGroup'
 
@@ -22,28 +25,8 @@ param containerImage string
 @description('Name of an Azure Container Registry in this resource group holding the image; the managed identity gets AcrPull on it. Empty for a public image.')
 param containerRegistryName string = ''
 
-@description('The bot\'s Microsoft App ID: the application (client) id of its single-tenant Entra app registration.')
-param botAppId string
-
-@description('A client secret of the bot\'s app registration.')
-@secure()
-param botAppPassword string
-
-@description('Tenant of the bot\'s app registration.')
-param botAppTenantId string = tenant().tenantId
-
 @description('The Dynamics 365 org, e.g. https://contoso.crm.dynamics.com.')
 param dataverseUrl string
-
-@description('Application (client) id of the app registration that is the Dataverse application user and holds the Graph permission.')
-param dataverseClientId string
-
-@description('A client secret of that app registration.')
-@secure()
-param dataverseClientSecret string
-
-@description('Tenant of the Dynamics 365 org and of its users\' mailboxes.')
-param dataverseTenantId string = tenant().tenantId
 
 @description('Microsoft Graph endpoint (national clouds have their own).')
 param graphUrl string = 'https://graph.microsoft.com'
@@ -62,6 +45,8 @@ param sweepIntervalMinutes int = 30
 
 @description('How long a delivery worker holds the outbox entries it claimed, in seconds.')
 param outboxLeaseSeconds int = 30
+@description('Days a sent notice keeps its body; its tell-once key stays (OUTBOX_RETENTION_DAYS).')
+param outboxRetentionDays int = 30
 
 @description('How long one diagnosis may take, retries included, in seconds (Teams waits 15).')
 param diagnosisBudgetSeconds int = 11
@@ -78,9 +63,12 @@ param instanceCount int = 1
 param botSku string = 'F0'
 
 var suffix = uniqueString(resourceGroup().id, name)
-var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 var acrPull = '7f951dda-4ed3-4680-a7ca-43fe172d538d'
+var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+var storageQueueDataContributor = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 
+// The app's one identity: the bot (MicrosoftAppId), the Dataverse application user and Graph/Exchange
+// reader (AZURE_CLIENT_ID), the store's user, the image's puller. Its service principal exists with it.
 resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: '${name}-id'
   location: location
@@ -114,47 +102,27 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
     allowBlobPublicAccess: false
+    // Entra tokens only: no account key works, so none can leak or needs rotating.
+    allowSharedKeyAccess: false
   }
 }
 
-resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
-  name: take('${name}-kv-${suffix}', 24)
-  location: location
+// The store: tables (tickets, references, the outbox's entries) and queues (the outbox's work), as the identity.
+resource storeTables 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, storageTableDataContributor)
+  scope: storage
   properties: {
-    tenantId: tenant().tenantId
-    sku: { family: 'A', name: 'standard' }
-    enableRbacAuthorization: true
-    enableSoftDelete: true
-    softDeleteRetentionInDays: 30
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
   }
 }
 
-resource botPasswordSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
-  parent: vault
-  name: 'bot-app-password'
-  properties: { value: botAppPassword }
-}
-
-resource dataverseSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
-  parent: vault
-  name: 'dataverse-client-secret'
-  properties: { value: dataverseClientSecret }
-}
-
-resource storeSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
-  parent: vault
-  name: 'store-connection-string'
+resource storeQueues 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, identity.id, storageQueueDataContributor)
+  scope: storage
   properties: {
-    value: 'DefaultEndpointsProtocol=https;AccountName=${storage.name};AccountKey=${storage.listKeys().keys[0].value};EndpointSuffix=${environment().suffixes.storage}'
-  }
-}
-
-// The identity reads the secrets (Key Vault references) and nothing else in the vault.
-resource readSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, identity.id, keyVaultSecretsUser)
-  scope: vault
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataContributor)
     principalId: identity.properties.principalId
     principalType: 'ServicePrincipal'
   }
@@ -193,7 +161,6 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
-    keyVaultReferenceIdentity: identity.id
     siteConfig: {
       linuxFxVersion: 'DOCKER|${containerImage}'
       acrUseManagedIdentityCreds: !empty(containerRegistryName)
@@ -204,25 +171,27 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
       ftpsState: 'Disabled'
       healthCheckPath: '/readyz'
       appSettings: [
-        // Bot Framework (its own names): inbound requests are authenticated against this app id.
-        { name: 'MicrosoftAppId', value: botAppId }
-        { name: 'MicrosoftAppPassword', value: '@Microsoft.KeyVault(SecretUri=${botPasswordSecret.properties.secretUri})' }
-        { name: 'MicrosoftAppType', value: 'SingleTenant' }
-        { name: 'MicrosoftAppTenantId', value: botAppTenantId }
-        // Dataverse and Graph, with client-credentials tokens for the Dataverse application user.
+        // Bot Framework (its own names): the bot is the managed identity; botbuilder gets its tokens from
+        // App Service's identity endpoint, and inbound requests are authenticated against its client id.
+        { name: 'MicrosoftAppType', value: 'UserAssignedMSI' }
+        { name: 'MicrosoftAppId', value: identity.properties.clientId }
+        { name: 'MicrosoftAppTenantId', value: tenant().tenantId }
+        // Dataverse and Graph as the same identity: it is the Dataverse application user.
         { name: 'DATAVERSE_URL', value: dataverseUrl }
         { name: 'GRAPH_URL', value: graphUrl }
-        { name: 'AZURE_TENANT_ID', value: dataverseTenantId }
-        { name: 'AZURE_CLIENT_ID', value: dataverseClientId }
-        { name: 'AZURE_CLIENT_SECRET', value: '@Microsoft.KeyVault(SecretUri=${dataverseSecret.properties.secretUri})' }
+        { name: 'AZURE_USE_MANAGED_IDENTITY', value: 'true' }
+        { name: 'AZURE_CLIENT_ID', value: identity.properties.clientId }
+        { name: 'AZURE_TENANT_ID', value: tenant().tenantId }
         { name: 'AZURE_AUTHORITY_HOST', value: authorityHost }
         // Who may use it, and who is helpdesk.
         { name: 'ALLOWED_TENANTS', value: allowedTenants }
         { name: 'HELPDESK_AGENTS', value: helpdeskAgents }
         // The shared store: every instance (and any `deliver` worker) uses the same account.
-        { name: 'STORE_URL', value: '@Microsoft.KeyVault(SecretUri=${storeSecret.properties.secretUri})' }
+        // Its endpoints and no key: opened as the identity (Storage Table/Queue Data Contributor).
+        { name: 'STORE_URL', value: 'TableEndpoint=${storage.properties.primaryEndpoints.table};QueueEndpoint=${storage.properties.primaryEndpoints.queue}' }
         { name: 'SWEEP_INTERVAL_MINUTES', value: string(sweepIntervalMinutes) }
         { name: 'OUTBOX_LEASE_SECONDS', value: string(outboxLeaseSeconds) }
+        { name: 'OUTBOX_RETENTION_DAYS', value: string(outboxRetentionDays) }
         { name: 'DIAGNOSIS_BUDGET_SECONDS', value: string(diagnosisBudgetSeconds) }
         // Observability: JSON logs to the console (App Service collects them), traces to Application Insights.
         { name: 'LOG_FORMAT', value: 'json' }
@@ -232,7 +201,8 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
       ]
     }
   }
-  dependsOn: [readSecrets]
+  // The roles first: the first sweep and /readyz use the store as soon as the container starts.
+  dependsOn: [storeTables, storeQueues, pullImages]
 }
 
 resource bot 'Microsoft.BotService/botServices@2022-09-15' = {
@@ -243,9 +213,10 @@ resource bot 'Microsoft.BotService/botServices@2022-09-15' = {
   properties: {
     displayName: 'Sync Doctor'
     endpoint: 'https://${site.properties.defaultHostName}/api/messages'
-    msaAppId: botAppId
-    msaAppType: 'SingleTenant'
-    msaAppTenantId: botAppTenantId
+    msaAppType: 'UserAssignedMSI'
+    msaAppId: identity.properties.clientId
+    msaAppMSIResourceId: identity.id
+    msaAppTenantId: tenant().tenantId
     developerAppInsightsApplicationId: insights.properties.AppId
   }
 }
@@ -260,10 +231,13 @@ resource teams 'Microsoft.BotService/botServices/channels@2022-09-15' = {
   }
 }
 
-@description('Paste into the bot\'s registration if you manage it elsewhere; the Azure Bot here already uses it.')
+@description('The Azure Bot\'s messaging endpoint, already set on it.')
 output messagingEndpoint string = 'https://${site.properties.defaultHostName}/api/messages'
 output webAppName string = site.name
 output storageAccountName string = storage.name
-output keyVaultName string = vault.name
 output applicationInsightsName string = insights.name
+@description('The client id: the bot\'s Microsoft App ID and --bot-id of the Teams app package, the Dataverse application user, Exchange -AppId.')
 output managedIdentityClientId string = identity.properties.clientId
+@description('The object id of the identity\'s service principal: Graph app role assignments, Exchange -ObjectId.')
+output managedIdentityPrincipalId string = identity.properties.principalId
+output tenantId string = tenant().tenantId

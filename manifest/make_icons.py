@@ -1,6 +1,8 @@
 """Draws the app icons (no image library needed): a calendar with a check mark.
 
-python manifest/make_icons.py   # writes manifest/color.png (192x192) and manifest/outline.png (32x32)
+python manifest/make_icons.py   # writes bot/app_package/color.png (192x192) and outline.png (32x32)
+
+They ship in the wheel beside the manifest template (`python -m bot manifest` packs them).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def calendar_with_check(size: int, u: float, x: int, y: int) -> bool:
 
 
 def main() -> None:
-    here = Path(__file__).parent
+    here = Path(__file__).resolve().parents[1] / "bot" / "app_package"
     accent = (0x2B, 0x57, 0x9A, 255)
     white = (255, 255, 255, 255)
     clear = (255, 255, 255, 0)

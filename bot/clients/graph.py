@@ -66,7 +66,8 @@ class GraphClient(ApiClient):
         return events
 
     async def is_team_owner(self, team_group_id: str, user_id: str) -> bool:
-        """Whether the user owns the team (application permission TeamMember.Read.All)."""
+        """Whether the user owns the team: the app reads its members through resource-specific consent
+        (TeamMember.Read.Group, granted when the Teams app is added to the team), not a tenant-wide grant."""
         team = require_id(team_group_id, "team group id")
         user = require_id(user_id, "Entra object id")
         url: str | None = f"teams/{team}/members"

@@ -1,4 +1,6 @@
-"""Client-credentials tokens from Microsoft Entra ID through MSAL, for `bot.clients.auth`.
+"""App tokens from Microsoft Entra ID through MSAL, for `bot.clients.auth`: client credentials (an app
+registration's secret) or a user-assigned managed identity (MSAL's `ManagedIdentityClient`, which asks the
+platform's identity endpoint: App Service's `IDENTITY_ENDPOINT`, else the VM's IMDS).
 
 MSAL is synchronous, so its calls run on a few daemon threads of the provider's own; callers wanting
 the same token at once share one acquisition, and each caller waits only until its own deadline
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import queue
 import threading
@@ -37,7 +40,7 @@ from bot.clients.http import (
 )
 from bot.errors import BackendError, BackendRefused, BackendUnavailable, Throttled
 
-__all__ = ["SERVICE", "MsalTokenProvider"]
+__all__ = ["SERVICE", "MsalTokenProvider", "resource_of"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -186,7 +189,8 @@ class _TimedSession(requests.Session):
 
 
 class MsalTokenProvider:
-    """Client-credentials tokens from Microsoft Entra ID through MSAL, cached by MSAL.
+    """App tokens from Microsoft Entra ID through MSAL, cached by MSAL: with an app registration's client
+    secret, or (`MsalTokenProvider.managed_identity`) as a user-assigned managed identity.
 
     MSAL is synchronous (requests, which trusts `REQUESTS_CA_BUNDLE`), so its calls run on a few daemon
     threads of the provider's own, each request with `policy.attempt_timeout`. Callers wait for them only
@@ -201,21 +205,42 @@ class MsalTokenProvider:
         client_secret: str,
         authority_host: str,
         policy: RetryPolicy | None = None,
+        _managed: bool = False,
     ) -> None:
         host = authority_host.rstrip("/")
         self._authority = f"{host}/{tenant_id}"
         self._instance_discovery = urlsplit(host).hostname in _PUBLIC_AUTHORITY_HOSTS
         self._client_id = client_id
         self._secret = client_secret
+        self._managed = _managed
         self._policy = policy or RetryPolicy()
-        self._throttle_key = throttle_key(SERVICE, host)
-        self._app: msal.ConfidentialClientApplication | None = None
+        self._throttle_key = throttle_key(SERVICE, "managed-identity" if _managed else host)
+        self._cache = msal.TokenCache()
+        self._app: Any = None
         self._app_lock = threading.Lock()
         # ours, so that closing the provider closes its connections, and so that no call waits forever
         self._session = _TimedSession(timeout=self._policy.attempt_timeout)
         self._threads = _DaemonThreads(_MSAL_THREADS, name="msal")
         self._inflight: dict[tuple[str, bool], Future[str]] = {}
         self._inflight_lock = threading.Lock()
+
+    @classmethod
+    def managed_identity(cls, client_id: str, *, policy: RetryPolicy | None = None) -> MsalTokenProvider:
+        """Tokens for the user-assigned managed identity `client_id`, from the platform's identity endpoint
+        (on App Service `IDENTITY_ENDPOINT` with `IDENTITY_HEADER`; on a VM, IMDS). No secret."""
+        return cls(
+            tenant_id="",
+            client_id=client_id,
+            client_secret="",
+            authority_host="",
+            policy=policy,
+            _managed=True,
+        )
+
+    @property
+    def identity(self) -> str:
+        """Which identity asks, for people: `managed identity <client id>` or `app <client id>`."""
+        return f"{'managed identity' if self._managed else 'app'} {self._client_id}"
 
     async def token(self, scope: str, *, force_refresh: bool = False) -> str:
         """A token for `scope`, within the current deadline (or the policy's budget).
@@ -290,6 +315,13 @@ class MsalTokenProvider:
     def _application(self) -> Any:
         with self._app_lock:
             if self._app is None:
+                if self._managed:
+                    self._app = msal.ManagedIdentityClient(
+                        msal.UserAssignedManagedIdentity(client_id=self._client_id),
+                        http_client=self._session,
+                        token_cache=self._cache,
+                    )
+                    return self._app
                 # MSAL discovers the tenant's endpoints in its constructor (a blocking request): so here,
                 # in a worker thread, never on the event loop.
                 self._app = msal.ConfidentialClientApplication(
@@ -298,8 +330,14 @@ class MsalTokenProvider:
                     authority=self._authority,
                     instance_discovery=self._instance_discovery,
                     http_client=self._session,
+                    token_cache=self._cache,
                 )
             return self._app
+
+    def _forget_tokens(self) -> None:
+        """Drop the cached access tokens, so the next acquisition asks the identity provider."""
+        for entry in self._cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
+            self._cache.remove_at(entry)
 
     def _acquire(self, scope: str, force_refresh: bool) -> str:
         """One acquisition, in a worker thread: a token, or one of our errors."""
@@ -307,16 +345,27 @@ class MsalTokenProvider:
         try:
             app = self._application()
             if force_refresh:
-                app.remove_tokens_for_client()
-            result = app.acquire_token_for_client(scopes=[scope])
+                self._forget_tokens()
+            if self._managed:
+                result = app.acquire_token_for_client(resource=resource_of(scope))
+            else:
+                result = app.acquire_token_for_client(scopes=[scope])
         except requests.Timeout as exc:
             raise _Transient(
                 f"the token endpoint did not answer within {self._session.timeout:.1f} s"
             ) from exc
         except (requests.RequestException, OSError) as exc:
-            raise _Transient(f"token endpoint unreachable ({type(exc).__name__})") from exc
+            where = "the managed identity endpoint" if self._managed else "token endpoint"
+            raise _Transient(f"{where} unreachable ({type(exc).__name__})") from exc
         except MsalServiceError as exc:  # MSAL's raise_for_status: a 5xx from the token endpoint or discovery
             raise _Transient(self._answered(str(exc))) from exc
+        except json.JSONDecodeError as exc:  # an answer that isn't JSON: a proxy's error page, say
+            seen = self._session.seen()
+            if seen is not None and seen[1] >= 500:
+                raise _Transient(f"HTTP {seen[1]} for {seen[0]}") from exc
+            raise BackendRefused(
+                SERVICE, "the token endpoint answered something that isn't JSON", status=502
+            ) from exc
         except ValueError as exc:  # MSAL raises ValueError for a bad authority / discovery failure
             self._raise_if_throttled()
             raise BackendRefused(SERVICE, f"authority refused: {exc}", status=400) from exc
@@ -334,6 +383,12 @@ class MsalTokenProvider:
         first_line = str(description).splitlines()[0] if description else ""
         self._raise_if_throttled()
         seen = self._session.seen()
+        if self._managed and (seen is None or seen[1] >= 500):
+            # MSAL reports a managed identity endpoint's 5xx as an error answer, and for a few seconds
+            # after one answers from its memory of it without asking (then nothing was seen)
+            last = seen or self._session.last
+            if last is not None and last[1] >= 500:
+                raise _Transient(self._answered(first_line))
         raise BackendRefused(
             SERVICE,
             f"no token for {scope}: {error} {first_line}".strip(),
@@ -360,6 +415,11 @@ class MsalTokenProvider:
         if last is not None and last[1] >= 500:
             return f"HTTP {last[1]} for {last[0]} (MSAL waits a few seconds before asking again)"
         return f"token endpoint failing: {fallback}"
+
+
+def resource_of(scope: str) -> str:
+    """The resource a managed identity asks a token for: the scope without its `/.default`."""
+    return scope.removesuffix("/.default")
 
 
 def _seconds(value: str | None) -> float | None:

@@ -3,6 +3,9 @@ anywhere, where sweep digests go), and where each ticket's card was posted.
 
     await set_helpdesk_channel(store, tenant, HelpdeskChannel(channel_id, service_url, bot_id, team))
     channel = await get_helpdesk_channel(store, tenant)     # HelpdeskChannel | None
+
+It also keeps the agents' Teams user ids (MRIs, "29:..."), as the bot saw them: a ticket card's Universal
+Actions `refresh.userIds` takes those, not Entra object ids, so that Teams fetches each agent's view.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from bot.store.base import Store
 __all__ = [
     "HelpdeskChannel",
     "TicketCard",
+    "get_agent_ids",
     "get_default_channel",
     "get_helpdesk_channel",
     "get_ticket_card",
+    "set_agent_ids",
     "set_helpdesk_channel",
     "set_ticket_card",
 ]
@@ -34,6 +39,10 @@ def _card_key(number: int) -> str:
     """Kept beside the ticket, not in it: posting is not a change an agent could conflict with, so it must
     not bump the version the card's buttons carry."""
     return f"ticket_card:{number}"
+
+
+def _agents_key(tenant: str) -> str:
+    return f"helpdesk_agent_ids:{tenant.lower()}"
 
 
 @dataclass(frozen=True)
@@ -96,3 +105,14 @@ async def get_ticket_card(store: Store, number: int) -> TicketCard | None:
 
 async def set_ticket_card(store: Store, number: int, card: TicketCard) -> None:
     await store.set_setting(_card_key(number), card.to_setting())
+
+
+async def get_agent_ids(store: Store, tenant: str) -> dict[str, str]:
+    """The tenant's agents' Teams user ids as last seen: {Entra object id (lower-case): MRI}."""
+    value = await store.get_setting(_agents_key(tenant))
+    ids = value.get("ids") if value else None
+    return {str(k): str(v) for k, v in ids.items() if v} if isinstance(ids, dict) else {}
+
+
+async def set_agent_ids(store: Store, tenant: str, ids: dict[str, str]) -> None:
+    await store.set_setting(_agents_key(tenant), {"ids": dict(ids)})

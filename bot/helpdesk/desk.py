@@ -16,10 +16,13 @@ from bot.helpdesk import tickets
 from bot.helpdesk.book import TicketBook, TicketChanged, now
 from bot.helpdesk.channels import (
     HelpdeskChannel,
+    get_agent_ids,
     get_helpdesk_channel,
     get_ticket_card,
+    set_agent_ids,
     set_helpdesk_channel,
 )
+from bot.helpdesk.senders import channel_ticket_card
 from bot.helpdesk.shown import Chat, Shown, forget_last_diagnosis, get_last_diagnosis, set_last_diagnosis
 from bot.helpdesk.tickets import Ticket
 from bot.investigation import Investigator
@@ -27,7 +30,7 @@ from bot.notify.outbox import Deliverer, NotifyUser, PostTicket, UpdateTicketCar
 from bot.notify.preferences import set_muted, set_watch
 from bot.store.base import Store
 from cards.common import to_dict
-from cards.ticket import build_ticket_card, build_ticket_list_card
+from cards.ticket import build_ticket_list_card
 
 __all__ = ["MAX_OPEN_TICKETS", "NOT_RUN", "Escalation", "EscalationRefused", "Helpdesk"]
 
@@ -218,32 +221,66 @@ class Helpdesk:
             return f"There is no ticket SD-{number}."
         if ticket.version != version:
             who = ticket.changed_by or "someone"
-            return to_dict(
-                build_ticket_card(
-                    ticket, notice=f"{who} changed this ticket just before you; here it is now."
-                )
+            return await self._agent_card(
+                ticket, notice=f"{who} changed this ticket just before you; here it is now."
             )
         try:
             changed = await self._change(verb, ticket, data, agent, agent_name)
             if changed is None:
                 return "I don't know that ticket button."
         except tickets.TransitionError as exc:
-            return to_dict(build_ticket_card(ticket, notice=str(exc)))
+            return await self._agent_card(ticket, notice=str(exc))
         except BackendError as exc:
-            return to_dict(
-                build_ticket_card(
-                    ticket, notice=f"Couldn't re-run the diagnosis: {exc.service} didn't answer."
-                )
+            return await self._agent_card(
+                ticket, notice=f"Couldn't re-run the diagnosis: {exc.service} didn't answer."
             )
         try:
             saved = await self.tickets.save(changed, expected_version=ticket.version)
         except TicketChanged as conflict:
             who = conflict.current.changed_by or "someone"
-            return to_dict(
-                build_ticket_card(conflict.current, notice=f"{who} changed this ticket just before you.")
+            return await self._agent_card(
+                conflict.current, notice=f"{who} changed this ticket just before you."
             )
         await self._announce(saved, verb, agent_name)
-        return to_dict(build_ticket_card(saved))
+        return await self._agent_card(saved)
+
+    async def _agent_card(self, ticket: Ticket, *, notice: str | None = None) -> Card:
+        """What an agent's press answers: the agent view of the channel's card (it keeps its refresh)."""
+        return await channel_ticket_card(self.store, ticket, for_agents=True, notice=notice)
+
+    async def view(
+        self, number: int | None, *, viewer: str, tenant: str | None, conversation: str
+    ) -> Card | str:
+        """The ticket card's refresh (Universal Actions, automatic for the agents, or by hand): the agent
+        view for an agent, the read-only view for anyone else who may see the ticket: its own person, or a
+        member of the tenant's helpdesk channel (where the card is) asking from there."""
+        if not isinstance(number, int):
+            return "That ticket card is missing its ticket number. Ask “open tickets” for a fresh one."
+        ticket = await self.tickets.get(number)
+        if self.is_agent(viewer):
+            return f"There is no ticket SD-{number}." if ticket is None else await self._agent_card(ticket)
+        if ticket is None or not await self._may_see(ticket, viewer, tenant, conversation):
+            return "Only helpdesk agents and the ticket's own person can see it."
+        return await channel_ticket_card(self.store, ticket)
+
+    async def _may_see(self, ticket: Ticket, viewer: str, tenant: str | None, conversation: str) -> bool:
+        if viewer.lower() == ticket.user_aad.lower():
+            return True
+        if not tenant or tenant.lower() != ticket.tenant.lower():
+            return False
+        channel = await self.channel(tenant)
+        return channel is not None and conversation.split(";")[0] == channel.channel_id
+
+    async def note_agent(self, tenant: str | None, user: str | None, teams_id: str | None) -> None:
+        """Keep an agent's Teams user id (MRI) as seen in an activity from them: ticket cards' refresh
+        names agents by it. Nothing is written when it is known already, or `user` is no agent."""
+        if not (tenant and user and teams_id and self.is_agent(user)):
+            return
+        known = await get_agent_ids(self.store, tenant)
+        if known.get(user.lower()) == teams_id:
+            return
+        kept = {k: v for k, v in known.items() if k in self.agents}  # agents no longer configured go
+        await set_agent_ids(self.store, tenant, {**kept, user.lower(): teams_id})
 
     async def _change(
         self, verb: str, ticket: Ticket, data: dict[str, Any], agent: str, agent_name: str
@@ -294,8 +331,11 @@ class Helpdesk:
         return await get_last_diagnosis(self.store, chat, at=self.clock())
 
     async def remember_conversation(self, tenant: str, user: str, reference: dict[str, Any]) -> None:
-        """Keep how to reach `user` in their 1:1 chat: ticket news and sync notices go there."""
+        """Keep how to reach `user` in their 1:1 chat: ticket news and sync notices go there (and, for an
+        agent, their Teams user id: ticket cards refresh to the agent view for it)."""
         await self.store.save_reference(tenant, user, reference)
+        person = reference.get("user")
+        await self.note_agent(tenant, user, person.get("id") if isinstance(person, dict) else None)
 
     async def forget_conversation(self, tenant: str, user: str) -> None:
         """`user` removed the app: nothing more is sent to their chat."""

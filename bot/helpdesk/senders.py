@@ -1,6 +1,6 @@
 """How the helpdesk's outbox entries are sent: a new ticket's card to its tenant's helpdesk channel, the
-card updated as the ticket changes, ticket news to the person, and the sweep's digest of the people it
-can't reach to the helpdesk channel.
+card updated as the ticket changes, ticket news to the person, and each sweep's delivery report to the
+helpdesk channel (`reports`; the unreachable-only digest older versions queued still goes out).
 
     deliverer = deliverer_for(settings, store)
     register_senders(deliverer)
@@ -8,20 +8,25 @@ can't reach to the helpdesk channel.
 
 from __future__ import annotations
 
+from typing import Any
+
 from botbuilder.core import CardFactory, MessageFactory
 
 from bot.helpdesk.book import TicketBook
 from bot.helpdesk.channels import (
     TicketCard,
+    get_agent_ids,
     get_default_channel,
     get_helpdesk_channel,
     get_ticket_card,
     set_ticket_card,
 )
+from bot.helpdesk.reports import DeliveryReports
 from bot.helpdesk.tickets import Ticket
 from bot.notify.outbox import (
     Connector,
     Deliverer,
+    DeliveryReport,
     Digest,
     NotifyUser,
     PostTicket,
@@ -31,23 +36,42 @@ from bot.notify.outbox import (
     conversation_with,
 )
 from bot.store.base import Store
-from cards.common import to_dict
+from cards.common import MAX_REFRESH_USERS, to_dict
 from cards.notice import build_digest_card
 from cards.ticket import build_ticket_card
 
-__all__ = ["HelpdeskSenders", "register_senders"]
+__all__ = ["HelpdeskSenders", "channel_ticket_card", "register_senders"]
 
 NO_CHANNEL_RETRY = 60.0  # seconds: a ticket waits for a helpdesk channel to be set up
 NOT_POSTED_RETRY = 5.0  # seconds: an update waits for the card's first post
 
 
+async def channel_ticket_card(
+    store: Store,
+    ticket: Ticket,
+    *,
+    for_agents: bool = False,
+    notice: str | None = None,
+    notice_color: str = "Warning",
+) -> dict[str, Any]:
+    """The ticket's card in the helpdesk channel: the read-only view everyone sees (`for_agents`: an
+    agent's view), refreshing (Universal Actions) to the agent view for the agents Teams knows by id."""
+    agents = sorted((await get_agent_ids(store, ticket.tenant)).values())[:MAX_REFRESH_USERS]
+    view = build_ticket_card(
+        ticket, for_agents=for_agents, agents=agents, notice=notice, notice_color=notice_color
+    )
+    return to_dict(view)
+
+
 def register_senders(deliverer: Deliverer) -> None:
-    """Let `deliverer` send the helpdesk's kinds (post and update ticket cards, ticket news, digests)."""
+    """Let `deliverer` send the helpdesk's kinds (post and update ticket cards, ticket news, the sweep's
+    delivery reports and older versions' digests)."""
     senders = HelpdeskSenders(deliverer.store, deliverer.connector)
     deliverer.register(PostTicket, senders.post_ticket)
     deliverer.register(UpdateTicketCard, senders.update_ticket_card)
     deliverer.register(NotifyUser, senders.notify_user)
     deliverer.register(Digest, senders.digest)
+    deliverer.register(DeliveryReport, DeliveryReports(deliverer.store, deliverer.connector).send)
 
 
 class HelpdeskSenders:
@@ -72,7 +96,7 @@ class HelpdeskSenders:
         if channel is None:
             raise Undeliverable("no helpdesk channel yet", permanent=False, retry_after=NO_CHANNEL_RETRY)
         posted = await self.connector.post_in_channel(
-            to_dict(build_ticket_card(ticket)),
+            await channel_ticket_card(self.store, ticket),
             service_url=channel.service_url,
             channel_id=channel.channel_id,
             bot_id=channel.bot_id,
@@ -90,7 +114,7 @@ class HelpdeskSenders:
                 "the ticket card is not posted yet", permanent=False, retry_after=NOT_POSTED_RETRY
             )
         await self.connector.update_card(
-            to_dict(build_ticket_card(ticket)),
+            await channel_ticket_card(self.store, ticket),
             service_url=where.service_url,
             conversation_id=where.conversation_id,
             activity_id=where.activity_id,

@@ -15,6 +15,9 @@ __all__ = [
     "MAX_CLAIMS",
     "Conflict",
     "OutboxEntry",
+    "OutboxPage",
+    "OutboxQuery",
+    "OutboxRecord",
     "Store",
     "StoredTicket",
     "lease_key",
@@ -84,6 +87,49 @@ class OutboxEntry:
     handle: Any = field(default=None, compare=False, repr=False)
 
 
+@dataclass(frozen=True)
+class OutboxRecord:
+    """An outbox entry as a report reads it (not a claim: nothing here can mark it).
+
+    `status` is "pending", "sent", "dead", or "expired": sent, and older than the retention period, so its
+    payload and result are gone while its dedupe key (and the rest of this record) stays, keeping "once".
+    Times are epoch seconds; `queued` or `done` is None for an entry an older version wrote without it.
+    """
+
+    dedupe_key: str
+    kind: str
+    status: str
+    payload: dict[str, Any]
+    queued: float | None
+    done: float | None  # when it was sent or given up
+    due: float | None  # pending: when it is tried next (or its claim ends)
+    attempts: int
+    last_error: str | None
+    group: str | None  # what `enqueue` tagged it with (a sweep's id)
+
+
+@dataclass(frozen=True)
+class OutboxQuery:
+    """Which entries `outbox_page` lists: all of them, or those matching every field given.
+
+    since: queued at or after (epoch seconds). group: tagged so by `enqueue`. status: in this status.
+    done_since: sent or given up at or after (entries an older version finished without a time: never).
+    """
+
+    since: float | None = None
+    group: str | None = None
+    status: str | None = None
+    done_since: float | None = None
+
+
+@dataclass(frozen=True)
+class OutboxPage:
+    """One page of `outbox_page`; `cursor` asks for the next one (None: this was the last)."""
+
+    records: list[OutboxRecord]
+    cursor: str | None
+
+
 class Store(Protocol):
     async def save_reference(self, tenant: str, user_aad: str, reference: dict[str, Any]) -> None: ...
 
@@ -124,7 +170,12 @@ class Store(Protocol):
         """Newest first: all, or one user's (any case), leaving out those in `exclude_status`."""
         ...
 
-    async def enqueue(self, dedupe_key: str, kind: str, payload: dict[str, Any]) -> bool: ...
+    async def enqueue(
+        self, dedupe_key: str, kind: str, payload: dict[str, Any], *, group: str | None = None
+    ) -> bool:
+        """Add a message to deliver, tagged with `group` (listed by it); False when one with this key
+        exists already, in any status, expired included (insert-if-absent: the key is the "once")."""
+        ...
 
     async def claim_due(self, *, limit: int, lease_seconds: float) -> list[OutboxEntry]: ...
 
@@ -137,5 +188,19 @@ class Store(Protocol):
     async def mark_retry(self, entry: OutboxEntry, *, delay: float, error: str) -> None: ...
 
     async def mark_dead(self, entry: OutboxEntry, *, error: str) -> None: ...
+
+    async def outbox_page(
+        self, query: OutboxQuery, *, cursor: str | None = None, limit: int = 500
+    ) -> OutboxPage:
+        """Up to `limit` entries matching `query`, from `cursor` on. SQLite lists them in the order they
+        were queued; Azure Storage in its key order (no index by time: sort by `queued` if needed)."""
+        ...
+
+    async def outbox_record(self, dedupe_key: str) -> OutboxRecord | None: ...
+
+    async def expire_sent(self, *, before: float, limit: int) -> int:
+        """Drop the payload and result of up to `limit` entries sent before `before` (epoch seconds),
+        keeping each one's key, kind and times as status "expired"; returns how many."""
+        ...
 
     async def close(self) -> None: ...

@@ -18,7 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from bot.errors import StoreError
-from bot.store.base import FIRST_TICKET, MAX_CLAIMS, Conflict, OutboxEntry, StoredTicket, lease_key
+from bot.store.base import (
+    FIRST_TICKET,
+    MAX_CLAIMS,
+    Conflict,
+    OutboxEntry,
+    StoredTicket,
+    lease_key,
+)
+from bot.store.sqlite_history import HistoryParts, migrate
 
 __all__ = ["SqliteStore"]
 
@@ -65,7 +73,7 @@ def _problem(path: str, exc: sqlite3.Error) -> StoreError:
     return StoreError(f"the SQLite store {path} can't be used: {why}")
 
 
-class SqliteStore:
+class SqliteStore(HistoryParts):
     """`Store` on SQLite. Safe for one process; several processes share the file through SQLite's locks.
 
     Raises:
@@ -90,6 +98,7 @@ class SqliteStore:
             if path != ":memory:":
                 db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            migrate(db)
             if db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'tickets'").fetchone() is None:
                 db.execute(
                     "INSERT INTO sqlite_sequence (name, seq) VALUES ('tickets', ?)", (FIRST_TICKET - 1,)
@@ -284,13 +293,17 @@ class SqliteStore:
 
     # --- outbox --------------------------------------------------------------------------------------
 
-    async def enqueue(self, dedupe_key: str, kind: str, payload: dict[str, Any]) -> bool:
+    async def enqueue(
+        self, dedupe_key: str, kind: str, payload: dict[str, Any], *, group: str | None = None
+    ) -> bool:
         """Add a message to deliver; False when one with this key exists already (insert-if-absent)."""
 
         def work() -> bool:
+            now = time.time()
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO outbox (dedupe_key, kind, payload, due) VALUES (?, ?, ?, ?)",
-                (dedupe_key, kind, json.dumps(payload), time.time()),
+                "INSERT OR IGNORE INTO outbox (dedupe_key, kind, payload, due, queued, grp) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (dedupe_key, kind, json.dumps(payload), now, now, group),
             )
             return cursor.rowcount == 1
 
@@ -311,8 +324,8 @@ class SqliteStore:
                 poisoned = [row for row in rows if row["attempts"] >= MAX_CLAIMS]
                 for row in poisoned:
                     self._db.execute(
-                        "UPDATE outbox SET status = 'dead', last_error = ? WHERE id = ?",
-                        (f"claimed {row['attempts']} times without an outcome", row["id"]),
+                        "UPDATE outbox SET status = 'dead', last_error = ?, done = ? WHERE id = ?",
+                        (f"claimed {row['attempts']} times without an outcome", now, row["id"]),
                     )
                 rows = [row for row in rows if row["attempts"] < MAX_CLAIMS]
                 for row in rows:
@@ -342,8 +355,8 @@ class SqliteStore:
     async def mark_sent(self, entry: OutboxEntry, result: dict[str, Any] | None = None) -> None:
         await self._run(
             self._db.execute,
-            "UPDATE outbox SET status = 'sent', result = ? WHERE id = ?",
-            (json.dumps(result or {}), int(entry.id)),
+            "UPDATE outbox SET status = 'sent', result = ?, done = ? WHERE id = ?",
+            (json.dumps(result or {}), time.time(), int(entry.id)),
         )
 
     async def mark_retry(self, entry: OutboxEntry, *, delay: float, error: str) -> None:
@@ -356,8 +369,8 @@ class SqliteStore:
     async def mark_dead(self, entry: OutboxEntry, *, error: str) -> None:
         await self._run(
             self._db.execute,
-            "UPDATE outbox SET status = 'dead', last_error = ? WHERE id = ?",
-            (error, int(entry.id)),
+            "UPDATE outbox SET status = 'dead', last_error = ?, done = ? WHERE id = ?",
+            (error, time.time(), int(entry.id)),
         )
 
     async def pending(self) -> tuple[int, float | None]:

@@ -3,6 +3,10 @@
 The dispatcher checks, once for every verb, the tenant, the presser's identity, who may press it (agents
 only, or the card's own person and agents) and the payload's shape; a handler only acts. Adding a verb is
 one entry in `ACTIONS` and one function.
+
+A card's Universal Actions `refresh` arrives the same way, with `trigger: "automatic"` when Teams asked on
+its own: only a verb marked `refresh` answers that (it shows, never changes, anything), and it answers
+each person with their own view (the ticket card: agents the agent view, everyone else the read-only one).
 """
 
 from __future__ import annotations
@@ -17,10 +21,21 @@ from botbuilder.schema import AdaptiveCardInvokeResponse, AdaptiveCardInvokeValu
 from bot.teams import messages
 from bot.teams.diagnoses import check
 from bot.teams.escalations import escalate
-from bot.teams.payloads import Check, Escalate, EscalateSend, Mute, Payload, Pick, TicketPress, Unfit, Watch
+from bot.teams.payloads import (
+    Check,
+    Escalate,
+    EscalateSend,
+    Mute,
+    Payload,
+    Pick,
+    TicketPress,
+    TicketRefresh,
+    Unfit,
+    Watch,
+)
 from bot.teams.turn import Card, Turn
 from cards.common import CARD_CONTENT_TYPE, to_dict
-from cards.ticket import build_escalate_card
+from cards.ticket import REFRESH_VERB, build_escalate_card
 
 __all__ = ["ACTIONS", "Action", "Press", "dispatch", "message_response"]
 
@@ -44,12 +59,14 @@ class Action(Generic[P]):
     Args:
         agents_only: only helpdesk agents may press it; else the card's own person, or an agent for them.
         without_helpdesk: the answer when no helpdesk is set up (None: the verb needs none).
+        refresh: a card's refresh (it only shows): the one kind Teams may send with trigger "automatic".
     """
 
     payload: type[P]
     run: Callable[[Press, P], Awaitable[Reply]]
     agents_only: bool = False
     without_helpdesk: str | None = None
+    refresh: bool = False
 
 
 # --- the handlers ----------------------------------------------------------------------------------------
@@ -104,6 +121,19 @@ def _ticket(verb: str) -> Action[TicketPress]:
     return Action(TicketPress, run, agents_only=True)
 
 
+async def _ticket_view(press: Press, data: TicketRefresh) -> Reply:
+    """The ticket card's refresh: the agent view for an agent, the read-only view for anyone else."""
+    helpdesk = press.turn.services.helpdesk
+    assert helpdesk is not None
+    conversation = press.turn.activity.conversation
+    return await helpdesk.view(
+        data.ticket,
+        viewer=press.user,
+        tenant=press.turn.tenant,
+        conversation=(conversation.id if conversation else None) or "",
+    )
+
+
 ACTIONS: Mapping[str, Action[Any]] = {
     "recheck": Action(Check, _check),
     "details": Action(Check, _check),
@@ -117,6 +147,7 @@ ACTIONS: Mapping[str, Action[Any]] = {
     "ticket_resolve": _ticket("ticket_resolve"),
     "ticket_reopen": _ticket("ticket_reopen"),
     "ticket_rerun": _ticket("ticket_rerun"),
+    REFRESH_VERB: Action(TicketRefresh, _ticket_view, without_helpdesk=messages.UNKNOWN_ACTION, refresh=True),
 }
 
 
@@ -128,7 +159,10 @@ async def dispatch(turn: Turn, invoke_value: AdaptiveCardInvokeValue) -> Adaptiv
     action = invoke_value.action if isinstance(invoke_value.action, dict) else {}
     verb = str(action.get("verb") or "")
     data = action.get("data")
-    reply = await _reply(turn, ACTIONS.get(verb), data if isinstance(data, dict) else {})
+    entry = ACTIONS.get(verb)
+    if _automatic(turn) and not (entry is not None and entry.refresh):
+        entry = None  # Teams refreshes on its own only what shows: nothing is done unasked
+    reply = await _reply(turn, entry, data if isinstance(data, dict) else {})
     return message_response(reply) if isinstance(reply, str) else _card_response(reply)
 
 
@@ -153,6 +187,12 @@ async def _reply(turn: Turn, entry: Action[Any] | None, data: Mapping[str, Any])
     if entry.without_helpdesk is not None and turn.services.helpdesk is None:
         return entry.without_helpdesk
     return await entry.run(Press(turn, user), payload)
+
+
+def _automatic(turn: Turn) -> bool:
+    """Teams sent this invoke on its own (a card's refresh), not for a press: `value.trigger`."""
+    value = turn.activity.value
+    return isinstance(value, dict) and value.get("trigger") == "automatic"
 
 
 def _card_response(card: Card) -> AdaptiveCardInvokeResponse:

@@ -132,11 +132,24 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
     async def on_adaptive_card_invoke(
         self, turn_context: TurnContext, invoke_value: AdaptiveCardInvokeValue
     ) -> AdaptiveCardInvokeResponse:
+        turn = self._turn(turn_context)
         try:
-            return await dispatch(self._turn(turn_context), invoke_value)
+            await self._note_agent(turn)
+            return await dispatch(turn, invoke_value)
         except StoreError as exc:
             log.error("turn %s: the store failed: %s", turn_context.activity.id, exc)
             return message_response(messages.STORE_DOWN)
+
+    async def _note_agent(self, turn: Turn) -> None:
+        """An agent's press (or refresh) says their Teams user id: ticket cards refresh to the agent view
+        for it (`refresh.userIds`). Only for an allowed tenant; the press is answered all the same."""
+        sender = turn.activity.from_property
+        if self.helpdesk is None or sender is None or not turn.tenant_allowed():
+            return
+        try:
+            await self.helpdesk.note_agent(turn.tenant, turn.user, sender.id)
+        except StoreError as exc:
+            log.warning("turn %s: could not keep an agent's Teams id: %s", turn.activity.id, exc)
 
     # --- installs -------------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ __all__ = [
     "Payload",
     "Pick",
     "TicketPress",
+    "TicketRefresh",
     "Unfit",
     "Watch",
 ]
@@ -87,7 +88,7 @@ class _RecordPayload(Payload):
 
 
 class Check(_RecordPayload):
-    """Re-check, Show all checks, Check my mailbox."""
+    """Re-check, All checks / Show less, Check my mailbox."""
 
     show_all: Flag = False
 
@@ -103,7 +104,7 @@ class Pick(Check):
 
 
 class Escalate(_RecordPayload):
-    """Escalate to helpdesk: the comment form comes first. `subject` is shown on it, as text."""
+    """Escalate (to the helpdesk): the comment form comes first. `subject` is shown on it, as text."""
 
     subject: TextOrNone = None
 
@@ -115,11 +116,11 @@ class EscalateSend(_RecordPayload):
 
 
 class Mute(Payload):
-    """Mute these (a proactive notice)."""
+    """Mute (a proactive notice's: no more of them)."""
 
 
 class Watch(Payload):
-    """Tell me when it's fixed (a proactive notice): `cause` is the finding id the notice was about."""
+    """Notify me (when it's fixed; a proactive notice's): `cause` is the finding id the notice was about."""
 
     cause: TextOrNone = None
 
@@ -134,3 +135,9 @@ class TicketPress(Payload):
 
     def data(self) -> dict[str, Any]:
         return {"ticket": self.ticket, "version": self.version, "note": self.note}
+
+
+class TicketRefresh(Payload):
+    """A ticket card's refresh (Universal Actions; automatic for the agents Teams knows, or by hand)."""
+
+    ticket: NumberOrNone = None

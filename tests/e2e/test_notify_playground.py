@@ -103,7 +103,7 @@ async def test_the_default_user_gets_the_notice_once(
         await expect(notice).to_have_count(1, timeout=30_000)
         await expect(notice).to_contain_text("Appointments, Contacts, and Tasks are not set to synchronize")
         await page.screenshot(path=str(SHOTS / "notice.png"), full_page=True)
-        await notice.get_by_role("button", name="Tell me when it's fixed").click()
+        await notice.get_by_role("button", name="Notify me").click()
         await _until_watching(Path(env["STORE_URL"].removeprefix("sqlite:///")), ALEX)
         assert await notice.count() == 1  # the card stays; the answer is a message
         await browser.close()

@@ -13,7 +13,6 @@ import pytest
 from botbuilder.schema import Activity
 
 from bot.config import Settings
-from bot.diagnosis import Finding
 from bot.helpdesk.book import TicketBook
 from bot.helpdesk.channels import get_ticket_card
 from bot.helpdesk.desk import Escalation, Helpdesk
@@ -179,18 +178,14 @@ async def test_the_helpdesk_and_the_sweep_queue_what_they_did_before(store: Sqli
     await store.save_reference("t1", USER, {"conversation": {"id": "a:chat"}})
     await set_watch(store, USER, ["act-sync-failing"], since="t0")
     assert await sweep._tell_the_fixed(store, [], [USER]) == 1
-    people = [
-        sweep.Affected(f"u{n}", None, name, (Finding.from_dict({**FINDING, "id": "mailbox-inactive"}),))
-        for n, name in enumerate(["Lee", "Pat"])
-    ]
-    await sweep._queue_digest(store, people)
-    [fixed, digest] = await queued(store)
+    [fixed] = await queued(store)
     assert fixed == (
         "fixed:alex-aad:t0",
         "notify_user",
         json.dumps({"tenant": "t1", "user": USER, "text": sweep.FIXED}),
     )
-    assert digest[1:] == OLD_ENTRIES[-1][1:] and digest[0].startswith("digest:")
+    # (The sweep no longer queues digests: its delivery report replaced them. Digests an older version
+    # queued still read and deliver: see the tests above and below.)
 
 
 async def test_entries_queued_by_the_previous_version_still_deliver(store: SqliteStore) -> None:

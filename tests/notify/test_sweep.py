@@ -53,7 +53,7 @@ async def test_dry_run_agrees_with_diagnose_and_reads_in_pages(local: LocalOrg, 
     emails = {p["email"] for p in out["affected"]}
     assert {"meganb@example.com", "isaiahl@example.com", "pattif@example.com", "leeg@example.com"} <= emails
     assert "alexw@example.com" not in emails and "adelev@example.com" not in emails  # healthy mailboxes
-    assert out["dataverse_requests"] == result.pages == 1
+    assert out["dataverse_requests"] == result.pages + 1 == 2  # the pages, and the org's approval setting
     assert out["reachable"] == 0 and out["unreachable"] == len(out["affected"])
     assert await store.outbox_status() == {}  # a dry run writes nothing
 
@@ -75,7 +75,7 @@ async def test_requests_grow_with_pages_not_users(sample_data: dict[str, Any], s
         local.clients.dataverse._page_size = 500
         result = await run_sweep(local.clients.dataverse, store, dry_run=True)
     assert result.pages == 3
-    assert result.dataverse_requests == result.pages  # <= pages + 3
+    assert result.dataverse_requests == result.pages + 1  # <= pages + 3: and the org's approval setting
     assert len(result.affected) >= 1200
 
 
@@ -100,11 +100,7 @@ async def test_told_once_muted_and_told_when_fixed(local: LocalOrg, store: Sqlit
         assert any(
             "Appointments, Contacts, and Tasks are not set to synchronize" in json.dumps(c) for c in cards
         )
-        assert {b["title"] for b in cards[0]["actions"]} == {
-            "Re-check now",
-            "Tell me when it's fixed",
-            "Mute these",
-        }
+        assert {b["title"] for b in cards[0]["actions"]} == {"Re-check", "Notify me", "Mute"}
 
         again = await run_sweep(local.clients.dataverse, store, dry_run=False)  # nothing new: nothing sent
         assert again.queued == 0 and again.already_told == 2
@@ -198,11 +194,12 @@ async def test_unreachable_people_are_reported_to_the_helpdesk_once(
         await store.set_setting("helpdesk_channel:default", channel)
         result = await run_sweep(local.clients.dataverse, store, dry_run=False)
         await deliver(store)
-        [digest] = connector.created
-        text = json.dumps(digest["activity"])
-        assert f"Sync sweep: {result.unreachable} people I can't reach" in text
+        [report] = connector.created
+        text = json.dumps(report["activity"])
+        assert "Sync sweep: delivery report" in text
+        assert f'"title": "Can\'t reach yet", "value": "{result.unreachable}"' in text
         assert "act-not-server-side-sync" in text and "Megan Bowen" in text
-        await run_sweep(local.clients.dataverse, store, dry_run=False)  # same people: no second digest
+        await run_sweep(local.clients.dataverse, store, dry_run=False)  # same people, nothing new: quiet
         await deliver(store)
         assert len(connector.created) == 1
 
@@ -230,3 +227,15 @@ async def test_delivery_keeps_to_the_per_conversation_limit() -> None:
     many_chats = loop.time() - started
     assert one_chat >= 13 / 7  # never faster than Teams allows one conversation
     assert many_chats < one_chat / 2
+
+
+async def test_an_unapproved_address_is_no_cause_where_the_org_does_not_require_approval(
+    sample_data: dict[str, Any], store: SqliteStore
+) -> None:
+    """The sweep and a diagnosis judge alike: nobody is told to get an approval the org doesn't need."""
+    data = json.loads(json.dumps(sample_data))
+    data["organizations"][0]["requireapprovalforuseremail"] = False
+    async with make_local(data) as local:
+        result = await run_sweep(local.clients.dataverse, store, dry_run=True)
+    johanna = next(p for p in result.affected if p.email == "johannal@example.com")
+    assert [f.id for f in johanna.findings] == ["mailbox-not-tested"]

@@ -19,6 +19,7 @@ import pytest
 from bot.sandbox.azurite import Azurite
 from bot.store import Conflict, OutboxEntry, Store, StoredTicket
 from bot.store.azure import AzureStore
+from bot.store.base import OutboxQuery, OutboxRecord
 from bot.store.sqlite import SqliteStore
 from tests.support.timing import until
 
@@ -340,3 +341,74 @@ async def test_open_store_picks_the_store_from_the_url(azurite: Azurite) -> None
 
 
 Run = Callable[[], Awaitable[None]]
+
+
+async def all_records(store: Store, query: OutboxQuery, *, limit: int = 3) -> list[OutboxRecord]:
+    """Every record `query` lists, read a page at a time as a report does."""
+    records: list[OutboxRecord] = []
+    cursor: str | None = None
+    while True:
+        page = await store.outbox_page(query, cursor=cursor, limit=limit)
+        assert len(page.records) <= limit
+        records += page.records
+        if page.cursor is None:
+            return records
+        cursor = page.cursor
+
+
+async def test_the_outbox_is_listed_in_pages_with_outcomes_times_and_groups(store: Store) -> None:
+    before = time.time()
+    for i in range(7):
+        await store.enqueue(f"notify:u{i}:c", "notify_problem", {"i": i}, group="sweep-1" if i < 5 else None)
+    claimed = {e.payload["i"]: e for e in await store.claim_due(limit=10, lease_seconds=60)}
+    await store.mark_sent(claimed[0], {"activity_id": "a"})
+    await store.mark_dead(claimed[1], error="HTTP 403")
+    await store.mark_retry(claimed[2], delay=120, error="HTTP 429")
+    listed = await all_records(store, OutboxQuery())
+    assert sorted(r.payload["i"] for r in listed) == list(range(7))  # each once, across pages
+    by_i = {r.payload["i"]: r for r in listed}
+    assert (by_i[0].status, by_i[1].status, by_i[1].last_error) == ("sent", "dead", "HTTP 403")
+    assert (
+        by_i[0].done is not None and by_i[0].queued is not None and before <= by_i[0].queued <= by_i[0].done
+    )
+    assert by_i[2].status == "pending" and by_i[2].due is not None and by_i[2].due > time.time() + 100
+    assert by_i[0].due is None and by_i[3].done is None
+    group = await all_records(store, OutboxQuery(group="sweep-1"))
+    assert sorted(r.payload["i"] for r in group) == [0, 1, 2, 3, 4]
+    dead = await all_records(store, OutboxQuery(status="dead", done_since=before))
+    assert [r.dedupe_key for r in dead] == ["notify:u1:c"]
+    assert await all_records(store, OutboxQuery(since=time.time() + 60)) == []
+    assert await store.outbox_record("notify:u0:c") == by_i[0]
+    assert await store.outbox_record("never") is None
+
+
+async def test_sent_entries_expire_to_their_key_and_the_key_still_dedupes(instances: Instances) -> None:
+    one, two = instances(), instances()
+    for key in ("notify:old", "notify:dead", "notify:waiting"):
+        await one.enqueue(key, "notify_problem", {"finding": {"title": "x" * 500}})
+    entries = {e.dedupe_key: e for e in await one.claim_due(limit=10, lease_seconds=60)}
+    await one.mark_sent(entries["notify:old"], {"activity_id": "a"})
+    await one.mark_dead(entries["notify:dead"], error="HTTP 404")
+    assert await one.expire_sent(before=time.time() - 3600, limit=10) == 0  # sent just now: kept
+    later = time.time() + 31 * 86400  # a month on (the store compares times; nothing waits)
+    assert await two.expire_sent(before=later, limit=10) == 1
+    assert await two.expire_sent(before=later, limit=10) == 0  # done once
+    old = await one.outbox_record("notify:old")
+    assert old is not None and (old.status, old.payload, old.kind) == ("expired", {}, "notify_problem")
+    assert old.done is not None and old.queued is not None
+    assert await two.enqueue("notify:old", "notify_problem", {"again": True}) is False  # told once, still
+    assert {r.dedupe_key: r.status for r in await all_records(one, OutboxQuery())} == {
+        "notify:old": "expired",
+        "notify:dead": "dead",  # given up: kept whole for the report
+        "notify:waiting": "pending",
+    }
+    assert await one.claim_due(limit=10, lease_seconds=60) == []  # expired is never sent again
+
+
+async def test_expiry_is_bounded_per_call(store: Store) -> None:
+    for i in range(5):
+        await store.enqueue(f"k{i}", "notify_user", {"i": i})
+    for entry in await store.claim_due(limit=10, lease_seconds=60):
+        await store.mark_sent(entry)
+    later = time.time() + 31 * 86400
+    assert [await store.expire_sent(before=later, limit=2) for _ in range(4)] == [2, 2, 1, 0]

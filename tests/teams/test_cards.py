@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
@@ -15,7 +16,8 @@ from bot.diagnosis import Finding, self_checks
 from bot.helpdesk.tickets import Ticket
 from bot.investigation import Investigator
 from bot.sandbox import LocalOrg
-from cards.common import to_dict
+from bot.teams.actions import ACTIONS
+from cards.common import MAX_VISIBLE_ACTIONS, TITLE_LIMIT, to_dict
 from cards.conversation import (
     PickerItem,
     build_checklist_card,
@@ -25,11 +27,14 @@ from cards.conversation import (
 )
 from cards.diagnosis import build_diagnosis_card
 from cards.notice import build_digest_card, build_problem_card
-from cards.ticket import build_escalate_card, build_ticket_card, build_ticket_list_card
-from tests.support.cards import run_node
+from cards.report import Failed, ReportView, build_delivery_report_card
+from cards.ticket import AGENT_VERBS, build_escalate_card, build_ticket_card, build_ticket_list_card
+from tests.support.cards import card_text, run_node
 from tests.support.org import ALEX, PLAYGROUND
 
 VALIDATOR = Path(__file__).with_name("validate_cards.js")
+RENDERER = Path(__file__).with_name("render_cards.js")
+AGENT_IDS = ["29:megan", "29:adele"]  # Teams user ids (MRIs), as refresh.userIds takes them
 NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 TICKET = Ticket(
     number=1001,
@@ -57,7 +62,14 @@ async def all_cards(local: LocalOrg) -> dict[str, dict[str, Any]]:
         "help": to_dict(build_help_card()),
         "picker": to_dict(
             build_picker_card(
-                [PickerItem("c3000000-0000-4000-8000-000000000001", "Quarterly review", "Fri 27 Nov")],
+                [
+                    PickerItem(
+                        "c3000000-0000-4000-8000-000000000001", "Quarterly review", "Fri 27 Nov 15:00 UTC"
+                    ),
+                    PickerItem(
+                        "c3000000-0000-4000-8000-000000000002", "Quarterly review", "2026-11-28T15:00:00Z"
+                    ),
+                ],
                 record_type="appointment",
                 user=ALEX,
             )
@@ -78,11 +90,34 @@ async def all_cards(local: LocalOrg) -> dict[str, dict[str, Any]]:
             build_ticket_card(TICKET, for_agents=False, notice="Ticket SD-1001 is with the helpdesk.")
         ),
         "ticket-resolved": to_dict(build_ticket_card(replace(TICKET, status="resolved", resolution="Fixed"))),
+        "ticket-channel": to_dict(build_ticket_card(TICKET, for_agents=False, agents=AGENT_IDS)),
+        "ticket-channel-agent": to_dict(build_ticket_card(TICKET, agents=AGENT_IDS)),
+        "ticket-channel-resolved": to_dict(
+            build_ticket_card(replace(TICKET, status="resolved", resolution="Fixed"), agents=AGENT_IDS)
+        ),
         "notice": to_dict(
             build_problem_card(Finding("act-sync-failing", "fail", "Failing", steps=("Do it",)), user=ALEX)
         ),
         "digest": to_dict(
             build_digest_card({"mailbox-missing": 30}, [f"user {n}" for n in range(30)], total=30)
+        ),
+        "delivery-report": to_dict(
+            build_delivery_report_card(
+                ReportView(
+                    found=40,
+                    told=30,
+                    already_told=5,
+                    muted=1,
+                    fixed=2,
+                    causes={"mailbox-not-tested": 25, "act-sync-failing": 15},
+                    unreachable=[f"user {n} (mailbox-not-tested)" for n in range(3)],
+                    unreachable_total=3,
+                    failed=1,
+                    reasons={"403 Forbidden": 1},
+                    failures=[Failed("Lee Gu", "mailbox-missing", "403 Forbidden")],
+                    sending=2,
+                )
+            )
         ),
     }
     for user, record in [
@@ -183,3 +218,135 @@ def test_ticket_card_reads_the_kept_report() -> None:
     assert "Your mailbox record is inactive" in text and "Fine" not in text
     failed = replace(TICKET, report={"findings": [], "error": "diagnosis unavailable: dataverse"})
     assert "SD-1001" in json.dumps(to_dict(build_ticket_card(failed)))  # what the helpdesk keeps then
+
+
+# --- Teams' conventions (issue 16): times, wrapping choices, headings, short titles, per-person views ----
+
+_ISO = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2})"
+MACRO = re.compile(rf"\{{\{{(?:DATE\({_ISO}, (?:COMPACT|SHORT|LONG)\)|TIME\({_ISO}\))\}}\}}")
+RAW_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}|\b\d{1,2}:\d{2}\b|\bUTC\b|\{\{(?:DATE|TIME)")
+
+
+def texts(node: Any, path: str = "") -> list[tuple[str, str, dict[str, Any]]]:
+    """Every string a person may see, with where it is ("Fact.value", "TextBlock.text", "choice.title"...)
+    and the object holding it. Action data, refresh and fallbackText are not shown as card text."""
+    found: list[tuple[str, str, dict[str, Any]]] = []
+    if isinstance(node, dict):
+        kind = node.get("type") or path
+        for key, value in node.items():
+            if key in ("data", "refresh", "fallbackText", "$schema", "id", "verb"):
+                continue
+            if isinstance(value, str) and key in (
+                "text",
+                "title",
+                "value",
+                "label",
+                "tooltip",
+                "placeholder",
+            ):
+                found.append((f"{kind}.{key}", value, node))
+            else:
+                found += texts(value, "choice" if key == "choices" else "Fact" if key == "facts" else kind)
+    elif isinstance(node, list):
+        for item in node:
+            found += texts(item, path)
+    return found
+
+
+async def test_times_are_teams_date_time_functions_in_text_blocks(local: LocalOrg) -> None:
+    """Each person sees times in their own time zone and format: {{DATE()}}/{{TIME()}}, which Teams applies in
+    a TextBlock's text only. Elsewhere (a choice's title) a time is spelled out with "UTC"."""
+    cards = await all_cards(local)
+    with_times = 0
+    for name, card in cards.items():
+        for where, value, _ in texts(card):
+            macros = MACRO.findall(value)
+            with_times += bool(macros)
+            assert not macros or where == "TextBlock.text", f"{name}: {where} {value!r}"
+            rest = MACRO.sub("", value)
+            if where == "choice.title":
+                assert not re.search(r"\d{4}-\d{2}-\d{2}T", rest), f"{name}: {value!r}"
+                assert not re.search(r"\d:\d{2}", rest) or rest.endswith("UTC)"), f"{name}: {value!r}"
+            else:
+                assert not RAW_TIME.search(rest), f"{name}: a fixed time in {where}: {value!r}"
+        assert "{{" not in card.get("fallbackText", ""), name  # readable where cards aren't shown
+    assert with_times >= len([n for n in cards if n.startswith(("diagnosis", "ticket-"))])
+    # The official library's own DATE()/TIME() formatter takes every one of them: none is left as written.
+    shown = run_node(RENDERER, list(cards.values()))
+    assert [n for n, r in zip(cards, shown, strict=True) if "{{" in r["text"] or r["problems"]] == []
+
+
+async def test_choices_wrap_and_headings_are_headings(local: LocalOrg) -> None:
+    for name, card in (await all_cards(local)).items():
+        objects = [n for n in nodes(card) if isinstance(n, dict)]
+        for choice_set in (o for o in objects if o.get("type") == "Input.ChoiceSet"):
+            assert choice_set.get("wrap") is True, name  # the date that tells two apart stays visible
+        first = card["body"][0]
+        assert first["type"] == "TextBlock" and first.get("style") == "heading", (
+            f"{name} starts with a heading"
+        )
+        for block in objects:
+            big = block.get("size") in ("Medium", "Large", "ExtraLarge") or block.get("weight") == "Bolder"
+            if block.get("type") == "TextBlock" and big:
+                assert block.get("style") == "heading", f"{name}: {block['text']!r} looks like a heading"
+            assert not (block.get("type") == "TextRun" and block.get("size") == "Large"), name
+
+
+async def test_action_titles_fit_teams_mobile(local: LocalOrg) -> None:
+    """At ~320 px (Teams mobile) the buttons share one row: at most three, each title short enough not to be
+    cut ("Re-..."); the full words are in the tooltip, which starts the same (label in name)."""
+    for name, card in (await all_cards(local)).items():
+        actions = card.get("actions", [])
+        visible = [a for a in actions if a.get("mode") != "secondary"]
+        assert len(visible) <= MAX_VISIBLE_ACTIONS, name
+        for action in actions:
+            limit = TITLE_LIMIT[max(len(visible), 1)] if action in visible else TITLE_LIMIT[1]
+            assert len(action["title"]) <= limit, f"{name}: {action['title']!r} is cut at 320 px"
+            tooltip = action.get("tooltip")
+            assert tooltip is None or action["title"].split()[0].lower() in tooltip.lower(), (name, tooltip)
+
+
+async def test_ticket_cards_show_agent_buttons_only_in_the_agent_view(local: LocalOrg) -> None:
+    cards = await all_cards(local)
+    for name, card in cards.items():
+        verbs = {a["verb"] for a in card.get("actions", [])}
+        inputs = [n for n in nodes(card) if isinstance(n, dict) and n.get("type") == "Input.Text"]
+        agent_view = name in (
+            "ticket-open",
+            "ticket-resolved",
+            "ticket-channel-agent",
+            "ticket-channel-resolved",
+        )
+        assert bool(verbs & AGENT_VERBS) is agent_view, name
+        if not agent_view:
+            assert not any(i["id"] == "note" for i in inputs), name
+        if name.startswith("ticket-channel"):  # the channel's card: Teams fetches each agent's view
+            refresh = card["refresh"]
+            assert refresh["userIds"] == AGENT_IDS and refresh["action"]["type"] == "Action.Execute"
+            assert refresh["action"]["verb"] == "ticket_view" and ACTIONS["ticket_view"].refresh
+        else:
+            assert "refresh" not in card, name
+    for verb in AGENT_VERBS:  # the server still checks, whatever the card showed
+        assert ACTIONS[verb].agents_only and not ACTIONS[verb].refresh
+    assert [v for v, a in ACTIONS.items() if a.refresh] == ["ticket_view"]
+    many = to_dict(build_ticket_card(TICKET, for_agents=False, agents=[f"29:{n}" for n in range(70)]))
+    assert len(many["refresh"]["userIds"]) == 60  # Teams refreshes for at most 60 user ids
+
+
+def test_times_show_in_each_readers_time_zone() -> None:
+    card = to_dict(build_ticket_card(TICKET))
+    assert (
+        "Last change: Alex Wilber, {{DATE(2026-11-25T18:00:00Z, SHORT)}}, {{TIME(2026-11-25T18:00:00Z)}}"
+        in (card_text(card))
+    )
+    assert card["fallbackText"] == "SD-1001: Open (last change Wed 25 Nov 2026, 18:00 UTC)"
+    odd = to_dict(build_ticket_card(replace(TICKET, changed_at="{{DATE(soon)}}")))
+    assert "\\{\\{DATE(soon)}}" in card_text(odd)  # no time: shown as written, never as a function
+    picker = to_dict(
+        build_picker_card(
+            [PickerItem("c3000000-0000-4000-8000-000000000001", "Review", "2026-11-27T15:00:00Z")],
+            record_type="appointment",
+            user=ALEX,
+        )
+    )
+    assert picker["body"][1]["choices"][0]["title"] == "Review (Fri 27 Nov 2026, 15:00 UTC)"

@@ -51,7 +51,7 @@ async def test_mailbox_cause_answered_at_once(teams: Teams, monkeypatch: pytest.
     text = card_text(card)
     assert "Appointments, Contacts, and Tasks are not set to synchronize" in text
     assert "Server-Side Synchronization" in text  # the steps
-    assert set(buttons(card)) == {"Re-check", "Escalate to helpdesk", "Show all checks"}
+    assert set(buttons(card)) == {"Re-check", "Escalate", "All checks"}
     assert buttons(card)["Re-check"]["type"] == "Action.Execute"
 
 
@@ -106,9 +106,9 @@ async def test_recheck_updates_the_card_with_fresh_data(local: LocalOrg) -> None
 async def test_show_all_checks_toggles(teams: Teams) -> None:
     data = {"type": "appointment", "user": ALEX, "record": QUARTERLY, "show_all": True}
     card = (await teams.press("details", data, user=ALEX)).json()["value"]
-    assert "Every check" in card_text(card) and "Hide checks" in buttons(card)
+    assert "Every check" in card_text(card) and "Show less" in buttons(card)
     hidden = (await teams.press("details", {**data, "show_all": False}, user=ALEX)).json()["value"]
-    assert "Every check" not in card_text(hidden) and "Show all checks" in buttons(hidden)
+    assert "Every check" not in card_text(hidden) and "All checks" in buttons(hidden)
 
 
 async def test_someone_elses_card_is_refused(teams: Teams) -> None:

@@ -21,12 +21,37 @@ from tests.support.helpdesk import (
     all_sent,
     escalate,
     in_channel,
-    posted_buttons,
     set_channel,
 )
 from tests.support.org import ADELE, ALEX, MEGAN, PLAYGROUND, QUARTERLY, make_local
-from tests.support.teams import TENANT, Teams, running_bot, running_connector
+from tests.support.teams import NAMES, TENANT, Teams, running_bot, running_connector
 from tests.support.timing import until
+
+
+def posted_card(teams: Teams) -> dict[str, Any]:
+    """The ticket card as the helpdesk channel received it: the view every member sees."""
+    return teams.connector.created[-1]["activity"]["attachments"][0]["content"]
+
+
+async def seen_by(
+    teams: Teams, user: str, card: dict[str, Any] | None = None, *, trigger: str = "automatic"
+) -> dict[str, Any] | str:
+    """What `user` sees of a channel's ticket card: Teams asks the bot with the card's `refresh` action
+    (an `adaptiveCard/action` invoke from the channel thread; "automatic" for the agents in userIds)."""
+    action = (card or posted_card(teams))["refresh"]["action"]
+    activity = in_channel(teams, "", user=user, display_name=NAMES.get(user, "Someone"))
+    activity.update(type="invoke", name="adaptiveCard/action", value={"action": action, "trigger": trigger})
+    activity.pop("text", None)
+    body = (await teams.send(activity)).json()
+    assert body["statusCode"] == 200
+    return body["value"]  # type: ignore[no-any-return]
+
+
+async def agent_buttons(teams: Teams, agent: str = MEGAN) -> dict[str, dict[str, Any]]:
+    """The buttons of the channel's ticket card as an agent sees it (refreshed to the agent view)."""
+    view = await seen_by(teams, agent)
+    assert isinstance(view, dict), view
+    return buttons(view)
 
 
 @pytest.fixture
@@ -44,6 +69,7 @@ async def test_only_agents_set_the_channel_and_only_in_a_channel(desk: Teams) ->
 
 
 async def test_escalation_posts_a_ticket_card_to_the_channel(desk: Teams) -> None:
+    await desk.say("hi", user=MEGAN)  # Megan's 1:1 chat with the bot: it keeps her Teams user id
     await set_channel(desk)
     body = await escalate(desk)
     confirmation = card_text(body["value"])
@@ -55,7 +81,70 @@ async def test_escalation_posts_a_ticket_card_to_the_channel(desk: Teams) -> Non
     assert "SD-1001: Open" in text and "Alex Wilber" in text
     assert "This appointment doesn't meet your synchronization filters" in text  # the diagnosis, attached
     assert "Still not in Outlook after an hour" in text
-    assert set(buttons(ticket_card)) == {"Assign to me", "Re-run diagnosis", "Resolve"}
+    # Everyone sees the read-only view: no agent buttons, no note box; only "Refresh" in the overflow menu.
+    assert [(a["title"], a.get("mode")) for a in ticket_card["actions"]] == [("Refresh", "secondary")]
+    assert "Input.Text" not in str(ticket_card)
+    # Teams refreshes it for the agents (user ids as Teams gives them, learned from their own activities).
+    assert ticket_card["refresh"]["action"]["verb"] == "ticket_view"
+    assert ticket_card["refresh"]["userIds"] == [f"29:{MEGAN}"]  # Adele's id isn't known yet
+    assert set(await agent_buttons(desk, MEGAN)) == {"Assign me", "Re-run", "Resolve"}
+    await desk.settle()
+    assert set(await agent_buttons(desk, ADELE)) == {"Assign me", "Re-run", "Resolve"}
+
+
+async def test_the_refresh_gives_agents_their_view_and_others_the_read_only_one(desk: Teams) -> None:
+    await set_channel(desk)
+    await escalate(desk)
+    await until(lambda: len(desk.connector.created) == 1, "the ticket post")
+    read_only = posted_card(desk)
+    agent_view = await seen_by(desk, MEGAN)
+    assert isinstance(agent_view, dict)
+    assert read_only["refresh"]["userIds"] == []  # no agent's Teams id known yet: refreshed by hand only
+    # Megan's refresh said her Teams id: the card she gets back refreshes for her too, as will the next.
+    assert agent_view["refresh"] == {**read_only["refresh"], "userIds": [f"29:{MEGAN}"]}
+    assert "note" in str(agent_view) and "Resolution note" in card_text(agent_view)
+    # A channel member who is no agent gets the read-only view, automatic or by hand...
+    for trigger in ("automatic", "manual"):
+        member = await seen_by(desk, PLAYGROUND + "23", trigger=trigger)
+        assert isinstance(member, dict)
+        assert member["body"] == read_only["body"] and set(buttons(member)) == {"Refresh"}
+    # ...and the ticket's own person too, from their chat; someone else elsewhere gets nothing.
+    elsewhere = desk.activity(
+        "invoke",
+        user=PLAYGROUND + "23",
+        name="adaptiveCard/action",
+        value={"action": read_only["refresh"]["action"], "trigger": "manual"},
+    )
+    assert "Only helpdesk agents" in (await desk.send(elsewhere)).json()["value"]
+    alex = await desk.press("ticket_view", {"ticket": 1001}, user=ALEX)
+    assert "SD-1001: Open" in card_text(alex.json()["value"]) and not buttons(alex.json()["value"]).keys() - {
+        "Refresh"
+    }
+    # Teams refreshes on its own only to show: an "automatic" invoke of an agent's verb does nothing.
+    assign = (await agent_buttons(desk))["Assign me"]
+    forged = in_channel(desk, "", user=MEGAN, display_name="Megan Bowen")
+    forged.update(
+        type="invoke",
+        name="adaptiveCard/action",
+        value={"action": {"type": "Action.Execute", **assign}, "trigger": "automatic"},
+    )
+    assert (await desk.send(forged)).json()["value"] == messages.UNKNOWN_ACTION
+    assert desk.store is not None and (await desk.store.get_ticket(1001)).status == "open"  # type: ignore[union-attr]
+    # A non-agent's press of an agent's button (from a forged or stale card) still does no agent work.
+    refused = (await desk.press("ticket_assign", assign["data"], user=PLAYGROUND + "23")).json()
+    assert refused["value"] == messages.AGENTS_ONLY
+
+
+async def test_user_ids_name_at_most_60_agents_by_their_teams_ids(local: LocalOrg) -> None:
+    agents = [f"a0000000-0000-4000-8000-{n:012d}" for n in range(70)]
+    async with running_bot(local, Settings(HELPDESK_AGENTS=",".join(agents))) as teams:
+        for agent in agents:
+            await teams.say("hi", user=agent)  # their 1:1 chat: the bot keeps their Teams id
+        await teams.send(in_channel(teams, "use this channel for helpdesk", user=agents[0], display_name="A"))
+        await escalate(teams)
+        await until(lambda: len(teams.connector.created) == 1, "the ticket post")
+        user_ids = posted_card(teams)["refresh"]["userIds"]
+        assert len(user_ids) == 60 and set(user_ids) <= {f"29:{a}" for a in agents}
 
 
 async def test_without_a_channel_the_ticket_is_kept_and_posted_once_one_is_set(desk: Teams) -> None:
@@ -73,8 +162,9 @@ async def test_assign_resolve_reopen_update_the_card_and_tell_the_user(desk: Tea
     await set_channel(desk)
     await escalate(desk)
     await until(lambda: len(desk.connector.created) == 1, "the ticket post")
-    assign = posted_buttons(desk)["Assign to me"]  # pressed on the card exactly as it was posted
+    assign = (await agent_buttons(desk))["Assign me"]  # pressed on the card exactly as Megan saw it
     assigned = (await desk.press(assign["verb"], assign["data"], user=MEGAN)).json()["value"]
+    assert assigned["refresh"]["action"]["verb"] == "ticket_view"  # still refreshes per person
     assert "SD-1001: Assigned" in card_text(assigned) and "Megan" in card_text(assigned)
     await desk.settle()
     await until(lambda: any("assigned to" in t for t in desk.connector.texts()), "the user's notice")
@@ -107,7 +197,7 @@ async def test_a_throttled_notice_is_not_repeated(local: LocalOrg) -> None:
             await set_channel(desk)
             await escalate(desk)
             await until(lambda: len(connector.created) == 1, "the ticket post")
-            await desk.press("ticket_assign", posted_buttons(desk)["Assign to me"]["data"], user=MEGAN)
+            await desk.press("ticket_assign", (await agent_buttons(desk))["Assign me"]["data"], user=MEGAN)
             await until(
                 lambda: connector.throttled > 0 and any("assigned to" in t for t in connector.texts()),
                 "the notice",
@@ -145,7 +235,7 @@ async def test_two_agents_assign_at_once_one_wins_no_lost_update(desk: Teams) ->
     await set_channel(desk)
     await escalate(desk)
     await until(lambda: len(desk.connector.created) == 1, "the ticket post")
-    data = posted_buttons(desk)["Assign to me"]["data"]
+    data = (await agent_buttons(desk))["Assign me"]["data"]
     first, second = await asyncio.gather(
         desk.press("ticket_assign", data, user=MEGAN),
         desk.press("ticket_assign", data, user=ADELE),
@@ -163,10 +253,10 @@ async def test_forged_and_stale_ticket_actions(desk: Teams) -> None:
     await set_channel(desk)
     await escalate(desk)
     await until(lambda: len(desk.connector.created) == 1, "the ticket post")
-    posted = posted_buttons(desk)
-    body = (await desk.press("ticket_assign", posted["Assign to me"]["data"], user=ALEX)).json()
+    posted = await agent_buttons(desk)
+    body = (await desk.press("ticket_assign", posted["Assign me"]["data"], user=ALEX)).json()
     assert body["value"] == messages.AGENTS_ONLY
-    await desk.press("ticket_assign", posted["Assign to me"]["data"], user=ADELE)
+    await desk.press("ticket_assign", posted["Assign me"]["data"], user=ADELE)
     stale = (await desk.press("ticket_resolve", posted["Resolve"]["data"], user=MEGAN)).json()  # an old card
     assert "changed this ticket just before you" in card_text(stale["value"])
     missing = (await desk.press("ticket_assign", {"ticket": 9999, "version": 1}, user=MEGAN)).json()

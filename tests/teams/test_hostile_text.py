@@ -25,6 +25,7 @@ from cards.common import clip, literal, to_dict
 from cards.conversation import PickerItem, build_checklist_card, build_picker_card, build_welcome_card
 from cards.diagnosis import build_diagnosis_card
 from cards.notice import build_digest_card, build_problem_card
+from cards.report import Failed, ReportView, build_delivery_report_card
 from cards.ticket import build_escalate_card, build_ticket_card, build_ticket_list_card
 from tests.support.cards import run_node
 from tests.support.org import ALEX
@@ -100,6 +101,10 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
     "ticket for agents": lambda w: build_ticket_card(ticket(w), notice=w),
     "ticket resolved": lambda w: build_ticket_card(ticket(w, status="resolved", resolution=w)),
     "ticket for the user": lambda w: build_ticket_card(ticket(w), for_agents=False, notice=w),
+    "ticket in the channel": lambda w: build_ticket_card(ticket(w), for_agents=False, agents=["29:a"]),
+    "ticket in the channel, an agent's view": lambda w: build_ticket_card(
+        ticket(w), agents=["29:a"], notice=w
+    ),
     "ticket list": lambda w: build_ticket_list_card(
         [ticket(w), ticket(w, subject=None)], title="Open tickets"
     ),
@@ -107,6 +112,24 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
         Finding("act-sync-failing", "fail", w, {"status": w}, (w, w), KB), user=ALEX
     ),
     "digest": lambda w: build_digest_card({w: 2}, [w, w], total=2),
+    "delivery report": lambda w: build_delivery_report_card(
+        ReportView(
+            found=3,
+            told=1,
+            already_told=1,
+            muted=0,
+            fixed=0,
+            causes={w: 2},
+            unreachable=[w],
+            unreachable_total=1,
+            failed=1,
+            reasons={w: 1},
+            failures=[Failed(w, w, w)],
+            given_up=1,
+            given_up_reasons={w: 1},
+            given_up_list=[Failed(w, w, w)],
+        )
+    ),
     "diagnosis": lambda w: build_diagnosis_card(report(w), record_type="appointment", checked_at=NOW),
     "diagnosis, all checks": lambda w: build_diagnosis_card(
         report(w), record_type="appointment", checked_at=NOW, show_all=True

@@ -18,11 +18,13 @@ from bot.notify.outbox.connector import (
 )
 from bot.notify.outbox.deliverer import Deliverer, Result, Sender
 from bot.notify.outbox.kinds import (
+    DeliveryReport,
     Digest,
     Kind,
     NotifyProblem,
     NotifyUser,
     PostTicket,
+    Unreached,
     UpdateTicketCard,
     enqueue,
 )
@@ -32,6 +34,7 @@ from bot.notify.outbox.worker import deliverer_for, drain_forever
 __all__ = [
     "Connector",
     "Deliverer",
+    "DeliveryReport",
     "Digest",
     "Kind",
     "NotifyProblem",
@@ -43,6 +46,7 @@ __all__ = [
     "Sender",
     "TokenBucket",
     "Undeliverable",
+    "Unreached",
     "UpdateTicketCard",
     "connector_adapter",
     "conversation_with",

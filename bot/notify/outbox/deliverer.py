@@ -10,6 +10,9 @@ package the sweep's notices).
 A claim lasts one lease; after that another worker may claim the entry. So a send starts only in the first
 half of its lease (later ones are handed back at once), and the connector gives up on a request after a
 third of it (`send_timeout`): every send ends before another worker may repeat it.
+
+With a `Leadership`, only the process that leads delivery claims and sends (`leader.py`): the processes
+sharing a store then pace as one sender. A follower's `drain()` waits a moment and sends nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from opentelemetry.trace import SpanKind
 
 from bot.notify.outbox.connector import Connector, Undeliverable, sending_by
 from bot.notify.outbox.kinds import InvalidEntry, Kind, Payload, parse
+from bot.notify.outbox.leader import Leadership
 from bot.observability import tracer
 from bot.store.base import OutboxEntry, Store
 
@@ -63,10 +67,22 @@ class Deliverer:
     sent = await deliverer.drain()
     """
 
-    def __init__(self, store: Store, connector: Connector, *, lease_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        store: Store,
+        connector: Connector,
+        *,
+        lease_seconds: float = 30.0,
+        leadership: Leadership | None = None,
+    ) -> None:
+        """Args:
+        leadership: send only while this process leads delivery (processes sharing a store); None:
+            always send (one process, or tests).
+        """
         self.store = store
         self.connector = connector
         self.lease_seconds = lease_seconds
+        self.leadership = leadership
         self._senders: dict[Kind, Sender[Any]] = {}
         # Lanes in progress, across concurrent rounds: a person's next message waits for their last. A
         # lane's lock lives as long as a round uses it.
@@ -81,8 +97,12 @@ class Deliverer:
 
         Entries for one person or one ticket go out in order, one after another, also when rounds
         overlap in this process; different people's concurrently (the send limiter keeps the pace Teams
-        allows).
+        allows). A follower (another process leads delivery) waits a quarter of the leader's lease, then
+        returns 0 without claiming anything: callers that loop on `drain()` don't spin.
         """
+        if self.leadership is not None and not await self.leadership.hold():
+            await self.leadership.wait_turn()
+            return 0
         lanes: dict[str, list[tuple[OutboxEntry, Payload]]] = {}
         start_by = asyncio.get_running_loop().time() + self.lease_seconds * START_SHARE
         for entry in await self.store.claim_due(limit=limit, lease_seconds=self.lease_seconds):
@@ -108,6 +128,10 @@ class Deliverer:
             return 0
         if asyncio.get_running_loop().time() > start_by:  # too late in the lease: let it go, unsent
             await self.store.mark_retry(entry, delay=0, error="its turn came too late in the lease")
+            return 0
+        if self.leadership is not None and not await self.leadership.hold():
+            # Another process took over (this one was starved past its lease): hand it back for them.
+            await self.store.mark_retry(entry, delay=0, error="another process leads delivery now")
             return 0
         try:
             attributes: dict[str, str | int] = {"outbox.kind": entry.kind, "outbox.attempt": entry.attempts}
@@ -136,6 +160,11 @@ class Deliverer:
                 entry.kind,
             )
         return 1
+
+    async def resign(self) -> None:
+        """This process stops delivering: let another take the lead at once rather than when it ends."""
+        if self.leadership is not None:
+            await self.leadership.resign()
 
     async def _failed(
         self, entry: OutboxEntry, reason: str, *, permanent: bool, retry_after: float | None

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from bot.store.base import Store
 
 __all__ = [
+    "DeliveryReport",
     "Digest",
     "InvalidEntry",
     "Kind",
@@ -22,6 +23,7 @@ __all__ = [
     "NotifyUser",
     "Payload",
     "PostTicket",
+    "Unreached",
     "UpdateTicketCard",
     "enqueue",
     "parse",
@@ -35,7 +37,8 @@ class Kind(StrEnum):
     UPDATE_TICKET_CARD = "update_ticket_card"  # the channel's ticket card, as the ticket is now
     NOTIFY_USER = "notify_user"  # a text to a person (with their ticket's card when it names one)
     NOTIFY_PROBLEM = "notify_problem"  # a sweep's notice: the finding's card, to the person
-    DIGEST = "digest"  # the people the sweep can't reach, to the helpdesk channel
+    DIGEST = "digest"  # the people the sweep can't reach, to the helpdesk channel (older versions')
+    DELIVERY_REPORT = "delivery_report"  # what a sweep found and how telling them went, to the channel
 
 
 class InvalidEntry(ValueError):
@@ -94,10 +97,14 @@ class NotifyProblem(Payload):
     tenant: str
     user: str
     finding: dict[str, Any]  # a `Finding.to_dict()`, as the report wrote it
+    name: str | None = None  # who, for the delivery reports (name or email); older entries lack it
 
     @property
     def lane(self) -> str | None:
         return self.user.lower() or None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"name"} if self.name is None else None)
 
 
 class Digest(Payload):
@@ -107,8 +114,38 @@ class Digest(Payload):
     total: int
 
 
+class Unreached(BaseModel):
+    """Someone the sweep found but can't message (no chat with the bot yet)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user: str
+    name: str  # name, else email, else the id
+    causes: list[str]
+
+
+class DeliveryReport(Payload):
+    """A sweep's delivery report: what it found, and (read from the outbox when it is sent) how telling
+    them went. Its notices carry `sweep` as their outbox group."""
+
+    kind = Kind.DELIVERY_REPORT
+    sweep: str
+    at: float  # when the sweep ended (epoch seconds)
+    found: int
+    reachable: int
+    queued: int
+    already_told: int
+    muted: int
+    fixed: int
+    causes: dict[str, int]  # people per cause, among those found
+    unreachable: list[Unreached]  # the first UNREACHED_KEPT of them
+    unreachable_total: int
+    unreachable_changed: bool  # not the same people as the last report's: worth a post by itself
+    settle_by: float  # sent by then at the latest, with what is still sending counted
+
+
 _PAYLOADS: dict[Kind, type[Payload]] = {
-    cls.kind: cls for cls in (PostTicket, UpdateTicketCard, NotifyUser, NotifyProblem, Digest)
+    cls.kind: cls for cls in (PostTicket, UpdateTicketCard, NotifyUser, NotifyProblem, Digest, DeliveryReport)
 }
 
 
@@ -130,6 +167,7 @@ def parse(kind: str, data: Mapping[str, Any]) -> Payload:
         raise InvalidEntry(f"a {kind} payload that doesn't fit: {', '.join(fields)}") from None
 
 
-async def enqueue(store: Store, dedupe_key: str, payload: Payload) -> bool:
-    """Queue `payload` once per `dedupe_key`; False when that key was queued already (sent or not)."""
-    return await store.enqueue(dedupe_key, payload.kind.value, payload.to_dict())
+async def enqueue(store: Store, dedupe_key: str, payload: Payload, *, group: str | None = None) -> bool:
+    """Queue `payload` once per `dedupe_key` (tagged with `group`: a sweep's id); False when that key was
+    queued already (sent, given up or expired: the key outlives the entry's body)."""
+    return await store.enqueue(dedupe_key, payload.kind.value, payload.to_dict(), group=group)

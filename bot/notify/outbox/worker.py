@@ -1,4 +1,8 @@
-"""The outbox's worker: a deliverer for the app's settings, and the loop that keeps it delivering."""
+"""The outbox's worker: a deliverer for the app's settings, and the loop that keeps it delivering.
+
+Every process that delivers (`serve`, `sweep`, `deliver`) competes for the one delivery lead of its store
+(`leader.py`); the leader sends, the others wait their turn.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,18 @@ from bot.config import Settings
 from bot.notify.outbox.connector import Connector, connector_adapter
 from bot.notify.outbox.deliverer import Deliverer
 from bot.notify.outbox.kinds import NotifyProblem
+from bot.notify.outbox.leader import Leadership, leader_seconds
 from bot.notify.outbox.notices import ProblemNotices
 from bot.store.base import Store
 
-__all__ = ["deliverer_for", "drain_forever"]
+__all__ = ["LEADER_IDLE", "deliverer_for", "drain_forever"]
 
 log = logging.getLogger(__name__)
+
+# Seconds a leader waits when nothing is due. Only the leader sends, so what other processes queue (a sweep
+# beside `serve`, a turn on another instance) waits for its next look: a short wait keeps the first notice
+# of a sweep within a second. An idle look is one claim (a SELECT, or one queue receive).
+LEADER_IDLE = 0.5
 
 
 def deliverer_for(settings: Settings, store: Store, adapter: CloudAdapter | None = None) -> Deliverer:
@@ -28,7 +38,10 @@ def deliverer_for(settings: Settings, store: Store, adapter: CloudAdapter | None
         adapter: the app's own adapter (`serve`); otherwise one is made (`connector_adapter`).
     """
     connector = Connector(adapter or connector_adapter(settings), app_id=settings.microsoft_app_id)
-    deliverer = Deliverer(store, connector, lease_seconds=settings.outbox_lease_seconds)
+    leadership = Leadership(store, seconds=leader_seconds(settings.outbox_lease_seconds))
+    deliverer = Deliverer(
+        store, connector, lease_seconds=settings.outbox_lease_seconds, leadership=leadership
+    )
     deliverer.register(NotifyProblem, ProblemNotices(store, connector).send)
     return deliverer
 
@@ -38,13 +51,15 @@ async def drain_forever(
     *,
     every: float = 5.0,
     batch: int = 20,
-    rounds: int = 1,
+    rounds: int = 3,
     on_round: Callable[[int], None] | None = None,
 ) -> None:
     """Keep delivering (`serve`, `deliver`): retries come due, and other instances' leases expire.
     After a round that sent something the next starts at once: a backlog goes at the pace Teams allows.
-    With `rounds` > 1, rounds overlap: one claims while another sends, so the claim's round trips to
-    the store don't leave the connector idle."""
+    Rounds overlap (`rounds`): one claims and records while another sends, so the store's round trips
+    don't leave the connector idle (on Azure Storage a round of 20 spends a tenth of a second claiming).
+    A leader with nothing due looks again within `LEADER_IDLE` seconds; a follower's `drain()` waits its
+    own turn. Cancelled, it gives the lead up so another process takes over at once."""
 
     async def loop() -> None:
         while True:
@@ -55,7 +70,16 @@ async def drain_forever(
                 log.exception("outbox delivery round failed; trying again")
             if on_round is not None:
                 on_round(sent)
-            if sent == 0:
+            if sent == 0 and _leading(deliverer):
+                await asyncio.sleep(min(every, LEADER_IDLE))
+            elif sent == 0 and deliverer.leadership is None:
                 await asyncio.sleep(every)
 
-    await asyncio.gather(*(loop() for _ in range(rounds)))
+    try:
+        await asyncio.gather(*(loop() for _ in range(rounds)))
+    finally:
+        await asyncio.shield(deliverer.resign())
+
+
+def _leading(deliverer: Deliverer) -> bool:
+    return deliverer.leadership is not None and deliverer.leadership.leading

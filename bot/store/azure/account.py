@@ -1,5 +1,9 @@
 """The plumbing the Azure store's parts share: one Storage account's table and queue clients, made inside
-the running loop, and the conversions Table Storage needs (safe keys, long text over several properties)."""
+the running loop, and the conversions Table Storage needs (safe keys, long text over several properties).
+
+The account is named by a connection string: with its key (or a SAS, or Azurite's development account) the
+SDK signs with it; without one (`TableEndpoint=...;QueueEndpoint=...`, or `AccountName=...` alone) the
+clients ask `credential` (an Entra token credential, `bot.store.azure.identity`) for a token."""
 
 from __future__ import annotations
 
@@ -7,17 +11,41 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableEntity
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
-__all__ = ["CHUNK", "Account", "etag", "gone_ok", "pack", "table_key", "unpack"]
+from bot.config import connection_string_fields, has_storage_key
+
+__all__ = ["CHUNK", "Account", "endpoints", "etag", "gone_ok", "pack", "table_key", "unpack"]
 
 CHUNK = 30_000  # a string property holds 64 KiB of UTF-16: 32K characters; JSON here is ASCII
 TABLES = ("refs", "settings", "tickets", "outbox")
+
+
+def endpoints(connection_string: str) -> tuple[str, str]:
+    """(table endpoint, queue endpoint) of a connection string: as given, or made from its account name,
+    protocol (https) and endpoint suffix (core.windows.net), as the SDK makes them.
+
+    Raises:
+        ValueError: the string names neither the endpoints nor an account.
+    """
+    fields = connection_string_fields(connection_string)
+    account = fields.get("accountname", "")
+    protocol = fields.get("defaultendpointsprotocol", "https")
+    suffix = fields.get("endpointsuffix", "core.windows.net")
+    made = {kind: f"{protocol}://{account}.{kind}.{suffix}" if account else "" for kind in ("table", "queue")}
+    table = fields.get("tableendpoint") or made["table"]
+    queue = fields.get("queueendpoint") or made["queue"]
+    if not (table and queue):
+        raise ValueError(
+            "the connection string names neither TableEndpoint and QueueEndpoint nor AccountName"
+        )
+    return table.rstrip("/"), queue.rstrip("/")
 
 
 def table_key(text: str) -> str:
@@ -60,10 +88,30 @@ async def gone_ok(work: Awaitable[Any]) -> bool:
 class Account:
     """One Storage account's tables and queues. `prefix` names them, so several bots can share one."""
 
-    def __init__(self, connection_string: str, *, prefix: str = "syncdoctor") -> None:
+    def __init__(
+        self,
+        connection_string: str,
+        *,
+        prefix: str = "syncdoctor",
+        credential: AsyncTokenCredential | None = None,
+        ca_bundle: str | None = None,
+    ) -> None:
+        """`credential` opens a connection string without a key (and is closed with the store);
+        `ca_bundle` is a CA file to trust instead of the system's (a TLS-inspecting proxy's private CA).
+
+        Raises:
+            ValueError: a bad prefix; a connection string without a key and no credential, or naming no
+                account.
+        """
         if not prefix.isalnum() or not prefix[:1].isalpha() or not prefix.islower():
             raise ValueError("prefix: lowercase letters and digits, starting with a letter")
+        if credential is None and not has_storage_key(connection_string):
+            raise ValueError("a connection string without an account key needs a credential")
+        if credential is not None:
+            endpoints(connection_string)  # names an account: fail now, not at the first call
         self._connection = connection_string
+        self._credential = credential
+        self._options: dict[str, Any] = {"connection_verify": ca_bundle} if ca_bundle else {}
         self._prefix = prefix
         self._ready: asyncio.Task[None] | None = None
         self._tables: TableServiceClient | None = None
@@ -71,8 +119,17 @@ class Account:
 
     async def _open(self) -> None:
         if self._tables is None or self._queues is None:
-            self._tables = TableServiceClient.from_connection_string(self._connection)
-            self._queues = QueueServiceClient.from_connection_string(self._connection)
+            if self._credential is None:
+                self._tables = TableServiceClient.from_connection_string(self._connection, **self._options)
+                self._queues = QueueServiceClient.from_connection_string(self._connection, **self._options)
+            else:
+                tables, queues = endpoints(self._connection)
+                self._tables = TableServiceClient(
+                    endpoint=tables, credential=self._credential, **self._options
+                )
+                self._queues = QueueServiceClient(
+                    account_url=queues, credential=self._credential, **self._options
+                )
         for name in TABLES:
             await self._tables.create_table_if_not_exists(self._prefix + name)
         for queue in (self._outbox_queue(), self._poison_queue()):
@@ -111,3 +168,11 @@ class Account:
         for client in (self._tables, self._queues):
             if client is not None:
                 await client.close()
+        if self._credential is not None:
+            await self._credential.close()
+
+    @property
+    def account_name(self) -> str:
+        """The account, for people: its name, or its table endpoint's host."""
+        fields = connection_string_fields(self._connection)
+        return fields.get("accountname") or (urlsplit(endpoints(self._connection)[0]).hostname or "?")

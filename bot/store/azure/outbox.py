@@ -22,25 +22,31 @@ from azure.storage.queue import QueueMessage
 from bot.store.azure.account import CHUNK, Account, gone_ok, pack, table_key, unpack
 from bot.store.base import MAX_CLAIMS, OutboxEntry
 
-__all__ = ["OutboxParts"]
+__all__ = ["OutboxParts", "entry_keys"]
 
 _MAX_VISIBILITY = 7 * 24 * 3600 - 1  # the queue's limit for a message's visibility timeout
 _ORPHAN_CHECKS = 5  # a message without its entry is re-checked this often before it is dropped
 
 
+def entry_keys(dedupe_key: str) -> tuple[str, str]:
+    """An entry's PartitionKey and RowKey: its dedupe key, spread over 256 partitions."""
+    return hashlib.sha256(dedupe_key.encode()).hexdigest()[:2], table_key(dedupe_key)
+
+
 class OutboxParts(Account):
     """Entries to deliver, claimed through the queue."""
 
-    @staticmethod
-    def _entry_keys(dedupe_key: str) -> tuple[str, str]:
-        return hashlib.sha256(dedupe_key.encode()).hexdigest()[:2], table_key(dedupe_key)
+    _entry_keys = staticmethod(entry_keys)
 
-    async def enqueue(self, dedupe_key: str, kind: str, payload: dict[str, Any]) -> bool:
+    async def enqueue(
+        self, dedupe_key: str, kind: str, payload: dict[str, Any], *, group: str | None = None
+    ) -> bool:
         """Add a message to deliver; False when one with this key exists already (insert-if-absent)."""
         await self._start()
         queue = self._outbox_queue()
         message = await queue.send_message(json.dumps({"key": dedupe_key}))
         partition, row = self._entry_keys(dedupe_key)
+        now = time.time()
         entry = {
             "PartitionKey": partition,
             "RowKey": row,
@@ -48,8 +54,10 @@ class OutboxParts(Account):
             "kind": kind,
             "status": "pending",
             "attempts": 0,
-            "due": time.time(),
+            "due": now,
+            "queued": now,
             "message_id": message.id,
+            **({"grp": group} if group is not None else {}),
             **pack("payload", json.dumps(payload)),
         }
         try:
@@ -123,7 +131,8 @@ class OutboxParts(Account):
 
     async def mark_sent(self, entry: OutboxEntry, result: dict[str, Any] | None = None) -> None:
         await self._start()
-        await self._merge_entry(entry, {"status": "sent", **pack("result", json.dumps(result or {}))})
+        done = {"status": "sent", "done": time.time(), **pack("result", json.dumps(result or {}))}
+        await self._merge_entry(entry, done)
         await gone_ok(self._outbox_queue().delete_message(*entry.handle))
 
     async def mark_retry(self, entry: OutboxEntry, *, delay: float, error: str) -> None:
@@ -139,7 +148,7 @@ class OutboxParts(Account):
         """Set the entry aside: recorded as dead, and a copy in the poison queue for whoever inspects it."""
         await self._start()
         await self._poison_queue().send_message(json.dumps({"key": entry.dedupe_key, "error": error[:1000]}))
-        await self._merge_entry(entry, {"status": "dead", "last_error": error[:CHUNK]})
+        await self._merge_entry(entry, {"status": "dead", "last_error": error[:CHUNK], "done": time.time()})
         await gone_ok(self._outbox_queue().delete_message(*entry.handle))
 
     async def pending(self) -> tuple[int, float | None]:
