@@ -19,6 +19,7 @@ from collections.abc import Callable
 from bot.helpdesk.channels import get_default_channel
 from bot.notify.outbox import Connector, DeliveryReport, Result, Undeliverable
 from bot.notify.report import STILL_SENDING, Failure, Tally, given_up_since, tally_sweep
+from bot.notify.sweep import SEND_RATE
 from bot.store.base import Store
 from cards.common import to_dict
 from cards.report import Failed, ReportView, build_delivery_report_card
@@ -27,7 +28,9 @@ __all__ = ["DeliveryReports"]
 
 LAST_REPORT = "delivery_report:last"  # when the last report was posted: "given up since" counts from it
 NO_CHANNEL_RETRY = 60.0  # seconds: a report waits for a helpdesk channel to be set up
-SETTLE_RETRY = 2.0  # seconds: asked of the outbox while notices are still being sent
+# Seconds between looks while notices are still being sent: about the time the rest takes to send, so a
+# small sweep's report goes within a second and a large one's is claimed a few times, not hundreds.
+SETTLE_RETRY = (0.5, 30.0)
 
 
 def _failed(failures: list[Failure]) -> list[Failed]:
@@ -69,8 +72,12 @@ class DeliveryReports:
         now = self.clock()
         tally = await tally_sweep(self.store, report.sweep, now=now)
         if not tally.settled and now < report.settle_by:
+            wait = min(max(SETTLE_RETRY[0], tally.sending / SEND_RATE), SETTLE_RETRY[1])
             raise Undeliverable(
-                f"{tally.sending} notice(s) {STILL_SENDING}", permanent=False, retry_after=SETTLE_RETRY
+                f"{tally.sending} notice(s) {STILL_SENDING}",
+                permanent=False,
+                retry_after=min(wait, max(report.settle_by - now, SETTLE_RETRY[0])),
+                backoff=False,
             )
         last = await self.store.get_setting(LAST_REPORT)
         given_up = await given_up_since(self.store, float((last or {}).get("at", 0.0)), besides=report.sweep)

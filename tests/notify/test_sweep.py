@@ -83,8 +83,11 @@ async def deliver(store: SqliteStore) -> int:
     deliverer = deliverer_for(Settings(), store)
     register_senders(deliverer)
     total = 0
-    for _ in range(5):
-        total += await deliverer.drain()
+    try:
+        for _ in range(5):
+            total += await deliverer.drain()
+    finally:
+        await deliverer.resign()  # as `sweep` does: the next process leads at once
     return total
 
 

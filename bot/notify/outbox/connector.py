@@ -50,12 +50,16 @@ Card = dict[str, Any]
 
 class Undeliverable(Exception):
     """A sender can't send this entry: `permanent` (never will: dead) or not yet (retry, not sooner
-    than `retry_after` seconds when given)."""
+    than `retry_after` seconds when given). `backoff=False`: nothing failed, the entry just waits for
+    something (a report for its notices): retry after exactly `retry_after`, growing no backoff."""
 
-    def __init__(self, message: str, *, permanent: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool, retry_after: float | None = None, backoff: bool = True
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+        self.backoff = backoff
 
 
 _SEND_BY: contextvars.ContextVar[float | None] = contextvars.ContextVar("outbox_send_by", default=None)

@@ -141,6 +141,11 @@ class Deliverer:
             ):
                 result = await sender(payload)
         except Undeliverable as exc:
+            if not exc.backoff and not exc.permanent and exc.retry_after is not None:
+                await self.store.mark_retry(
+                    entry, delay=exc.retry_after, error=str(exc)
+                )  # a wait, no failure
+                return 0
             await self._failed(entry, str(exc), permanent=exc.permanent, retry_after=exc.retry_after)
             return 0
         except Exception as exc:  # the connector's errors carry an HTTP status; anything else: retry
