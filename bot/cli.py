@@ -181,17 +181,28 @@ async def _sweep(args: argparse.Namespace) -> int:
     try:
         async with wiring(settings, fixture=args.fixture) as wired:
             store = wired.store()
-            result = await run_sweep(
-                wired.clients.dataverse,
-                store,
-                dry_run=args.dry_run,
-                retention_days=settings.outbox_retention_days,
-                progress=progress,
+            sweeping = asyncio.create_task(
+                run_sweep(
+                    wired.clients.dataverse,
+                    store,
+                    dry_run=args.dry_run,
+                    retention_days=settings.outbox_retention_days,
+                    progress=progress,
+                )
             )
-            if not args.dry_run:
+            if args.dry_run:
+                result = await sweeping
+            else:
                 deliverer = deliverer_for(settings, store)
                 register_senders(deliverer)
-                delivered = await _deliver(
+                # Notices go out while later pages are still read: the first within a second or two.
+                try:
+                    delivered = await _deliver_while(deliverer, sweeping, progress)
+                except BaseException:
+                    sweeping.cancel()  # delivery broke (the store): the sweep's own error says it better
+                    raise
+                result = await sweeping
+                delivered += await _deliver(
                     deliverer, store, args.deliver_for, progress=progress, report_key=result.report_key
                 )
                 await deliverer.resign()  # `serve` or a worker takes the delivery lead over at once
@@ -226,6 +237,19 @@ async def _sweep(args: argparse.Namespace) -> int:
                 f"queued {result.queued}, already told {result.already_told}, muted {result.muted}, delivered {delivered}"
             )
     return EXIT_OK
+
+
+async def _deliver_while(deliverer: Any, sweeping: asyncio.Task[Any], progress: Any) -> int:
+    """Deliver what the sweep has queued so far, one round at a time, until it has finished queueing."""
+    sent = 0
+    while not sweeping.done():
+        round_sent = await deliverer.drain(limit=20)
+        sent += round_sent
+        if round_sent:
+            progress.add(sent=round_sent)
+        else:  # nothing queued yet: look again soon, or as soon as the sweep ends
+            await asyncio.wait({sweeping}, timeout=0.2)
+    return sent
 
 
 async def _deliver(

@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,10 +99,22 @@ async def find_affected(
     affected: list[Affected] = []
     checked: list[str] = []
     pages = 0
+    async for page_affected, page_checked in affected_pages(dataverse, progress):
+        pages += 1
+        affected += page_affected
+        checked += page_checked
+    return affected, checked, dataverse.requests_sent - before, pages
+
+
+async def affected_pages(
+    dataverse: DataverseClient, progress: Progress | None = None
+) -> AsyncIterator[tuple[list[Affected], list[str]]]:
+    """Per page of users with mailboxes, as it is read: (the affected, every user checked). A sweep tells
+    the first page's people while the next is read, so the first notice doesn't wait for the last page."""
     approval_required = await _approval_required(dataverse)  # the same rules as a diagnosis: one read
     async for page in dataverse.users_with_mailboxes():
-        pages += 1
-        found_before = len(affected)
+        affected: list[Affected] = []
+        checked: list[str] = []
         for user, mailbox in page:
             if user.aad_object_id is None:
                 continue
@@ -120,8 +132,8 @@ async def find_affected(
             if failing:
                 affected.append(Affected(user.aad_object_id, user.email, user.name, failing))
         if progress is not None:
-            progress.add(read=len(page), affected=len(affected) - found_before)
-    return affected, checked, dataverse.requests_sent - before, pages
+            progress.add(read=len(page), affected=len(affected))
+        yield affected, checked
 
 
 async def _approval_required(dataverse: DataverseClient) -> bool | None:
@@ -153,12 +165,19 @@ async def run_sweep(
     if not dry_run and not await store.acquire_lease(LEASE, owner, seconds=900):
         raise RuntimeError("another sweep is running; try again when it has finished")
     try:
-        affected, checked, requests, pages = await find_affected(dataverse, progress)
-        result = SweepResult(affected=affected, dataverse_requests=requests, pages=pages, sweep=owner)
+        requests_before = dataverse.requests_sent
+        result = SweepResult(affected=[], dataverse_requests=0, pages=0, sweep=owner)
+        checked: list[str] = []
         unreachable: list[Affected] = []
-        for person in affected:
-            if not await _tell(store, person, result, dry_run=dry_run, progress=progress):
-                unreachable.append(person)
+        async for page_affected, page_checked in affected_pages(dataverse, progress):
+            result.pages += 1
+            result.affected += page_affected
+            checked += page_checked
+            for person in page_affected:  # queued now: delivery may start before the last page is read
+                if not await _tell(store, person, result, dry_run=dry_run, progress=progress):
+                    unreachable.append(person)
+        result.dataverse_requests = dataverse.requests_sent - requests_before
+        affected = result.affected
         result.unreachable = len(unreachable)
         if not dry_run:
             result.fixed = await _tell_the_fixed(store, affected, checked)
