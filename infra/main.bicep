@@ -5,7 +5,8 @@
 // Azure Bot and its Teams channel, Azure Storage (tables and queues: the shared store) and Application
 // Insights. Nothing expires, so there is nothing to rotate and no Key Vault to keep it in.
 //
-//   az deployment group create -g <resource group> -f infra/main.bicep -p infra/main.parameters.json
+//   az deployment group create -g <resource group> -f infra/main.bicep -p @my.parameters.json
+//   (my.parameters.json: a copy of infra/main.parameters.json with your values)
 //
 // docs/deploy.md walks through it, from the image to the identity's permissions and the Teams app upload.
 
