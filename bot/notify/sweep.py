@@ -38,6 +38,7 @@ DAY = 86400.0
 EXPIRE_PER_SWEEP = 1000  # sent entries expired per sweep at most: bounded work, the backlog goes over runs
 UNREACHED_KEPT = 1000  # people named in a delivery report (the rest are counted)
 UNREACHED_SEEN = "sweep_unreachable:last"  # the last report's unreachable people (a fingerprint)
+TELL_AT_ONCE = 16  # people queued concurrently by the sweep
 SEND_RATE = 40.0  # messages a second the report's wait allows for (Teams permits 50)
 FIXED = (
     "Good news: the sync problem with your Dynamics 365 mailbox is fixed. "
@@ -173,9 +174,14 @@ async def run_sweep(
             result.pages += 1
             result.affected += page_affected
             checked += page_checked
-            for person in page_affected:  # queued now: delivery may start before the last page is read
-                if not await _tell(store, person, result, dry_run=dry_run, progress=progress):
-                    unreachable.append(person)
+            # Queued now (delivery may start before the last page is read), several people at a time: each
+            # costs a few store round trips, and a shared store (Azure) answers them in parallel.
+            for start in range(0, len(page_affected), TELL_AT_ONCE):
+                people = page_affected[start : start + TELL_AT_ONCE]
+                told = await asyncio.gather(
+                    *(_tell(store, p, result, dry_run=dry_run, progress=progress) for p in people)
+                )
+                unreachable += [person for person, reached in zip(people, told, strict=True) if not reached]
         result.dataverse_requests = dataverse.requests_sent - requests_before
         affected = result.affected
         result.unreachable = len(unreachable)
