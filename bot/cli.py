@@ -199,14 +199,13 @@ async def _sweep(args: argparse.Namespace) -> int:
                 # Notices go out while later pages are still read: the first within a second or two.
                 try:
                     delivered = await _deliver_while(deliverer, sweeping, progress)
-                except BaseException:
-                    sweeping.cancel()  # delivery broke (the store): the sweep's own error says it better
-                    raise
-                result = await sweeping
-                delivered += await _deliver(
-                    deliverer, store, args.deliver_for, progress=progress, report_key=result.report_key
-                )
-                await deliverer.resign()  # `serve` or a worker takes the delivery lead over at once
+                    result = await sweeping
+                    delivered += await _deliver(
+                        deliverer, store, args.deliver_for, progress=progress, report_key=result.report_key
+                    )
+                finally:
+                    sweeping.cancel()  # a no-op once done; delivery broke (the store): stop the sweep too
+                    await deliverer.resign()  # `serve` or a worker takes the delivery lead over at once
         progress.finish()
     except RuntimeError as exc:  # another sweep holds the lease
         print(f"error: {exc}", file=sys.stderr)

@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     @field_validator("microsoft_app_type")
     @classmethod
     def _app_type(cls, value: str) -> str:
+        if not value.strip():
+            return "MultiTenant"  # as botbuilder reads an empty value (sample .env files leave it empty)
         for known in APP_TYPES:
             if value.strip().lower() == known.lower():
                 return known

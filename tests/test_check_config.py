@@ -184,3 +184,10 @@ def test_an_identity_set_up_halfway_stops_check_config_with_its_name(
         monkeypatch.setenv(name, value)
     assert main(["check-config"]) == 2
     assert says in capsys.readouterr().err
+
+
+def test_an_empty_app_type_is_multitenant_as_botbuilder_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.config import Settings
+
+    monkeypatch.setenv("MicrosoftAppType", "")
+    assert Settings().microsoft_app_type == "MultiTenant"

@@ -135,3 +135,22 @@ def test_sweep_json_stays_clean_and_progress_is_one_summary_line(
     assert result["expired"] == 0 and result["queued"] == 0
     [summary] = [line for line in err.splitlines() if line.startswith("sweep:")]
     assert f"{len(result['affected'])} affected" in summary and "read" in summary and "\r" not in err
+
+
+async def test_csv_cells_a_spreadsheet_would_run_are_written_as_text() -> None:
+    """Names come from Dataverse: one like `=HYPERLINK(...)` must not become a live formula in Excel."""
+    from collections.abc import AsyncIterator
+
+    from bot.notify.export import write_rows
+    from bot.notify.report import NoticeRow
+
+    async def rows() -> AsyncIterator[NoticeRow]:
+        for name in ('=HYPERLINK("http://x","y")', "+1", "-2", "@SUM(1)", "Megan Bowen"):
+            yield NoticeRow(
+                None, MEGAN, name, "mailbox-missing", "failed", "HTTP 403", None, "notify_problem"
+            )
+
+    out = io.StringIO()
+    assert await write_rows(rows(), out, "csv") == 5
+    names = [r["name"] for r in csv.DictReader(io.StringIO(out.getvalue()))]
+    assert names == ['\'=HYPERLINK("http://x","y")', "'+1", "'-2", "'@SUM(1)", "Megan Bowen"]

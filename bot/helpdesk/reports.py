@@ -13,6 +13,7 @@ last time, nothing given up) posts nothing: a sweep every 30 minutes must not fl
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -26,11 +27,15 @@ from cards.report import Failed, ReportView, build_delivery_report_card
 
 __all__ = ["DeliveryReports"]
 
+log = logging.getLogger(__name__)
+
 LAST_REPORT = "delivery_report:last"  # when the last report was posted: "given up since" counts from it
 NO_CHANNEL_RETRY = 60.0  # seconds: a report waits for a helpdesk channel to be set up
-# Seconds between looks while notices are still being sent: about the time the rest takes to send, so a
-# small sweep's report goes within a second and a large one's is claimed a few times, not hundreds.
-SETTLE_RETRY = (0.5, 30.0)
+# Looks while notices are still being sent: about the time the rest takes to send, but never so often that
+# the report is claimed more than LOOKS times before `settle_by` (each look is a claim, and the store sets
+# aside an entry claimed MAX_CLAIMS times; the deliverer gives up at MAX_ATTEMPTS).
+SETTLE_RETRY = (0.5, 120.0)
+LOOKS = 30
 
 
 def _failed(failures: list[Failure]) -> list[Failed]:
@@ -72,7 +77,8 @@ class DeliveryReports:
         now = self.clock()
         tally = await tally_sweep(self.store, report.sweep, now=now)
         if not tally.settled and now < report.settle_by:
-            wait = min(max(SETTLE_RETRY[0], tally.sending / SEND_RATE), SETTLE_RETRY[1])
+            least = max(SETTLE_RETRY[0], (report.settle_by - report.at) / LOOKS)
+            wait = min(max(least, tally.sending / SEND_RATE), SETTLE_RETRY[1])
             raise Undeliverable(
                 f"{tally.sending} notice(s) {STILL_SENDING}",
                 permanent=False,
@@ -90,5 +96,8 @@ class DeliveryReports:
             channel_id=channel.channel_id,
             bot_id=channel.bot_id,
         )
-        await self.store.set_setting(LAST_REPORT, {"at": now})
+        try:  # it is posted: a failing note of when must not make it a retry (and a second post)
+            await self.store.set_setting(LAST_REPORT, {"at": now})
+        except Exception as exc:  # the store's own errors, Azure's: logged, the report stays sent
+            log.warning("delivery report posted; could not note when: %r", exc)
         return {"posted": True, "activity_id": posted.activity_id, "conversation_id": posted.conversation_id}

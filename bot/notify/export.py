@@ -60,6 +60,16 @@ def _table_line(row: NoticeRow) -> str:
     return "  ".join(_fit(v, w) for v, (_, w) in zip(values, _COLUMNS, strict=True)).rstrip()
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: object) -> object:
+    """A CSV cell a spreadsheet won't run: names come from Dataverse, and `=HYPERLINK(...)` is a name too."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 async def write_rows(rows: AsyncIterable[NoticeRow], out: TextIO, form: Format) -> int:
     """Write each row as it comes; returns how many. Times are UTC (ISO 8601 in CSV and JSON)."""
     count = 0
@@ -71,7 +81,7 @@ async def write_rows(rows: AsyncIterable[NoticeRow], out: TextIO, form: Format) 
     async for row in rows:
         count += 1
         if writer is not None:
-            writer.writerow(_fields(row))
+            writer.writerow({k: _inert(v) for k, v in _fields(row).items()})
         elif form == "json":
             out.write(json.dumps(_fields(row)) + "\n")
         else:

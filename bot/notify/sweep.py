@@ -170,18 +170,13 @@ async def run_sweep(
         result = SweepResult(affected=[], dataverse_requests=0, pages=0, sweep=owner)
         checked: list[str] = []
         unreachable: list[Affected] = []
-        async for page_affected, page_checked in affected_pages(dataverse, progress):
-            result.pages += 1
-            result.affected += page_affected
-            checked += page_checked
-            # Queued now (delivery may start before the last page is read), several people at a time: each
-            # costs a few store round trips, and a shared store (Azure) answers them in parallel.
-            for start in range(0, len(page_affected), TELL_AT_ONCE):
-                people = page_affected[start : start + TELL_AT_ONCE]
-                told = await asyncio.gather(
-                    *(_tell(store, p, result, dry_run=dry_run, progress=progress) for p in people)
-                )
-                unreachable += [person for person, reached in zip(people, told, strict=True) if not reached]
+        try:
+            await _tell_page_by_page(dataverse, store, result, checked, unreachable, dry_run, progress)
+        except BaseException:
+            if not dry_run and result.queued:  # some were told: the helpdesk hears of them all the same
+                result.unreachable = len(unreachable)
+                await _queue_report(store, result, unreachable, now=clock())
+            raise
         result.dataverse_requests = dataverse.requests_sent - requests_before
         affected = result.affected
         result.unreachable = len(unreachable)
@@ -194,6 +189,30 @@ async def run_sweep(
     finally:
         if not dry_run:
             await store.release_lease(LEASE, owner)
+
+
+async def _tell_page_by_page(
+    dataverse: DataverseClient,
+    store: Store,
+    result: SweepResult,
+    checked: list[str],
+    unreachable: list[Affected],
+    dry_run: bool,
+    progress: Progress | None,
+) -> None:
+    """Each page's affected people, queued as the page is read (delivery may start before the last)."""
+    async for page_affected, page_checked in affected_pages(dataverse, progress):
+        result.pages += 1
+        result.affected += page_affected
+        checked += page_checked
+        # Queued now (delivery may start before the last page is read), several people at a time: each
+        # costs a few store round trips, and a shared store (Azure) answers them in parallel.
+        for start in range(0, len(page_affected), TELL_AT_ONCE):
+            people = page_affected[start : start + TELL_AT_ONCE]
+            told = await asyncio.gather(
+                *(_tell(store, p, result, dry_run=dry_run, progress=progress) for p in people)
+            )
+            unreachable += [person for person, reached in zip(people, told, strict=True) if not reached]
 
 
 async def _tell(

@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 
 from bot.config import Settings
-from bot.helpdesk.reports import DeliveryReports
+from bot.helpdesk.reports import LOOKS, DeliveryReports
 from bot.helpdesk.senders import register_senders
 from bot.notify.outbox import DeliveryReport, Undeliverable, deliverer_for
+from bot.notify.outbox.deliverer import MAX_ATTEMPTS
 from bot.notify.sweep import run_sweep
 from bot.sandbox import LocalOrg
 from bot.store import SqliteStore
+from bot.store.base import MAX_CLAIMS
 from tests.support.org import MEGAN, PLAYGROUND
 from tests.support.teams import Connector, running_connector
 
@@ -146,6 +148,11 @@ async def test_the_report_waits_for_its_notices_then_goes_with_what_is_known(
         with pytest.raises(Undeliverable, match="1 notice\\(s\\) still being sent") as waiting:
             await sender.send(report)  # Megan's notice is being sent: wait
         assert not waiting.value.permanent
+        # Each look is a claim: spaced so the report is looked at no more than LOOKS times before it
+        # goes anyway, far from the claims after which the store sets an entry aside.
+        assert waiting.value.retry_after is not None and not waiting.value.backoff
+        assert waiting.value.retry_after >= (report.settle_by - report.at) / LOOKS
+        assert min(MAX_CLAIMS, MAX_ATTEMPTS) > LOOKS + 2
         assert connector.created == []
         now = report.settle_by + 1  # it never settled: the report goes with what is known
         assert (await sender.send(report) or {}).get("posted") is True
