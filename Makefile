@@ -61,7 +61,7 @@ e2e: setup chromium
 	$(PYTEST) tests/e2e
 
 bench: setup
-	$(BIN)/python bench/diagnose_latency.py
+	$(BIN)/python bench/diagnose_latency.py --latency-ms 150 --runs 20
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache manifest/build
