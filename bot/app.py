@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import requests
 from aiohttp import web
@@ -203,17 +203,20 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if ready else 503)
 
 
-def _counting(progress: Progress | None) -> Callable[[int], None] | None:
-    """What each delivery round reports to the live progress line (none when there is no terminal)."""
-    if progress is None:
-        return None
-    shown = progress
+class _LiveProgress:
+    """The live progress line of `serve` on a terminal: a fresh one per sweep (its counts and rate are that
+    sweep's), which the delivery rounds between sweeps add their sends to. Nothing without a terminal."""
 
-    def sent(n: int) -> None:
-        if n:
-            shown.add(sent=n)
+    def __init__(self) -> None:
+        self.current: Progress | None = None
 
-    return sent
+    def new_sweep(self) -> Progress | None:
+        self.current = Progress(sys.stderr, "serve") if sys.stderr.isatty() else None
+        return self.current
+
+    def sent(self, n: int) -> None:
+        if n and self.current is not None:
+            self.current.add(sent=n)
 
 
 def create_app(
@@ -259,9 +262,9 @@ def create_app(
                 helpdesk=helpdesk,
             )
             # On a terminal, sweeps and sends show live on stderr; otherwise each sweep logs one line.
-            progress = Progress(sys.stderr, "serve") if sys.stderr.isatty() else None
+            live = _LiveProgress()
             # Retries come due and interrupted deliveries resume: the outbox is drained while serving.
-            drain = drain_forever(deliverer, every=delivery_interval, on_round=_counting(progress))
+            drain = drain_forever(deliverer, every=delivery_interval, on_round=live.sent)
             workers = [asyncio.create_task(drain)] if deliver else []
             if settings.sweep_interval_minutes > 0:
                 sweep = sweep_forever(
@@ -270,7 +273,7 @@ def create_app(
                     every=settings.sweep_interval_minutes * 60,
                     then=helpdesk.kick,
                     retention_days=settings.outbox_retention_days,
-                    progress=lambda: progress,
+                    progress=live.new_sweep,
                 )
                 workers.append(asyncio.create_task(sweep))
             try:

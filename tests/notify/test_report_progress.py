@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import sys
+
+import pytest
 
 from bot.notify.progress import Progress
 from cards.common import to_dict
@@ -67,3 +70,23 @@ def test_names_and_errors_on_the_report_card_show_as_written() -> None:
     assert "[Reset your password](https://" not in shown and "https://evil" not in json.dumps(card)
     assert "\\[Reset your password](https\\://evil.example)" in shown  # escaped: never a link
     assert "… and 39 more" in shown and "Can't reach yet" in shown
+
+
+def test_serve_counts_each_sweep_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve` sweeps every half hour: the second sweep's line shows its own people and rate, not a sum."""
+    from bot.app import _LiveProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    live = _LiveProgress()
+    first = live.new_sweep()
+    assert first is not None
+    first.add(read=10_000)
+    live.sent(5)
+    second = live.new_sweep()
+    assert second is not None and second is not first and second.counts == {}
+    live.sent(3)
+    assert second.counts == {"sent": 3} and first.counts == {"read": 10_000, "sent": 5}
