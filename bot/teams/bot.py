@@ -120,6 +120,9 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
     async def on_message_activity(self, turn_context: TurnContext) -> None:
         turn = self._turn(turn_context)  # other tenants were refused in on_turn
         text = turn.activity.text or ""
+        await self._note_agent(
+            turn
+        )  # an agent writing anywhere (the helpdesk channel too) says their Teams id
         if not text.strip() and turn.activity.attachments:
             await turn.say(messages.ATTACHMENTS_ONLY)
             return
@@ -141,8 +144,8 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
             return message_response(messages.STORE_DOWN)
 
     async def _note_agent(self, turn: Turn) -> None:
-        """An agent's press (or refresh) says their Teams user id: ticket cards refresh to the agent view
-        for it (`refresh.userIds`). Only for an allowed tenant; the press is answered all the same."""
+        """An agent's message, press or refresh says their Teams user id: ticket cards refresh to the agent
+        view for it (`refresh.userIds`). Only for an allowed tenant; the turn is answered all the same."""
         sender = turn.activity.from_property
         if self.helpdesk is None or sender is None or not turn.tenant_allowed():
             return

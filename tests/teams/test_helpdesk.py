@@ -99,9 +99,14 @@ async def test_the_refresh_gives_agents_their_view_and_others_the_read_only_one(
     read_only = posted_card(desk)
     agent_view = await seen_by(desk, MEGAN)
     assert isinstance(agent_view, dict)
-    assert read_only["refresh"]["userIds"] == []  # no agent's Teams id known yet: refreshed by hand only
-    # Megan's refresh said her Teams id: the card she gets back refreshes for her too, as will the next.
-    assert agent_view["refresh"] == {**read_only["refresh"], "userIds": [f"29:{MEGAN}"]}
+    # Megan chose the channel there: her message said her Teams id, so the card refreshes for her; Adele's
+    # isn't known yet (she has neither written nor pressed anything).
+    assert read_only["refresh"]["userIds"] == [f"29:{MEGAN}"]
+    assert agent_view["refresh"] == read_only["refresh"]
+    adele = await seen_by(desk, ADELE)  # her refresh by hand says hers: the next card refreshes for both
+    assert isinstance(adele, dict) and sorted(adele["refresh"]["userIds"]) == sorted(
+        [f"29:{MEGAN}", f"29:{ADELE}"]
+    )
     assert "note" in str(agent_view) and "Resolution note" in card_text(agent_view)
     # A channel member who is no agent gets the read-only view, automatic or by hand...
     for trigger in ("automatic", "manual"):
