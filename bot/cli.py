@@ -387,7 +387,7 @@ def _manifest(args: argparse.Namespace) -> int:
         privacy_url=args.privacy_url,
         terms_url=args.terms_url,
     )
-    out = build_package(Path(args.out), values)
+    out = build_package(Path(args.out), values, args.app_version)
     print(f"Valid Teams app package written to {out}")
     return EXIT_OK
 

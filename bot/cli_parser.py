@@ -180,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     manifest.add_argument("--website-url", default="", metavar="URL", help="https page about the app")
     manifest.add_argument("--privacy-url", default="", metavar="URL", help="https privacy statement")
     manifest.add_argument("--terms-url", default="", metavar="URL", help="https terms of use")
+    manifest.add_argument(
+        "--app-version",
+        metavar="X.Y.Z",
+        help="the package's version; Teams takes an upload as an update only when it is higher "
+        "(default: Sync Doctor's own version)",
+    )
 
     sandbox = commands.add_parser(
         "sandbox",

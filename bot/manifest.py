@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, fields
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -58,6 +60,9 @@ _PLACEHOLDER_NAMES = {
     "your company",
     "publisher",
 }
+
+
+_SEMVER = re.compile(r"\d{1,9}\.\d{1,9}\.\d{1,9}")
 
 
 @dataclass(frozen=True)
@@ -187,8 +192,17 @@ def _fill(node: Any, marks: dict[str, str]) -> Any:
     return node
 
 
-def fill_template(values: AppValues) -> dict[str, Any]:
-    """The manifest template with `values` filled in (not checked: see `check_values`)."""
+def app_version() -> str:
+    """The package's version for Teams: Sync Doctor's own, so each release uploads as an update."""
+    try:
+        return metadata.version("sync-doctor")
+    except metadata.PackageNotFoundError:
+        return "1.0.0"  # a bare source tree: never uploaded as a release
+
+
+def fill_template(values: AppValues, version: str | None = None) -> dict[str, Any]:
+    """The manifest template with `values` filled in (not checked: see `check_values`), and `version`
+    (default: `app_version()`): Teams takes an uploaded package as an update only with a higher one."""
     path = MANIFEST_DIR / "manifest.json"
     if not path.is_file():
         raise ConfigError(f"the app package template {path} is not installed: reinstall sync-doctor")
@@ -202,6 +216,7 @@ def fill_template(values: AppValues) -> dict[str, Any]:
         "TERMS_URL": values.terms_url.strip(),
     }
     filled: dict[str, Any] = _fill(template, marks)
+    filled["version"] = version or app_version()
     return filled
 
 
@@ -243,7 +258,7 @@ def check_icon(data: bytes, size: int, *, transparent: bool) -> list[str]:
     return problems
 
 
-def build_package(out: Path, values: AppValues) -> Path:
+def build_package(out: Path, values: AppValues, version: str | None = None) -> Path:
     """Fill in the organisation's values, validate, and write the zip Teams accepts.
 
     Raises:
@@ -257,7 +272,9 @@ def build_package(out: Path, values: AppValues) -> Path:
             "the Teams app package needs your organisation's real values (Teams shows them to users):\n  "
             + "\n  ".join(missing)
         )
-    manifest = fill_template(values)
+    if version is not None and not _SEMVER.fullmatch(version):
+        raise InputError(f"--app-version: {version!r} is not a version like 1.2.3")
+    manifest = fill_template(values, version)
     problems = [f"manifest.json {p}" for p in validate_manifest(manifest)]
     icons = {"color": (192, False), "outline": (32, True)}
     files: dict[str, bytes] = {}

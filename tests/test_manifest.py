@@ -305,3 +305,19 @@ def test_manifest_runs_from_the_installed_wheel_outside_the_checkout(wheel: Path
         check=True,
     )
     assert where.stdout.strip().startswith(str(venv)), "the schema came from the installed package"
+
+
+def test_the_package_version_follows_sync_doctors_so_a_release_uploads_as_an_update(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from importlib import metadata
+
+    out = tmp_path / "app.zip"
+    assert main(["manifest", "--out", str(out), *cli_args(VALUES)]) == 0
+    assert packaged(out)["version"] == metadata.version("sync-doctor")
+    assert main(["manifest", "--out", str(out), *cli_args(VALUES), "--app-version", "2.3.4"]) == 0
+    assert packaged(out)["version"] == "2.3.4"
+    out.unlink()
+    capsys.readouterr()
+    assert main(["manifest", "--out", str(out), *cli_args(VALUES), "--app-version", "v2"]) == 2
+    assert "--app-version" in capsys.readouterr().err and not out.exists()
