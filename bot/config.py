@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     # How long a delivery worker holds the outbox entries it claimed before others may take them over.
     outbox_lease_seconds: float = Field(30.0, alias="OUTBOX_LEASE_SECONDS", gt=0, le=3600)
 
+    # One delivery leader per store (bot/notify/outbox/leader.py): the processes sharing a store send as one
+    # paced sender. Off by default: with it, the multi-instance test sent a notice twice in 3 of 6 runs
+    # under load (not yet understood); each process then paces itself and backs off on Teams' 429s.
+    outbox_leader: bool = Field(False, alias="OUTBOX_LEADER")
+
     # Sent outbox entries keep their body this long (the delivery report reads it); then only the entry's
     # dedupe key and times stay, so nobody is told twice. Each sweep expires a bounded batch.
     outbox_retention_days: float = Field(30.0, alias="OUTBOX_RETENTION_DAYS", gt=0, le=3650)

@@ -48,6 +48,8 @@ param sweepIntervalMinutes int = 30
 param outboxLeaseSeconds int = 30
 @description('Days a sent notice keeps its body; its tell-once key stays (OUTBOX_RETENTION_DAYS).')
 param outboxRetentionDays int = 30
+@description('One delivery leader per store paces the instances as one sender (OUTBOX_LEADER; off: not yet proven exactly-once under load).')
+param outboxLeader bool = false
 
 @description('How long one diagnosis may take, retries included, in seconds (Teams waits 15).')
 param diagnosisBudgetSeconds int = 11
@@ -193,6 +195,7 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'SWEEP_INTERVAL_MINUTES', value: string(sweepIntervalMinutes) }
         { name: 'OUTBOX_LEASE_SECONDS', value: string(outboxLeaseSeconds) }
         { name: 'OUTBOX_RETENTION_DAYS', value: string(outboxRetentionDays) }
+        { name: 'OUTBOX_LEADER', value: string(outboxLeader) }
         { name: 'DIAGNOSIS_BUDGET_SECONDS', value: string(diagnosisBudgetSeconds) }
         // Observability: JSON logs to the console (App Service collects them), traces to Application Insights.
         { name: 'LOG_FORMAT', value: 'json' }

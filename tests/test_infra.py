@@ -79,7 +79,10 @@ def deployed_settings() -> dict[str, str]:
         if value.startswith("'"):
             value = re.sub(r"\$\{([^}]+)\}", lambda m: stand_ins[m.group(1)], value.strip("'"))
         elif value.startswith("string("):
-            value = "30"
+            # A parameter's value, as its type and default say (Bicep's string() of a bool is "false").
+            param = value[len("string(") : -1]
+            declared = re.search(rf"^param {param} (\w+) = (\S+)$", BICEP, re.MULTILINE)
+            value = declared.group(2) if declared else "30"
         else:
             value = stand_ins[value]
         settings[name] = value

@@ -233,7 +233,11 @@ async def _tell(
     for finding in person.findings:
         key = f"notify:{person.aad_object_id.lower()}:{finding.id}:{fingerprint(finding)}"
         notice = NotifyProblem(
-            tenant=found[0], user=person.aad_object_id, finding=finding.to_dict(), name=_name(person)
+            tenant=found[0],
+            user=person.aad_object_id,
+            finding=finding.to_dict(),
+            name=_name(person),
+            reference=found[1],
         )
         queued = await enqueue(store, key, notice, group=result.sweep)
         result.queued += queued

@@ -98,13 +98,17 @@ class NotifyProblem(Payload):
     user: str
     finding: dict[str, Any]  # a `Finding.to_dict()`, as the report wrote it
     name: str | None = None  # who, for the delivery reports (name or email); older entries lack it
+    # The 1:1 conversation reference the sweep found when it queued the notice: sending then needs no read
+    # of the store (on Azure, one request of five per notice). Older entries lack it: it is read then.
+    reference: dict[str, Any] | None = None
 
     @property
     def lane(self) -> str | None:
         return self.user.lower() or None
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"name"} if self.name is None else None)
+        unset = {k for k in ("name", "reference") if getattr(self, k) is None}
+        return self.model_dump(exclude=unset or None)
 
 
 class Digest(Payload):

@@ -21,7 +21,7 @@ class ProblemNotices:
         self.connector = connector
 
     async def send(self, notice: NotifyProblem) -> None:
-        reference = await conversation_with(
+        reference = notice.reference or await conversation_with(
             self.store, notice.tenant, notice.user, otherwise="no conversation with the user any more"
         )
         card = CardFactory.adaptive_card(to_dict(build_problem_card(notice.finding, user=notice.user)))

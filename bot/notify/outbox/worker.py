@@ -38,7 +38,11 @@ def deliverer_for(settings: Settings, store: Store, adapter: CloudAdapter | None
         adapter: the app's own adapter (`serve`); otherwise one is made (`connector_adapter`).
     """
     connector = Connector(adapter or connector_adapter(settings), app_id=settings.microsoft_app_id)
-    leadership = Leadership(store, seconds=leader_seconds(settings.outbox_lease_seconds))
+    leadership = (
+        Leadership(store, seconds=leader_seconds(settings.outbox_lease_seconds))
+        if settings.outbox_leader
+        else None
+    )
     deliverer = Deliverer(
         store, connector, lease_seconds=settings.outbox_lease_seconds, leadership=leadership
     )
