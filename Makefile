@@ -51,11 +51,14 @@ lint: setup
 	$(BIN)/ruff check bot cards tests bench manifest
 	$(BIN)/mypy
 
+# Tests marked `alone` run after the others, by themselves (see their docstrings for why).
 test: lint chromium
-	$(PYTEST)
+	$(PYTEST) -m "not alone"
+	$(BIN)/python -m pytest -m alone
 
 test-fast: lint
-	$(PYTEST) -m "not e2e"
+	$(PYTEST) -m "not e2e and not alone"
+	$(BIN)/python -m pytest -m "alone and not e2e"
 
 e2e: setup chromium
 	$(PYTEST) tests/e2e
