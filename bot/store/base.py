@@ -121,6 +121,16 @@ class OutboxQuery:
     status: str | None = None
     done_since: float | None = None
 
+    def conditions(self) -> list[tuple[str, Literal["eq", "ge"], str | float]]:
+        """(column, comparison, value) for each field given: both stores keep the same column names."""
+        given: tuple[tuple[str, Literal["eq", "ge"], str | float | None], ...] = (
+            ("queued", "ge", self.since),
+            ("grp", "eq", self.group),
+            ("status", "eq", self.status),
+            ("done", "ge", self.done_since),
+        )
+        return [(column, op, value) for column, op, value in given if value is not None]
+
 
 @dataclass(frozen=True)
 class OutboxPage:

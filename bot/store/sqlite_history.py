@@ -104,18 +104,15 @@ class HistoryParts:
         return result
 
 
+_SQL = {"eq": "=", "ge": ">="}
+
+
 def _where(query: OutboxQuery) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     args: list[Any] = []
-    for column, op, value in (
-        ("queued", ">=", query.since),
-        ("grp", "=", query.group),
-        ("status", "=", query.status),
-        ("done", ">=", query.done_since),
-    ):
-        if value is not None:
-            where.append(f"{column} {op} ?")
-            args.append(value)
+    for column, op, value in query.conditions():
+        where.append(f"{column} {_SQL[op]} ?")
+        args.append(value)
     return where, args
 
 

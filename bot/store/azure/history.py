@@ -50,15 +50,9 @@ def _record(entity: TableEntity) -> OutboxRecord:
 
 def _filter(query: OutboxQuery) -> tuple[str, dict[str, Any]]:
     clauses, parameters = [], {}
-    for name, op, value in (
-        ("queued", "ge", query.since),
-        ("grp", "eq", query.group),
-        ("status", "eq", query.status),
-        ("done", "ge", query.done_since),
-    ):
-        if value is not None:
-            clauses.append(f"{name} {op} @{name}")
-            parameters[name] = float(value) if isinstance(value, int | float) else value
+    for name, op, value in query.conditions():
+        clauses.append(f"{name} {op} @{name}")
+        parameters[name] = float(value) if isinstance(value, int | float) else value
     return " and ".join(clauses), parameters
 
 
