@@ -32,7 +32,7 @@ from bot.clients.rows import (
     user_facts,
 )
 from bot.clients.rows import mailbox_facts as mailbox_facts
-from bot.diagnosis.facts import MailboxFacts, RecordFacts, RecordType, UserFacts
+from bot.diagnosis.facts import MailboxFacts, RecordType, UserFacts
 from bot.errors import BackendRefused
 from bot.ids import odata_string, require_id
 
@@ -192,20 +192,6 @@ class DataverseClient(ApiClient):
         async for page in self.pages("systemusers", params):
             yield [(user_facts(row), pick_mailbox(row)) for row in page]
 
-    async def get_user(self, systemuserid: str) -> tuple[UserFacts, MailboxFacts | None] | None:
-        """The same as `find_user`, by systemuserid (a key lookup: used when the id is already known)."""
-        key = require_id(systemuserid, "systemuserid")
-        try:
-            row = await self._get(
-                f"systemusers({key})",
-                {"$select": _USER_COLUMNS, "$expand": f"{MAILBOX_NAV}($select={_MAILBOX_COLUMNS})"},
-            )
-        except BackendRefused as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return user_facts(row), pick_mailbox(row)
-
     # --- records -------------------------------------------------------------------------------------
 
     def _record_params(self, info: EntityInfo) -> dict[str, str]:
@@ -238,19 +224,6 @@ class DataverseClient(ApiClient):
             raise
         return RecordRead(row)
 
-    async def get_record(
-        self, record_type: RecordType, record_id: str, systemuserid: str, *, reader: str | None = None
-    ) -> RecordFacts | None:
-        """One record by id with the user's roles on it; None when it doesn't exist or isn't visible.
-
-        Args:
-            reader: the Entra object id of the person asking: the record is read as them
-                (`CallerObjectId`), so they see only what Dataverse lets them see. None reads as the app.
-        """
-        info = ENTITIES[record_type]
-        found = await self.read_record(info, record_id, caller=reader)
-        return record_facts(info, found.row, systemuserid) if found.row is not None else None
-
     async def search_rows(
         self,
         record_type: RecordType,
@@ -274,13 +247,6 @@ class DataverseClient(ApiClient):
         params["$orderby"] = "modifiedon desc"
         return (await self.query(info.entity_set, params, headers=_as(caller), max_pages=1))[:limit]
 
-    async def search_records(
-        self, record_type: RecordType, words: Sequence[str], systemuserid: str, limit: int = 10
-    ) -> list[RecordFacts]:
-        """Records whose title contains every word, that the user owns or takes part in."""
-        rows = await self.search_rows(record_type, words, mine=systemuserid, limit=limit)
-        return [record_facts(ENTITIES[record_type], row, systemuserid) for row in rows]
-
     def _mine(self, info: EntityInfo, systemuserid: str | None) -> list[str]:
         """The condition "owned by or taking part": none when no user is given."""
         if systemuserid is None:
@@ -290,13 +256,6 @@ class DataverseClient(ApiClient):
         if info.parties:
             mine = f"({mine} or {info.parties}/any(p:p/_partyid_value eq {user}))"
         return [mine]
-
-    async def recent_records(
-        self, record_type: RecordType, systemuserid: str, *, around: datetime, days: int = 14, limit: int = 10
-    ) -> list[RecordFacts]:
-        """The user's records (owned or taking part) dated within `days` of `around`, newest first."""
-        rows = await self.recent_rows(record_type, mine=systemuserid, around=around, days=days, limit=limit)
-        return [record_facts(ENTITIES[record_type], row, systemuserid) for row in rows]
 
     async def recent_rows(
         self,
