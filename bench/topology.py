@@ -174,7 +174,7 @@ async def run(topology: str, store_url: str, store: Store, people: int, folder: 
     await connector.start()
     for n, aad in enumerate(broken):
         await store.save_reference(TENANT, aad, connector.reference(f"a:chat-{n}"))
-    # The figures in the README are the delivery leader's (OUTBOX_LEADER, off by default in the app):
+    # The figures in the README are the delivery leader's (OUTBOX_LEADER, the app's default):
     # `OUTBOX_LEADER=false python bench/topology.py` measures the processes pacing themselves instead.
     env = {
         **os.environ,

@@ -80,13 +80,17 @@ class Settings(BaseSettings):
     outbox_lease_seconds: float = Field(30.0, alias="OUTBOX_LEASE_SECONDS", gt=0, le=3600)
 
     # One delivery leader per store (bot/notify/outbox/leader.py): the processes sharing a store send as one
-    # paced sender. Off by default: with it, the multi-instance test sent a notice twice in 3 of 6 runs
-    # under load (not yet understood); each process then paces itself and backs off on Teams' 429s.
-    outbox_leader: bool = Field(False, alias="OUTBOX_LEADER")
+    # paced sender. Off: each process paces itself for the whole limit and backs off on Teams' 429s (N
+    # processes then collide, or leave the limit unused when starved of CPU).
+    outbox_leader: bool = Field(True, alias="OUTBOX_LEADER")
 
     # Sent outbox entries keep their body this long (the delivery report reads it); then only the entry's
     # dedupe key and times stay, so nobody is told twice. Each sweep expires a bounded batch.
     outbox_retention_days: float = Field(30.0, alias="OUTBOX_RETENTION_DAYS", gt=0, le=3650)
+
+    # When the bot re-checks after a fix, in seconds after it (comma-separated, increasing): server-side
+    # sync picks a mailbox up every 5-15 minutes, so after about 15 and 40 minutes by default.
+    fix_recheck_after: str = Field("900,2400", alias="FIX_RECHECK_AFTER")
 
     # How long one diagnosis may take, all retries included; Teams wants an answer within 15 s.
     diagnosis_budget_seconds: float = Field(11.0, alias="DIAGNOSIS_BUDGET_SECONDS", gt=0, le=60)
@@ -113,6 +117,12 @@ class Settings(BaseSettings):
                 "must be sqlite:///path/to/file.sqlite3 or an Azure Storage connection string "
                 "(with AccountKey, or TableEndpoint=...;QueueEndpoint=... for the app's identity)"
             )
+        return value
+
+    @field_validator("fix_recheck_after")
+    @classmethod
+    def _recheck_after(cls, value: str) -> str:
+        _seconds_list(value)
         return value
 
     @field_validator("microsoft_app_type")
@@ -160,12 +170,37 @@ class Settings(BaseSettings):
         return ssl.create_default_context(cafile=cafile) if cafile else True
 
     @property
+    def fix_recheck_seconds(self) -> tuple[float, ...]:
+        """`FIX_RECHECK_AFTER` as seconds after a fix, increasing (validated when read)."""
+        return _seconds_list(self.fix_recheck_after)
+
+    @property
     def helpdesk_agent_ids(self) -> frozenset[str]:
         return frozenset(a.strip().lower() for a in self.helpdesk_agents.split(",") if a.strip())
 
     @property
     def allowed_tenant_ids(self) -> frozenset[str]:
         return frozenset(t.strip().lower() for t in self.allowed_tenants.split(",") if t.strip())
+
+
+def _seconds_list(value: str) -> tuple[float, ...]:
+    """ "900,2400" as (900.0, 2400.0): at least one number of seconds, each positive, increasing, at most
+    a week (how long a queued check may wait).
+
+    Raises:
+        ValueError: saying what is wrong.
+    """
+    try:
+        seconds = tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise ValueError("must be seconds, comma-separated, e.g. 900,2400") from None
+    if not seconds:
+        raise ValueError("must name at least one number of seconds, e.g. 900,2400")
+    if any(not 0 < s <= 7 * 24 * 3600 for s in seconds):
+        raise ValueError("each must be more than 0 and at most a week (604800 seconds)")
+    if list(seconds) != sorted(set(seconds)):
+        raise ValueError("must increase: each is counted from the fix, e.g. 900,2400")
+    return seconds
 
 
 def load_settings(**overrides: Any) -> Settings:

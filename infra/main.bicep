@@ -48,8 +48,8 @@ param sweepIntervalMinutes int = 30
 param outboxLeaseSeconds int = 30
 @description('Days a sent notice keeps its body; its tell-once key stays (OUTBOX_RETENTION_DAYS).')
 param outboxRetentionDays int = 30
-@description('One delivery leader per store paces the instances as one sender (OUTBOX_LEADER; off: not yet proven exactly-once under load).')
-param outboxLeader bool = false
+@description('One delivery leader per store paces the instances as one sender (OUTBOX_LEADER; false: each instance paces itself).')
+param outboxLeader bool = true
 
 @description('How long one diagnosis may take, retries included, in seconds (Teams waits 15).')
 param diagnosisBudgetSeconds int = 11

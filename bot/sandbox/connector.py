@@ -46,6 +46,10 @@ class FakeConnector:
     hanging: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
     admitted: int = 0  # requests let through the limits (held ones included)
+    # Admitted requests not answered yet, and how many of them are held: when the two are equal, nothing
+    # can be accepted until the release (a test that kills a sender waits for that, not for a moment).
+    in_flight: int = 0
+    holding: int = 0
     _recent: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
     _all: deque[float] = field(default_factory=deque)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -122,13 +126,24 @@ class FakeConnector:
         self._recent[conversation].append(now)
         self._all.append(now)
         self.admitted += 1
+        self.in_flight += 1
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1  # the caller records an accepted request before its next await
+
+    async def _answer(self, request: web.Request) -> web.Response | None:
         if self.hang_from is not None and self.admitted >= self.hang_from:
             self.hanging.set()
-            while not self.release.is_set():
-                if request.transport is None or request.transport.is_closing():
-                    break  # the sender gave up or died
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.release.wait(), timeout=0.05)
+            self.holding += 1
+            try:
+                while not self.release.is_set():
+                    if request.transport is None or request.transport.is_closing():
+                        break  # the sender gave up or died
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.release.wait(), timeout=0.05)
+            finally:
+                self.holding -= 1
             # One more turn of the event loop: a sender that died before the release has its connection's
             # end (already queued by the kernel) noticed now, so a dead sender's request is never accepted.
             await asyncio.sleep(0)
