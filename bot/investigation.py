@@ -7,8 +7,10 @@ path (design.md section 5), when the person's Entra object id is known (every Te
   1. in parallel: the user with their mailbox; the person's own sync filters; the system filters; the
      org's email approval setting (cached); the record by id (for an appointment, also the series of
      that id), or the records their words find and their recent ones;
-  2. in parallel: each active filter run by Dataverse as the person with the record's id added, and the
-     Graph calendar around the record's start (only these need what round 1 returned).
+  2. in parallel: each active filter (and each of the person's own inactive ones, for a fix that turns
+     one back on) run by Dataverse as the person with the record's id added; the Graph calendar around
+     the record's start; and, when the person neither owns nor takes part in the record, whether one of
+     their teams owns it (only these need what round 1 returned).
 
 Known only by email, a person costs one round first (to learn their Entra id; cached after). A record the
 person may not read (its owner, for an agent), an id of another type, or words naming a recurring series
@@ -53,6 +55,7 @@ from bot.diagnosis import (
     diagnose,
 )
 from bot.diagnosis.facts import UnreadableRecord
+from bot.diagnosis.selection import needs_team_check, team_selection
 from bot.errors import AmbiguousRecordError, BackendError, Candidate, InputError
 from bot.matching import best_matches, candidates, one_of, record_words, search_words
 from bot.reading import FirstRound, Opening, Person, UserCache, attempt
@@ -286,9 +289,7 @@ class Investigator:
             user=user,
             mailbox=mailbox,
             record_ref=record_ref,
-            filters=tuple(FilterFacts(f.name, f.origin, f.active) for f in filters)
-            if filters is not None
-            else None,
+            filters=tuple(_listed(f) for f in filters) if filters is not None else None,
             filters_error=opening.filters_error,
             exchange=ExchangeFacts(found=None, reason="no record named"),
             approval_required=opening.approval_required,
@@ -302,18 +303,21 @@ class Investigator:
         record: RecordFacts | None,
         record_ref: str | None = None,
     ) -> Facts:
-        """Round 2 when there is a record: each filter run against it, and the Exchange calendar."""
+        """Round 2 when there is a record: each filter run against it, the Exchange calendar, and (when
+        only that could select it for a new filter) whether one of the person's teams owns it."""
         base = self._base(
             person, opening, record_type, record_ref if record is None else (record_ref or record.id)
         )
         if record is None or base.user is None:
             return base
-        evaluated, exchange = await asyncio.gather(
-            self._evaluate(opening.filters or [], record, base.user), self._in_exchange(record, base.user)
+        evaluated, exchange, team_owned = await asyncio.gather(
+            self._evaluate(opening.filters or [], record, base.user),
+            self._in_exchange(record, base.user),
+            self._team_owned(record, base.user),
         )
         return replace(
             base,
-            record=record,
+            record=replace(record, team_owned=team_owned),
             filters=tuple(evaluated) if opening.filters is not None else None,
             exchange=exchange,
         )
@@ -321,18 +325,17 @@ class Investigator:
     async def _evaluate(
         self, filters: list[SyncFilter], record: RecordFacts, user: UserFacts
     ) -> list[FilterFacts]:
-        info = ENTITIES[record.type]
-        # A series is selected when a filter selects its instances (the appointments of that series).
-        key, value = ("seriesid", record.id) if record.recurrence == "series" else (info.key, record.id)
+        """Each active filter, and each of the person's own inactive ones (would turning it back on select
+        the record?), run by Dataverse as the person against the record. The rules read active ones only."""
 
         async def one(flt: SyncFilter) -> FilterFacts:
-            base = FilterFacts(name=flt.name, origin=flt.origin, active=flt.active)
-            if not flt.active:
-                return base
+            base = _listed(flt)
+            if not flt.active and flt.origin != "user":
+                return base  # an organization filter that is off is the admins' business, not a fix of theirs
             if user.aad_object_id is None:
                 return replace(base, error="the user has no Entra object id to run the filter as")
             try:
-                query = restrict_to_record(flt.fetchxml, info.logical_name, key, value)
+                query = _restricted(flt.fetchxml, record)
             except FetchXmlError as exc:
                 return replace(base, error=str(exc))
             rows, error = await attempt(self.dataverse.fetch_as(record.type, query, user.aad_object_id))
@@ -341,6 +344,17 @@ class Investigator:
             return replace(base, matches=bool(rows))
 
         return list(await asyncio.gather(*(one(f) for f in filters)))
+
+    async def _team_owned(self, record: RecordFacts, user: UserFacts) -> bool | None:
+        """Whether one of the person's teams owns the record: the filter "... my teams own" that a fix would
+        add, run as them against it. Asked only when nothing else of theirs could select it (None)."""
+        if not needs_team_check(record) or user.aad_object_id is None:
+            return None
+        query = _restricted(team_selection(record).fetchxml, record)
+        rows, error = await attempt(self.dataverse.fetch_as(record.type, query, user.aad_object_id))
+        if rows is None:
+            log.info("could not ask whether a team of the person owns the record: %s", error)
+        return None if rows is None else bool(rows)
 
     async def _in_exchange(self, record: RecordFacts, user: UserFacts) -> ExchangeFacts:
         if record.type != "appointment":
@@ -362,6 +376,24 @@ class Investigator:
         if events is None:
             return ExchangeFacts(found=None, reason=error)
         return ExchangeFacts(found=find_event(record, events) is not None)
+
+
+def _listed(flt: SyncFilter) -> FilterFacts:
+    """A filter as the core sees it, before it is run."""
+    return FilterFacts(
+        name=flt.name, origin=flt.origin, active=flt.active, id=flt.id or None, modified_on=flt.modified_on
+    )
+
+
+def _restricted(fetchxml: str, record: RecordFacts) -> str:
+    """`fetchxml` restricted to the record; a series is selected through its instances (its appointments).
+
+    Raises:
+        FetchXmlError: the FetchXML can't be used.
+    """
+    info = ENTITIES[record.type]
+    key = "seriesid" if record.recurrence == "series" else info.key
+    return restrict_to_record(fetchxml, info.logical_name, key, record.id)
 
 
 def _nobody(user_ref: str, record_type: RecordType, record_ref: str | None = None) -> Facts:

@@ -48,6 +48,9 @@ param sweepIntervalMinutes int = 30
 param outboxLeaseSeconds int = 30
 @description('Days a sent notice keeps its body; its tell-once key stays (OUTBOX_RETENTION_DAYS).')
 param outboxRetentionDays int = 30
+
+@description('Seconds after a one-click fix when the bot checks again, comma-separated (FIX_RECHECK_AFTER): after the next server-side sync cycles.')
+param fixRecheckAfter string = '900,2400'
 @description('One delivery leader per store paces the instances as one sender (OUTBOX_LEADER; false: each instance paces itself).')
 param outboxLeader bool = true
 
@@ -195,6 +198,7 @@ resource site 'Microsoft.Web/sites@2023-12-01' = {
         { name: 'SWEEP_INTERVAL_MINUTES', value: string(sweepIntervalMinutes) }
         { name: 'OUTBOX_LEASE_SECONDS', value: string(outboxLeaseSeconds) }
         { name: 'OUTBOX_RETENTION_DAYS', value: string(outboxRetentionDays) }
+        { name: 'FIX_RECHECK_AFTER', value: fixRecheckAfter }
         { name: 'OUTBOX_LEADER', value: string(outboxLeader) }
         { name: 'DIAGNOSIS_BUDGET_SECONDS', value: string(diagnosisBudgetSeconds) }
         // Observability: JSON logs to the console (App Service collects them), traces to Application Insights.

@@ -72,6 +72,7 @@ def deployed_settings() -> dict[str, str]:
         "authorityHost": "https://login.microsoftonline.com/",
         "allowedTenants": "72f988bf-86f1-41af-91ab-2d7cd011db47",
         "helpdeskAgents": "",
+        "fixRecheckAfter": "900,2400",
         "insights.properties.ConnectionString": "InstrumentationKey=00000000-0000-0000-0000-000000000000",
     }
     settings = {}

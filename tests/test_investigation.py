@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from bot.clients.http import RetryPolicy
-from bot.diagnosis import RecordFacts, Report
+from bot.clients.rows import sync_filter
+from bot.diagnosis import RecordFacts, RecordType, Report, diagnose
 from bot.errors import AmbiguousRecordError, BackendUnavailable, InputError, InvalidIdError, Throttled
 from bot.investigation import Choice, Investigator, record_words
 from bot.matching import best_matches, similar, words
@@ -405,3 +407,72 @@ async def test_an_exception_in_a_series_is_its_own_record(org_data: dict[str, An
     assert isinstance(answer, Choice)
     ids = [c.id for c in answer.candidates if c.subject.startswith("Monday pipeline review")]
     assert SERIES in ids and moved["activityid"] in ids
+
+
+# --- issue 15: what one-click fixes need from round 2 ----------------------------------------------------
+
+# (user, record words, type, the fixes the report carries, in fix order)
+FIX_STORIES = [
+    (ALEX, "quarterly review", "appointment", ["add-filter"]),  # owner only
+    (ALEX, "weekly pipeline", "appointment", []),  # nothing to fix
+    (MEGAN, None, "appointment", ["set-act-server-side-sync"]),
+    (PLAYGROUND + "23", None, "appointment", ["schedule-mailbox-test"]),
+    (PLAYGROUND + "24", None, "appointment", []),  # another org syncs the mailbox: a test here fails again
+    ("diegos@example.com", "northwind", "appointment", ["activate-filter"]),  # his filter is off
+    ("gradya@example.com", "internal planning", "appointment", ["add-filter"]),
+    ("johannal@example.com", None, "appointment", ["approve-email", "schedule-mailbox-test"]),
+    (ALEX, "olivia chen", "contact", ["add-filter"]),  # his team's
+    (ALEX, "prepare contoso pricing", "task", ["add-filter"]),  # the task alone
+    (ALEX, "site inspection", "appointment", []),  # no organizer: no fix of ours
+]
+
+
+@pytest.mark.parametrize(("user", "record", "record_type", "fixes"), FIX_STORIES)
+async def test_sample_org_fixes(
+    local: LocalOrg, user: str, record: str | None, record_type: RecordType, fixes: list[str]
+) -> None:
+    report = await Investigator(local.clients.dataverse, local.clients.graph).run(user, record, record_type)
+    assert [fix.id for fix in report.fixes] == fixes
+
+
+async def test_filters_keep_their_ids_and_the_persons_inactive_ones_are_run(local: LocalOrg) -> None:
+    """Diego's only appointment filter is off: Dataverse says turning it back on would select his record;
+    the rules still count active filters only."""
+    investigator = Investigator(local.clients.dataverse, local.clients.graph)
+    facts = await investigator.gather("diegos@example.com", "northwind", "appointment")
+    assert facts.filters is not None
+    [mine] = [f for f in facts.filters if f.origin == "user"]
+    assert (mine.id, mine.active, mine.matches) == ("e5000000-0000-4000-8000-000000000013", False, True)
+    report = diagnose(facts)
+    assert report.causes == ["no-sync-filter"]
+    fix = report.fix("activate-filter")
+    assert fix is not None and {c.row for c in fix.changes} == {mine.id}
+    alex = await investigator.gather(ALEX, QUARTERLY, "appointment", reader=ALEX)
+    assert {f.id for f in alex.filters or ()} == {"e5000000-0000-4000-8000-000000000001"}
+
+
+async def test_an_inactive_filter_that_selects_the_record_is_turned_back_on(org_data: dict[str, Any]) -> None:
+    old = {
+        "userqueryid": "e5000000-0000-4000-8000-00000000ff01",
+        "name": "My old appointments",
+        "_ownerid_value": "a1000000-0000-4000-8000-000000000001",
+        "querytype": 256,
+        "returnedtypecode": "appointment",
+        "statecode": 1,
+        "statuscode": 2,
+        "fetchxml": '<fetch><entity name="appointment"><filter><condition attribute="ownerid" '
+        'operator="eq-userid"/></filter></entity></fetch>',
+    }
+    org_data["userqueries"].append(old)
+    async with make_local(org_data) as local:
+        report = await Investigator(local.clients.dataverse, local.clients.graph).run(ALEX, QUARTERLY)
+    assert report.causes == ["outside-sync-filter"]  # an inactive filter selects nothing
+    assert [f.id for f in report.fixes] == ["activate-filter"]
+    assert report.fixes[0].title == "Turn your filter 'My old appointments' back on"
+    assert {c.row for c in report.fixes[0].changes} == {old["userqueryid"]}
+
+
+def test_a_filter_row_keeps_its_id_and_when_it_last_changed() -> None:
+    row = {"userqueryid": "q1", "name": "Old", "statecode": 1, "modifiedon": "2026-06-01T10:00:00Z"}
+    flt = sync_filter(row, "userqueryid", "user")
+    assert (flt.id, flt.active, flt.modified_on) == ("q1", False, datetime(2026, 6, 1, 10, tzinfo=UTC))

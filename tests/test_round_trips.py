@@ -15,6 +15,9 @@ from tests.support.org import ADELE, ALEX, MEGAN, QUARTERLY
 
 LATENCY = 0.1  # long enough that one round's requests overlap even on a busy machine
 FABRIKAM_KICKOFF = "c3000000-0000-4000-8000-000000000003"  # Megan's; Alex takes no part in it
+DIEGO = "0e000000-0000-4000-8000-000000000007"  # his appointment filter is off
+NORTHWIND = "c3000000-0000-4000-8000-000000000008"  # Diego's "Account planning with Northwind"
+OLIVIA = "c7000000-0000-4000-8000-000000000003"  # a contact Alex's account team owns
 
 
 @pytest.fixture
@@ -97,3 +100,19 @@ async def test_words_naming_a_series_are_three_rounds(rig) -> None:  # type: ign
     report = await investigator.run(ADELE, "pipeline review")
     assert report.record is not None and report.record.id == "c9000000-0000-4000-8000-000000000001"
     assert timeline.depth() == 3, timeline.spans
+
+
+async def test_a_persons_inactive_filters_run_in_round_two(rig) -> None:  # type: ignore[no-untyped-def]
+    """Diego's appointment filter is off: it is run against the record with the active ones, not after."""
+    investigator, timeline = rig
+    report = await investigator.run(DIEGO, NORTHWIND, reader=DIEGO)
+    assert report.causes == ["no-sync-filter"] and [f.id for f in report.fixes] == ["activate-filter"]
+    assert timeline.depth() == 2, timeline.spans
+
+
+async def test_asking_whether_a_team_owns_the_record_is_in_round_two(rig) -> None:  # type: ignore[no-untyped-def]
+    investigator, timeline = rig
+    report = await investigator.run(ALEX, OLIVIA, "contact", reader=ALEX)
+    fix = report.fix("add-filter")
+    assert fix is not None and fix.title == "Add a sync filter: Active contacts my teams own"
+    assert timeline.depth() == 2, timeline.spans

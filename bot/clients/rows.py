@@ -107,6 +107,7 @@ class SyncFilter:
     active: bool
     fetchxml: str
     owner_id: str | None = None  # read when the filters were read as their owner, to keep only theirs
+    modified_on: datetime | None = None  # which of a person's inactive filters to turn back on first
 
 
 def parse_datetime(value: object) -> datetime | None:
@@ -242,4 +243,5 @@ def sync_filter(row: Row, key: str, origin: Literal["user", "system"]) -> SyncFi
         active=row.get("statecode", 0) == 0,
         fetchxml=str(row.get("fetchxml") or ""),
         owner_id=str(row.get("_ownerid_value") or "").lower() or None,
+        modified_on=parse_datetime(row.get("modifiedon")),
     )

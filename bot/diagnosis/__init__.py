@@ -2,7 +2,8 @@
 
 Modules: `facts` (the input), `report` (the output: findings, report, verdict), `rule` (how a rule is
 declared), `guidance` (what each finding says), `rules` (the checks and their table, in fix order),
-`engine` (`diagnose`).
+`fixes` (the one-click fixes a fail finding carries: `changes` their types, `selection` the sync filter a
+fix adds), `engine` (`diagnose`).
 """
 
 from bot.diagnosis.engine import diagnose
@@ -16,6 +17,7 @@ from bot.diagnosis.facts import (
     RecordType,
     UserFacts,
 )
+from bot.diagnosis.fixes import FIX_IDS, Change, Fix, FixId, Who, propose
 from bot.diagnosis.guidance import Guidance
 from bot.diagnosis.report import (
     Finding,
@@ -32,13 +34,17 @@ from bot.diagnosis.rules import FINDING_IDS, MAILBOX_RULE_IDS, RULES, self_check
 
 __all__ = [
     "FINDING_IDS",
+    "FIX_IDS",
     "MAILBOX_RULE_IDS",
     "RECORD_TYPES",
     "RULES",
+    "Change",
     "ExchangeFacts",
     "Facts",
     "FilterFacts",
     "Finding",
+    "Fix",
+    "FixId",
     "Guidance",
     "MailboxFacts",
     "Outcome",
@@ -53,7 +59,9 @@ __all__ = [
     "UserSummary",
     "Verdict",
     "VerdictKind",
+    "Who",
     "diagnose",
+    "propose",
     "self_checks",
     "stored_findings",
 ]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.diagnosis.facts import Facts
+from bot.diagnosis.fixes import propose
 from bot.diagnosis.report import Finding, RecordSummary, Report, UserSummary
 from bot.diagnosis.rule import iso
 from bot.diagnosis.rules import RULES
@@ -13,7 +16,8 @@ __all__ = ["diagnose"]
 def diagnose(facts: Facts) -> Report:
     """Run every documented rule that applies to `facts` (in fix order) and return the report.
 
-    A rule declared `only_without_causes` (sync-pending) speaks only when no rule before it failed.
+    A rule declared `only_without_causes` (sync-pending) speaks only when no rule before it failed. Each
+    fail finding carries the one-click fixes `propose` finds for it.
     """
     findings: list[Finding] = []
     for rule in RULES:
@@ -22,12 +26,17 @@ def diagnose(facts: Facts) -> Report:
         finding = rule(facts)
         if finding is not None:
             findings.append(finding)
-    return Report(
+    report = Report(
         user=_user_summary(facts),
         record=_record_summary(facts),
         findings=tuple(findings),
         in_exchange=facts.exchange.found,
     )
+    fixes = propose(facts, report)
+    if not fixes:
+        return report
+    with_fixes = tuple(replace(f, fixes=tuple(x for x in fixes if x.finding == f.id)) for f in findings)
+    return replace(report, findings=with_fixes)
 
 
 def _user_summary(facts: Facts) -> UserSummary:

@@ -110,6 +110,9 @@ class RecordFacts:
     has_organizer: bool | None = None  # whether an Organizer party is present (None: parties not read)
     recurrence: Recurrence | None = None  # None for contacts and tasks
     series_id: str | None = None  # an instance's series (its recurringappointmentmaster)
+    # Whether one of the person's teams owns it (Dataverse says, run as them). None: not asked, which it is
+    # only when a sync filter fix could use it (the person neither owns it nor, for an appointment, takes part).
+    team_owned: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,9 @@ class UnreadableRecord:
 class FilterFacts:
     """One synchronization filter for the record's type, and whether Dataverse says it selects the record.
 
-    `matches` is None when the filter was not run (no record, or the query failed: `error` says why).
+    `matches` is None when the filter was not run (no record, an organization filter that is inactive, or
+    the query failed: `error` says why). The person's own inactive filters are run too, so that a fix can
+    turn back on one that would select the record; the rules read active filters only.
     """
 
     name: str
@@ -134,6 +139,8 @@ class FilterFacts:
     active: bool
     matches: bool | None = None
     error: str | None = None
+    id: str | None = None  # the userqueryid (origin "user") or savedqueryid ("system")
+    modified_on: datetime | None = None
 
 
 @dataclass(frozen=True)

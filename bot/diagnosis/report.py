@@ -2,7 +2,9 @@
 
 `Report.to_dict()` writes that shape and `Report.from_dict()` reads it back, so an edge that keeps a
 report (the sweep's outbox, a ticket) hands the cards typed values again. `Report.verdict()` is the
-one-line answer every edge shows (the card, the CLI): what blocks sync, else what may explain it.
+one-line answer every edge shows (the card, the CLI): what blocks sync, else what may explain it. A
+`fail` finding carries the one-click fixes that apply to it (`Finding.fixes`, `Report.fixes`), written
+under `"fixes"` only when there are some.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal, get_args
 
+from bot.diagnosis.changes import Fix
 from bot.diagnosis.facts import RECORD_TYPES, RecordType
 
 __all__ = [
@@ -83,9 +86,19 @@ def _evidence_value(key: str, value: object) -> EvidenceValue:
     return flat
 
 
+def _fixes(value: object) -> tuple[Fix, ...]:
+    if not isinstance(value, list):
+        raise ValueError("'fixes' must be a list")
+    return tuple(Fix.from_dict(_mapping(item, "a fix")) for item in value)
+
+
 @dataclass(frozen=True)
 class Finding:
-    """The outcome of one documented rule."""
+    """The outcome of one documented rule. A `fail` finding may carry the fixes that apply to it.
+
+    Raises:
+        ValueError: fixes on a finding that doesn't fail, or a fix of another finding.
+    """
 
     id: str
     status: Status
@@ -93,9 +106,17 @@ class Finding:
     evidence: Evidence = field(default_factory=dict)
     steps: tuple[str, ...] = ()
     source: str = ""
+    fixes: tuple[Fix, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Nothing to fix in what passes or only warns: a fix always answers a cause.
+        if self.fixes and self.status != "fail":
+            raise ValueError(f"a {self.status} finding carries no fixes")
+        if any(fix.finding != self.id for fix in self.fixes):
+            raise ValueError(f"a fix of another finding on {self.id!r}")
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "id": self.id,
             "status": self.status,
             "title": self.title,
@@ -103,10 +124,13 @@ class Finding:
             "steps": list(self.steps),
             "source": self.source,
         }
+        if self.fixes:
+            data["fixes"] = [fix.to_dict() for fix in self.fixes]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object]) -> Finding:
-        """The finding `to_dict` wrote. `evidence`, `steps` and `source` may be absent.
+        """The finding `to_dict` wrote. `evidence`, `steps`, `source` and `fixes` may be absent.
 
         Raises:
             ValueError: `data` is not a finding (a key missing, a value of the wrong type).
@@ -119,6 +143,7 @@ class Finding:
             evidence={k: _evidence_value(k, v) for k, v in evidence.items()},
             steps=tuple(_strings(data.get("steps") or [], "'steps'")),
             source=_optional_text(data, "source") or "",
+            fixes=_fixes(data.get("fixes") or []),
         )
 
 
@@ -220,6 +245,14 @@ class Report:
 
     def finding(self, finding_id: str) -> Finding | None:
         return next((f for f in self.findings if f.id == finding_id), None)
+
+    @property
+    def fixes(self) -> tuple[Fix, ...]:
+        """Every fix the findings carry, in fix order."""
+        return tuple(fix for f in self.findings for fix in f.fixes)
+
+    def fix(self, fix_id: str) -> Fix | None:
+        return next((fix for fix in self.fixes if fix.id == fix_id), None)
 
     def with_status(self, *statuses: Status) -> tuple[Finding, ...]:
         """The findings with one of `statuses`, in report order."""

@@ -139,7 +139,7 @@ async def test_the_outbox_keeps_each_finding_as_the_report_writes_it(
     await run_sweep(local.clients.dataverse, store, dry_run=False)
     [entry] = [e for e in await store.claim_due(limit=10, lease_seconds=60) if e.kind == "notify_problem"]
     kept = entry.payload["finding"]
-    assert set(kept) == {"id", "status", "title", "evidence", "steps", "source"}  # Finding.to_dict()
+    assert set(kept) == {"id", "status", "title", "evidence", "steps", "source", "fixes"}  # Finding.to_dict()
     assert Finding.from_dict(kept).to_dict() == kept
     # the dedupe key is the same as before findings stayed typed, so nobody is told twice after an upgrade
     evidence = json.dumps(kept["evidence"], sort_keys=True, default=str)
