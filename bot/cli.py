@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.cli_parser import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, LOOPBACK, build_parser
 from bot.config import load_settings
@@ -27,8 +27,14 @@ from bot.errors import (
     StoreError,
     SyncDoctorError,
 )
+from bot.ids import is_id
 from bot.observability import configure as configure_observability
-from bot.setup import preflight, store_from_settings, wiring
+from bot.setup import missing_settings, preflight, store_from_settings, wiring
+
+if TYPE_CHECKING:
+    from bot.clients.dataverse import DataverseClient
+    from bot.diagnosis.fixes import Fix
+    from bot.fixing import Applied, Fixer
 
 __all__ = ["main"]
 
@@ -150,6 +156,151 @@ def _plain(value: object) -> str:
     return "none" if value is None else str(value)
 
 
+async def _fix(args: argparse.Namespace) -> int:
+    """`fix`: list the proposed fixes, or apply (`--apply`) or undo (`--undo`) one."""
+    from bot.fixing import Fixer, FixError, fixes_of
+
+    settings = load_settings()
+    if args.fixture:
+        _progress(f"starting the sandbox with {args.fixture}")
+    async with wiring(settings, fixture=args.fixture) as wired:
+        investigator = wired.investigator()
+        if not (args.apply or args.undo):
+            _progress(
+                f"diagnosing {args.user}" + (f" / {args.record}" if args.record else " (mailbox check)")
+            )
+            report = await investigator.run(args.user, args.record, args.record_type)
+            _print_fixes(fixes_of(report), args.json)
+            return EXIT_OK
+        # A sandbox ends with this command: nobody would be there to check back on its fixes.
+        recheck = () if args.fixture else settings.fix_recheck_seconds
+        fixer = Fixer(wired.store(), investigator, recheck_after=recheck)
+        action = f"apply {args.apply}" if args.apply else f"undo {args.undo}"
+        try:
+            if args.apply:
+                out = await _apply(fixer, args)
+            else:
+                out = await _undo(fixer, args)
+        except FixError as exc:
+            print(f"error: could not {action}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        [(verb, done)] = out.items()
+        again = "" if done["first"] else " (already, earlier: nothing written now)"
+        print(f"{verb.capitalize()}{again}: {done['id']} for {args.user} [{done['key']}]")
+        for row in done["result"].get("written", []):
+            print(f"  {row['action']} {row['table']}({row['id']})")
+    return EXIT_OK
+
+
+async def _apply(fixer: Fixer, args: argparse.Namespace) -> dict[str, Any]:
+    from bot.fixing.applied import FILTER_FIXES
+
+    if args.apply not in FILTER_FIXES and not args.as_agent:
+        raise InputError(
+            f"{args.apply} is an agent's fix (a mailbox's settings): say who applies it with --as AGENT "
+            "(their Entra object id or email)"
+        )
+    dataverse = fixer.investigator.dataverse
+    by = await _entra_id(dataverse, args.as_agent or args.user, "--as" if args.as_agent else "--user")
+    _progress(f"applying {args.apply} for {args.user} as {by}")
+    applied = await fixer.apply(args.user, args.record, args.record_type, args.apply, by=by)
+    return {"applied": _application(applied)}
+
+
+async def _undo(fixer: Fixer, args: argparse.Namespace) -> dict[str, Any]:
+    from bot.diagnosis.fixes import FIX_IDS
+    from bot.fixing import NotApplicable
+
+    dataverse = fixer.investigator.dataverse
+    person = await _entra_id(dataverse, args.user, "--user")
+    by = await _entra_id(dataverse, args.as_agent, "--as") if args.as_agent else person
+    key = args.undo
+    if args.undo in FIX_IDS:  # the user's latest application of that fix (for that record, when named)
+        record = args.record.lower() if args.record and is_id(args.record) else None
+        latest = next(
+            (
+                a
+                for a in await fixer.history(person)
+                if a.fix.id == args.undo and a.state in ("applied", "undone") and record in (None, a.record)
+            ),
+            None,
+        )
+        if latest is None:
+            raise NotApplicable(f"no {args.undo} was applied for {args.user}")
+        key = latest.key
+    _progress(f"undoing {key} as {by}")
+    return {"undone": _application(await fixer.undo(key, by=by))}
+
+
+def _application(applied: Applied) -> dict[str, Any]:
+    """An application as `fix --json` prints it: `id`, `changes`, `result` (the contract), and the rest."""
+    return {
+        "id": applied.fix.id,
+        "changes": [c.to_dict() for c in applied.fix.changes],
+        "result": applied.result,
+        "key": applied.key,
+        "state": applied.state,
+        "first": applied.first,
+        "user": applied.user,
+        "by": applied.by,
+    }
+
+
+async def _entra_id(dataverse: DataverseClient, ref: str, flag: str) -> str:
+    """`ref` as an Entra object id: as given when it is one, else the Dataverse user's with that email.
+
+    Raises:
+        InputError: no Dataverse user has that email, or theirs has no Entra object id.
+    """
+    if is_id(ref.strip()):
+        return ref.strip().lower()
+    found = await dataverse.find_user(ref)
+    aad = found[0].aad_object_id if found else None
+    if not aad:
+        raise InputError(f"{flag} {ref}: no Dynamics 365 user with an Entra object id has that email")
+    return str(aad).lower()
+
+
+def _print_fixes(fixes: Sequence[Fix], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"fixes": [f.to_dict() for f in fixes]}, indent=2))
+        return
+    if not fixes:
+        print("No fix to apply: nothing that blocks sync has a one-click fix.")
+    for fix in fixes:
+        who = "the user, as themselves" if fix.who == "self" else "an agent (--as AGENT)"
+        print(f"{fix.id}: {fix.title}  [for the finding {fix.finding}; applied by {who}]")
+        for change in fix.changes:
+            target = f"{change.table}({change.row})" if change.row else f"new {change.table} row"
+            old = "" if change.row is None else f"{_plain(change.old)} -> "
+            print(f"    {target}.{change.column}: {old}{_plain(change.new)}")
+
+
+async def _fixes(args: argparse.Namespace) -> int:
+    """`fixes`: every application kept in the store, newest first."""
+    from bot.fixing import history as applications
+
+    store = store_from_settings(load_settings())
+    try:
+        history = await applications(store, args.user)
+    finally:
+        await store.close()
+    if args.json:
+        print(json.dumps({"applications": [a.to_dict() for a in history]}, indent=2))
+        return EXIT_OK
+    for a in history:
+        rows = ", ".join(f"{w['action']} {w['table']}({w['id']})" for w in a.result.get("written", []))
+        print(
+            f"{a.at:%Y-%m-%d %H:%M}Z  {a.state:8}  {a.fix.id:24}  for {a.user}  by {a.by}  "
+            f"{rows or a.error or ''}  [{a.key}]"
+        )
+    print(f"{len(history)} fix(es)", file=sys.stderr)
+    return EXIT_OK
+
+
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -172,6 +323,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _sweep(args: argparse.Namespace) -> int:
+    from bot.fixing import register_followups
     from bot.helpdesk.senders import register_senders
     from bot.notify.outbox import deliverer_for
     from bot.notify.progress import Progress
@@ -196,6 +348,7 @@ async def _sweep(args: argparse.Namespace) -> int:
             else:
                 deliverer = deliverer_for(settings, store)
                 register_senders(deliverer)
+                register_followups(deliverer, wired.investigator())
                 # Notices go out while later pages are still read: the first within a second or two.
                 try:
                     delivered = await _deliver_while(deliverer, sweeping, progress)
@@ -338,16 +491,33 @@ async def _report(args: argparse.Namespace) -> int:
 
 
 async def _deliver_forever(args: argparse.Namespace) -> int:
-    import signal
-
+    from bot.fixing import register_followups
     from bot.helpdesk.senders import register_senders
-    from bot.notify.outbox import deliverer_for, drain_forever
+    from bot.notify.outbox import deliverer_for
 
     settings = load_settings()
     configure_observability(settings, level=logging.DEBUG if args.verbose else logging.INFO)
     store = store_from_settings(settings)
     deliverer = deliverer_for(settings, store)
     register_senders(deliverer)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            # The checks after a fix re-diagnose: they need Dataverse. Without it, others send them.
+            if missing_settings(settings):
+                print("Dataverse is not configured: fix follow-ups are left to `serve`", file=sys.stderr)
+            else:
+                wired = await stack.enter_async_context(wiring(settings, store=store))
+                register_followups(deliverer, wired.investigator())
+            return await _deliver_until_stopped(args, deliverer)
+    finally:
+        await store.close()
+
+
+async def _deliver_until_stopped(args: argparse.Namespace, deliverer: Any) -> int:
+    import signal
+
+    from bot.notify.outbox import drain_forever
+
     total = 0
 
     def report(sent: int) -> None:
@@ -363,12 +533,8 @@ async def _deliver_forever(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, worker.cancel)
     print("delivery worker started; Ctrl+C stops it", file=sys.stderr, flush=True)
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await worker
-    except asyncio.CancelledError:
-        pass
-    finally:
-        await store.close()
     print(f"delivery worker stopped after {total} message(s)", file=sys.stderr, flush=True)
     return EXIT_OK
 
@@ -453,6 +619,8 @@ async def _check_config(args: argparse.Namespace) -> int:
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "serve": _serve,
     "diagnose": _in_a_loop(_diagnose),
+    "fix": _in_a_loop(_fix),
+    "fixes": _in_a_loop(_fixes),
     "sandbox": _in_a_loop(_sandbox),
     "sweep": _in_a_loop(_sweep),
     "report": _in_a_loop(_report),

@@ -106,6 +106,45 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print the report as JSON (design.md section 4)"
     )
 
+    fix = commands.add_parser(
+        "fix",
+        help="list, apply or undo one-click fixes for a user's diagnosis",
+        description=(
+            "List the fixes the diagnosis proposes (as diagnose runs it), apply one (--apply) or undo a sync "
+            "filter fix (--undo). Every write is made as someone: the user for their own filters, AGENT "
+            "(--as) for a mailbox's settings; Dynamics 365 decides whether they may. Exit 0 done, 2 not "
+            "applicable, not allowed or refused (the reason on stderr), 3 Dataverse unreachable."
+        ),
+    )
+    fix.add_argument("--user", required=True, help="Entra object id or email (UPN) of the user")
+    fix.add_argument("--record", help="the record's id, or words from its subject (omit for the mailbox)")
+    fix.add_argument(
+        "--type", dest="record_type", choices=RECORD_TYPES, default="appointment", help="record type"
+    )
+    fix.add_argument("--fixture", help="serve this fixture through the local sandbox and work against it")
+    fix.add_argument("--json", action="store_true", help="print the result as JSON")
+    action = fix.add_mutually_exclusive_group()
+    action.add_argument("--apply", metavar="FIX", help="apply this fix (its id, e.g. add-filter)")
+    action.add_argument(
+        "--undo",
+        metavar="ID",
+        help="undo a sync filter fix: its id (the user's latest application of it) or the key `fixes` lists",
+    )
+    fix.add_argument(
+        "--as",
+        dest="as_agent",
+        metavar="AGENT",
+        help="who applies it (Entra object id or email): needed for an agent's fix (a mailbox's settings)",
+    )
+
+    fixes = commands.add_parser(
+        "fixes",
+        help="list the fixes applied, newest first, from the store",
+        description="List every fix applied (who, for whom, which fix, its state, when, the result), newest first.",
+    )
+    fixes.add_argument("--user", help="only this user's (Entra object id)")
+    fixes.add_argument("--json", action="store_true", help="print them as JSON")
+
     intent = commands.add_parser(
         "intent",
         help="show how chat messages are understood",

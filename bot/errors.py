@@ -13,6 +13,8 @@
         ├── BackendUnavailable   timeouts, 5xx, refused connections, or the time budget ran out
         ├── Throttled            429 for longer than the time budget allows (`retry_after`, `retry_at`)
         └── BackendRefused       a 4xx answer: no permission, bad token, unsupported query
+            ├── PermissionDenied a 403 to a write: the caller lacks a privilege (`detail`: the service's words)
+            └── AlreadyExists    a create whose id is taken (412, Dataverse's 0x80040237): done before
 
 Catch `BackendError` where a remote failure can be turned into an honest "could not check";
 catch `InputError` where the person can be asked again. Messages are written for admins: they say what
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 __all__ = [
+    "AlreadyExists",
     "AmbiguousRecordError",
     "BackendError",
     "BackendRefused",
@@ -35,6 +38,7 @@ __all__ = [
     "FixtureError",
     "InputError",
     "InvalidIdError",
+    "PermissionDenied",
     "StoreError",
     "SyncDoctorError",
     "Throttled",
@@ -127,11 +131,32 @@ class BackendRefused(BackendError):
     Attributes:
         status: the HTTP status.
         code: the service's error code (e.g. Dataverse's "0x80040217"), when it gave one.
+        detail: the service's own message, as it gave it (None: it gave none).
     """
 
     def __init__(
-        self, service: str, message: str, *, status: int, code: str | None = None, attempts: int = 1
+        self,
+        service: str,
+        message: str,
+        *,
+        status: int,
+        code: str | None = None,
+        attempts: int = 1,
+        detail: str | None = None,
     ):
         self.status = status
         self.code = code
+        self.detail = detail
         super().__init__(service, message, attempts=attempts)
+
+
+class PermissionDenied(BackendRefused):
+    """A write the service refused with 403: the caller (who the request was made as) lacks a privilege.
+    `detail` is the service's own words, e.g. Dataverse's "Principal user (Id=...) is missing
+    prvWriteMailbox privilege ...": worth showing to whoever asked, as it names what is missing."""
+
+
+class AlreadyExists(BackendRefused):
+    """A create whose id is taken (Dataverse: 412, "0x80040237", "Cannot insert duplicate key"). With a
+    deterministic id, the row was made before: by an earlier press of the same fix, or by a retry of this
+    very request after its answer was lost."""

@@ -1,19 +1,25 @@
-"""Dataverse Web API client (v9.2): the users, mailboxes, records and sync filters Sync Doctor reads.
+"""Dataverse Web API client (v9.2): the users, mailboxes, records and sync filters Sync Doctor reads, and
+the few rows one-click fixes write.
 
 Speaks the documented wire format over httpx: OData queries, `Prefer: odata.maxpagesize` with
 `@odata.nextLink` paging, `fetchXml=` queries, and `CallerObjectId` impersonation so that Dataverse
 itself evaluates a user's sync filter as that user. Returns the core's fact types, converted from rows
 by `bot.clients.rows` (whose public names are importable from here too).
+
+Writes (`create_row`, `update_row`) are always made as someone (`CallerObjectId`), never as the app alone,
+so Dataverse's own privilege checks decide: a 403 is `PermissionDenied` with Dataverse's words.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
+import httpx
 from typing_extensions import Unpack
 
 from bot.clients.api import ApiClient, ClientOptions
@@ -33,7 +39,8 @@ from bot.clients.rows import (
 )
 from bot.clients.rows import mailbox_facts as mailbox_facts
 from bot.diagnosis.facts import MailboxFacts, RecordType, UserFacts
-from bot.errors import BackendRefused
+from bot.diagnosis.fixes import Value
+from bot.errors import AlreadyExists, BackendRefused, InputError, PermissionDenied
 from bot.ids import odata_string, require_id
 
 __all__ = [
@@ -44,6 +51,7 @@ __all__ = [
     "RecordRead",
     "Row",
     "SyncFilter",
+    "key_of",
     "parse_datetime",
     "record_facts",
 ]
@@ -64,6 +72,17 @@ _FILTER_COLUMNS = "name,returnedtypecode,statecode,fetchxml,querytype"
 # The column a record's "recent" window is judged by.
 _DATED_BY = {"appointment": "scheduledstart", "task": "scheduledend", "contact": "modifiedon"}
 FORMATTED = "OData.Community.Display.V1.FormattedValue"  # the annotation with a lookup's display name
+DUPLICATE_KEY = "0x80040237"  # Dataverse's "Cannot insert duplicate key" (412 to a create)
+# The primary key of each entity set a row may be created in: a create that carries it is safe to repeat
+# (a repeat answers 412, `AlreadyExists`); one without it is sent at most once.
+_KEYS = {
+    "userqueries": "userqueryid",
+    "savedqueries": "savedqueryid",
+    "mailboxes": "mailboxid",
+    **{info.entity_set: info.key for info in ENTITIES.values()},
+}
+_ENTITY_SET = re.compile(r"[a-z][a-z0-9_]*")
+_ENTITY_ID = re.compile(r"\(([0-9A-Fa-f-]+)\)\s*$")  # the id at the end of an OData-EntityId
 
 
 @dataclass(frozen=True)
@@ -123,6 +142,41 @@ class DataverseClient(ApiClient):
                 SERVICE, f"answered {url} with an unexpected JSON shape", status=response.status_code
             )
         return body
+
+    async def _write(
+        self,
+        method: str,
+        url: str,
+        body: Mapping[str, Value],
+        caller: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one write as `caller`; a 403 becomes `PermissionDenied` with Dataverse's own words.
+
+        A create without its own id is sent once (`idempotent=False`): repeated after a lost answer, it
+        could make a second row."""
+        request = self._http.build_request(
+            method,
+            url,
+            json=dict(body),
+            headers={**_as_required(caller), "Content-Type": "application/json", **(headers or {})},
+        )
+        self.requests_sent += 1
+        idempotent = method != "POST" or _KEYS.get(url.split("(")[0]) in body
+        try:
+            return await send(self._http, request, SERVICE, self._policy, idempotent=idempotent)
+        except BackendRefused as exc:
+            if exc.status == 403:
+                raise PermissionDenied(
+                    SERVICE,
+                    str(exc).removeprefix(f"{SERVICE}: "),
+                    status=403,
+                    code=exc.code,
+                    attempts=exc.attempts,
+                    detail=exc.detail,
+                ) from exc
+            raise
 
     async def query(
         self,
@@ -333,6 +387,60 @@ class DataverseClient(ApiClient):
         )
         return [sync_filter(row, "savedqueryid", "system") for row in rows]
 
+    # --- writes (one-click fixes) ---------------------------------------------------------------------
+
+    async def create_row(self, entity_set: str, columns: Mapping[str, Value], *, caller: str) -> str:
+        """Create a row in `entity_set` as `caller` (an Entra object id); returns its id.
+
+        Give the row's id among `columns` (e.g. `userqueryid`) whenever it can be known beforehand: the
+        request is then safe to retry, and a repeat (a second press, a retry after a lost answer) raises
+        `AlreadyExists` instead of making a second row.
+
+        Raises:
+            AlreadyExists: a row with that id exists (412, 0x80040237).
+            PermissionDenied: Dataverse refused the caller (403): `detail` says which privilege is missing.
+            BackendError: other refusals, or Dataverse was unreachable.
+            InvalidIdError: `caller` is not id-shaped.
+        """
+        table = _entity_set(entity_set)
+        try:
+            response = await self._write("POST", table, columns, caller)
+        except BackendRefused as exc:
+            if exc.status == 412 or exc.code == DUPLICATE_KEY:
+                raise AlreadyExists(
+                    SERVICE,
+                    str(exc).removeprefix(f"{SERVICE}: "),
+                    status=exc.status,
+                    code=exc.code,
+                    attempts=exc.attempts,
+                    detail=exc.detail,
+                ) from exc
+            raise
+        found = _ENTITY_ID.search(response.headers.get("OData-EntityId", ""))
+        if found is not None:
+            return found.group(1).lower()
+        given = columns.get(_KEYS.get(table, ""))
+        if isinstance(given, str):
+            return given.lower()
+        raise BackendRefused(
+            SERVICE, f"created a row in {table} without saying its id", status=response.status_code
+        )
+
+    async def update_row(
+        self, entity_set: str, row_id: str, columns: Mapping[str, Value], *, caller: str
+    ) -> None:
+        """Set `columns` of one existing row as `caller` (an Entra object id). `If-Match: *` makes it an
+        update only (without it, a PATCH to a missing id would create the row): a missing row is a 404.
+
+        Raises:
+            PermissionDenied: Dataverse refused the caller (403): `detail` says which privilege is missing.
+            BackendRefused: e.g. 404, no such row.
+            BackendError: Dataverse was unreachable.
+            InvalidIdError: `row_id` or `caller` is not id-shaped.
+        """
+        url = f"{_entity_set(entity_set)}({require_id(row_id, f'{entity_set} id')})"
+        await self._write("PATCH", url, columns, caller, headers={"If-Match": "*"})
+
     async def fetch_as(self, record_type: RecordType, fetchxml: str, caller_aad_object_id: str) -> list[Row]:
         """Run FetchXML as another user (`CallerObjectId`), so `eq-userid` means that user."""
         info = ENTITIES[record_type]
@@ -347,3 +455,24 @@ class DataverseClient(ApiClient):
 def _as(caller: str | None) -> dict[str, str] | None:
     """The impersonation header that makes Dataverse run a request as `caller` (an Entra object id)."""
     return {"CallerObjectId": require_id(caller, "Entra object id")} if caller else None
+
+
+def key_of(entity_set: str) -> str | None:
+    """The primary key column of an entity set rows may be created in (None: not one of those)."""
+    return _KEYS.get(entity_set)
+
+
+def _as_required(caller: str) -> dict[str, str]:
+    """The impersonation header of a write: every write is made as someone, never as the app alone."""
+    return {"CallerObjectId": require_id(caller, "Entra object id of who writes")}
+
+
+def _entity_set(name: str) -> str:
+    """`name` when it can be an entity set's name (lowercase letters, digits, underscores): a path segment.
+
+    Raises:
+        InputError: it can't.
+    """
+    if not _ENTITY_SET.fullmatch(name):
+        raise InputError(f"{name[:40]!r} is not an entity set's name")
+    return name

@@ -194,10 +194,19 @@ def error_message(response: httpx.Response) -> tuple[str | None, str]:
 
 
 async def send(
-    client: httpx.AsyncClient, request: httpx.Request, service: str, policy: RetryPolicy
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    service: str,
+    policy: RetryPolicy,
+    *,
+    idempotent: bool = True,
 ) -> httpx.Response:
     """Send `request`, retrying what is worth retrying, and return a 2xx response. One span covers all
     attempts.
+
+    `idempotent=False` (a create without its own id): an attempt that may have reached the service (a
+    timeout once connected, a dropped connection, a 5xx) is not repeated, since a second one could make
+    a second row; only what surely did nothing is retried (429, a refused connection).
 
     Raises:
         Throttled: 429 answers outlasted the budget.
@@ -216,13 +225,13 @@ async def send(
             "server.port": request.url.port or (443 if request.url.scheme == "https" else 80),
         },
     ) as span:
-        response = await _send(client, request, service, policy)
+        response = await _send(client, request, service, policy, idempotent)
         span.set_attribute("http.response.status_code", response.status_code)
         return response
 
 
 async def _send(
-    client: httpx.AsyncClient, request: httpx.Request, service: str, policy: RetryPolicy
+    client: httpx.AsyncClient, request: httpx.Request, service: str, policy: RetryPolicy, idempotent: bool
 ) -> httpx.Response:
     started = time.monotonic()
     ends = ends_within(policy, started)
@@ -231,7 +240,7 @@ async def _send(
     # The token this request needs (BearerAuth, inside client.send) is fetched within the same deadline.
     token = _deadline.set(ends)
     try:
-        return await _attempts(client, request, service, policy, started, ends, key)
+        return await _attempts(client, request, service, policy, started, ends, key, idempotent)
     finally:
         _deadline.reset(token)
 
@@ -244,6 +253,7 @@ async def _attempts(
     started: float,
     ends: float,
     key: str,
+    idempotent: bool = True,
 ) -> httpx.Response:
     last_problem = "no attempt was made: the time budget was already spent"
     attempt = 0
@@ -260,10 +270,12 @@ async def _attempts(
         throttled = False
         try:
             response = await client.send(request)
-        except httpx.TimeoutException:
+        except httpx.TimeoutException as exc:
             last_problem = f"timed out after {timeout:.1f} s"
+            _once(idempotent, exc, service, last_problem, attempt, started)
         except httpx.TransportError as exc:
             last_problem = f"could not connect ({type(exc).__name__})"
+            _once(idempotent, exc, service, last_problem, attempt, started)
         else:
             log.debug("%s %s %s -> %s", service, request.method, request.url.path, response.status_code)
             if response.is_success:
@@ -286,6 +298,15 @@ async def _attempts(
             elif response.status_code in _RETRY_STATUSES:
                 code, message = error_message(response)
                 last_problem = f"HTTP {response.status_code}: {message}"
+                if not idempotent:
+                    raise gave_up(
+                        service,
+                        f"{last_problem} (not repeated: it may have been done)",
+                        attempt,
+                        started,
+                        throttled=False,
+                        key=key,
+                    )
             else:
                 code, message = error_message(response)
                 raise BackendRefused(
@@ -294,6 +315,7 @@ async def _attempts(
                     status=response.status_code,
                     code=code,
                     attempts=attempt,
+                    detail=message if code is not None else None,
                 )
         log.info("%s attempt %d failed: %s", service, attempt, last_problem)
         if wait is None:
@@ -302,6 +324,25 @@ async def _attempts(
         if attempt < policy.max_attempts and wait > 0:
             await asyncio.sleep(wait)
     raise gave_up(service, last_problem, attempt, started, throttled=throttled, key=key, wait=wait)
+
+
+def _once(
+    idempotent: bool, exc: httpx.TransportError, service: str, problem: str, attempt: int, started: float
+) -> None:
+    """Raise at once when a request that must not be repeated may have reached the service.
+
+    Raises:
+        BackendUnavailable: `idempotent` is False and the failure came after connecting.
+    """
+    if idempotent or isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return  # nothing was sent: asking again is safe
+    spent = time.monotonic() - started
+    raise BackendUnavailable(
+        service,
+        f"{problem}; not repeated, as it may have been done: look before trying again "
+        f"({attempt} attempt(s) in {spent:.1f} s)",
+        attempts=attempt,
+    ) from exc
 
 
 def gave_up(

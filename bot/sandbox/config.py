@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -13,7 +15,7 @@ from aiohttp import web
 from bot.sandbox.org import Org
 from bot.sandbox.wire import area, error
 
-__all__ = ["Fault", "SandboxConfig", "SandboxState", "inject_faults"]
+__all__ = ["Fault", "SandboxConfig", "SandboxState", "inject_faults", "utc_now"]
 
 
 @dataclass
@@ -75,12 +77,21 @@ async def inject_faults(faults: list[Fault], path: str) -> web.Response | None:
     return None
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 @dataclass
 class SandboxConfig:
     faults: list[Fault] = field(default_factory=list)
     client_secrets: dict[str, str] = field(default_factory=dict)  # empty: any client may get a token
     static_tokens: set[str] = field(default_factory=set)
     require_auth: bool = True
+    # The time writes stamp (createdon, modifiedon) and the sync cycle runs at: tests pass their own.
+    clock: Callable[[], datetime] = utc_now
+    # Seconds between sync cycles, instead of the fixture's "$sync_cycle_seconds" (0: no timer; None: the
+    # fixture's). A test that runs cycles itself (`Sandbox.sync.run()`) turns the timer off.
+    sync_every: float | None = None
 
 
 class SandboxState(Protocol):

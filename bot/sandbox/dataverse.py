@@ -1,5 +1,5 @@
-"""The sandbox's Dataverse Web API: GET on entity sets and records (OData options, FetchXML, saved
-queries, impersonation, paging) and PATCH on records."""
+"""The sandbox's Dataverse Web API reads: GET on entity sets and records (OData options, FetchXML, saved
+queries, impersonation, paging). Writes are in `writes`."""
 
 from __future__ import annotations
 
@@ -29,12 +29,12 @@ from bot.sandbox.odata import (
 )
 from bot.sandbox.org import Org
 from bot.sandbox.schema import ENTITY_SETS, NAVIGATIONS, Row
-from bot.sandbox.wire import APP_USER_ID, DATAVERSE, error
+from bot.sandbox.wire import APP_USER_ID, DATAVERSE, error, etag
 
-__all__ = ["DataverseRoutes"]
+__all__ = ["KEYED", "DataverseRoutes", "request_caller", "selected"]
 
 _MAX_PAGE = 5000
-_KEYED = re.compile(r"^(?P<set>[a-z_]+)\((?P<key>[^)]*)\)$")
+KEYED = re.compile(r"^(?P<set>[a-z_]+)\((?P<key>[^)]*)\)$")
 _EXPAND_OPTIONS = ("$select", "$filter", "$expand", "$orderby", "$top")
 
 Query = MultiMapping[str]
@@ -55,15 +55,14 @@ class DataverseRoutes:
 
     def register(self, router: web.UrlDispatcher) -> None:
         router.add_get(DATAVERSE + "{path:.+}", self.get)
-        router.add_patch(DATAVERSE + "{path:.+}", self.patch)
 
     async def get(self, request: web.Request) -> web.Response:
         path = request.match_info["path"]
-        keyed = _KEYED.match(path)
+        keyed = KEYED.match(path)
         entity_set = keyed.group("set") if keyed else path
         if entity_set not in ENTITY_SETS:
             return error(404, "0x8006088a", f"Resource not found for the segment '{entity_set}'.")
-        caller, refusal = self._caller(request)
+        caller, refusal = request_caller(self.org, request)
         if refusal is not None or caller is None:
             return refusal or error(500, "0x80040216", "no caller")
         try:
@@ -72,40 +71,6 @@ class DataverseRoutes:
             return self._get_many(entity_set, request, caller)
         except QueryError as exc:
             return error(400, "0x80060888", str(exc))
-
-    async def patch(self, request: web.Request) -> web.Response:
-        keyed = _KEYED.match(request.match_info["path"])
-        if not keyed or keyed.group("set") not in ENTITY_SETS:
-            return error(404, "0x8006088a", "PATCH needs an entity set and a key.")
-        row = self.org.by_key(keyed.group("set"), keyed.group("key"))
-        if row is None:
-            return error(404, "0x80040217", f"No {keyed.group('set')} with id {keyed.group('key')}.")
-        try:
-            changes = await request.json()
-        except ValueError:
-            return error(400, "0x80040216", "The request body is not JSON.")
-        if not isinstance(changes, dict):
-            return error(400, "0x80040216", "The request body must be a JSON object.")
-        row.update(changes)
-        return web.Response(status=204)
-
-    def _caller(self, request: web.Request) -> tuple[str | None, web.Response | None]:
-        """The systemuserid requests run as: the impersonated user, else the application user."""
-        object_id = request.headers.get("CallerObjectId")
-        legacy = request.headers.get("MSCRMCallerID")
-        if object_id is None and legacy is None:
-            return APP_USER_ID, None
-        if object_id is not None:
-            if not is_id(object_id):
-                return None, error(400, "0x80040203", f"CallerObjectId {object_id!r} is not a GUID.")
-            user = self.org.user_by_aad(object_id)
-        else:
-            user = self.org.by_key("systemusers", legacy or "")
-        if user is None:
-            return None, error(404, "0x80040217", f"No user with the caller id {object_id or legacy} exists.")
-        if user.get("isdisabled"):
-            return None, error(403, "0x8004d24b", "The impersonated user is disabled.")
-        return str(user["systemuserid"]).lower(), None
 
     def _navigator(self, entity_set: str) -> Callable[[Row, str], list[Row] | None]:
         def navigate(row: Row, name: str) -> list[Row] | None:
@@ -200,8 +165,8 @@ class DataverseRoutes:
 
     def _shape(self, entity_set: str, row: Row, select: str | None, expand: str | None) -> Row:
         """A row as the Web API returns it: its $select columns (and key), an etag, its $expand-ed rows."""
-        out = _selected(row, select, ENTITY_SETS[entity_set].key)
-        out["@odata.etag"] = f'W/"{abs(hash(str(sorted(row.items())))) % 10_000_000}"'
+        out = selected(row, select, ENTITY_SETS[entity_set].key)
+        out["@odata.etag"] = etag(row)
         for item in split_top_level(expand or "", ","):
             name, related = self._expanded(entity_set, row, item)
             out[name] = related
@@ -227,7 +192,27 @@ def _context(request: web.Request, entity_set: str) -> str:
     return f"{request.url.origin()}{DATAVERSE}$metadata#{entity_set}"
 
 
-def _selected(row: Row, select: str | None, key: str) -> Row:
+def request_caller(org: Org, request: web.Request) -> tuple[str | None, web.Response | None]:
+    """The systemuserid a request runs as: the impersonated user (`CallerObjectId`, or the legacy
+    `MSCRMCallerID`), else the application user; or the error Dataverse answers for an unknown or disabled one."""
+    object_id = request.headers.get("CallerObjectId")
+    legacy = request.headers.get("MSCRMCallerID")
+    if object_id is None and legacy is None:
+        return APP_USER_ID, None
+    if object_id is not None:
+        if not is_id(object_id):
+            return None, error(400, "0x80040203", f"CallerObjectId {object_id!r} is not a GUID.")
+        user = org.user_by_aad(object_id)
+    else:
+        user = org.by_key("systemusers", legacy or "")
+    if user is None:
+        return None, error(404, "0x80040217", f"No user with the caller id {object_id or legacy} exists.")
+    if user.get("isdisabled"):
+        return None, error(403, "0x8004d24b", "The impersonated user is disabled.")
+    return str(user["systemuserid"]).lower(), None
+
+
+def selected(row: Row, select: str | None, key: str) -> Row:
     """The $select columns of `row` and its key (every column without $select)."""
     if not select:
         return dict(row)

@@ -27,7 +27,7 @@ from bot.sandbox.odata import QueryError, first_rows
 from bot.sandbox.org import Org
 from bot.sandbox.schema import ENTITY_SETS, LOGICAL_TO_SET
 
-__all__ = ["run_fetch", "sql_like"]
+__all__ = ["check_fetch", "run_fetch", "sql_like"]
 
 Row = dict[str, Any]
 Joins = dict[str, Row | None]  # link-entity alias -> its row in one combination (None: an outer miss)
@@ -274,6 +274,19 @@ def run_fetch(fetchxml: str, org: Org, user_id: str, *, enforce_read: bool = Tru
             rows.append(_record(evaluator, row, joins, entity, links, key))
     _sort(rows, entity.findall("order"))
     return entity_set, first_rows(rows, root.get("top") or root.get("count"), "FetchXML: top/count")
+
+
+def check_fetch(fetchxml: str) -> str:
+    """Check FetchXML without running it (on an empty org): it parses and uses only what the sandbox runs.
+    Returns the entity set it queries.
+
+    Raises:
+        QueryError: malformed FetchXML or a construct the sandbox doesn't support.
+    """
+    return run_fetch(fetchxml, Org(tables={}), _NOBODY, enforce_read=False)[0]
+
+
+_NOBODY = "00000000-0000-0000-0000-000000000000"
 
 
 def _parse(fetchxml: str) -> ET.Element:

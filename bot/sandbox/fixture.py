@@ -59,6 +59,7 @@ class Fixture:
     fault_specs: list[dict[str, Any]]
     privileges: dict[str, frozenset[str]]
     anchor_day: date | None  # the day "$relative_to" names, if it names one
+    sync_cycle_seconds: float | None = None  # "$sync_cycle_seconds": how often the sync cycle runs
 
 
 def read_fixture(data: Any, source: str) -> Fixture:
@@ -88,6 +89,7 @@ def read_fixture(data: Any, source: str) -> Fixture:
         fault_specs=fault_specs,
         privileges=privileges,
         anchor_day=_anchor_day(data.get("$relative_to"), fail),
+        sync_cycle_seconds=_sync_cycle_seconds(data.get("$sync_cycle_seconds"), fail),
     )
 
 
@@ -183,6 +185,14 @@ def _privileges(data: dict[str, Any], fail: Fail) -> dict[str, frozenset[str]]:
     ):
         raise fail('$privileges must map systemuserids to lists of privilege names ("prvReadActivity")')
     return {key_of(k): frozenset(v) for k, v in privileges.items()}
+
+
+def _sync_cycle_seconds(value: Any, fail: Fail) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise fail(f"$sync_cycle_seconds must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 def _anchor_day(anchor: Any, fail: Fail) -> date | None:

@@ -13,7 +13,7 @@ from bot.sandbox.config import SandboxState
 from bot.sandbox.schema import Row
 from bot.sandbox.wire import GRAPH, error
 
-__all__ = ["GraphRoutes"]
+__all__ = ["GraphRoutes", "event_time"]
 
 _GRAPH_DEFAULT_PAGE = 10
 _NO_WINDOW = "This request requires a time window specified by the query string parameters StartDateTime and EndDateTime."
@@ -43,8 +43,8 @@ class GraphRoutes:
         start, end = _graph_time(query.get("startDateTime")), _graph_time(query.get("endDateTime"))
         if start is None or end is None:
             return error(400, "ErrorInvalidParameter", _NO_WINDOW)
-        inside = [e for e in events if _event_time(e["start"]) < end and _event_time(e["end"]) > start]
-        inside.sort(key=lambda e: _event_time(e["start"]))
+        inside = [e for e in events if event_time(e["start"]) < end and event_time(e["end"]) > start]
+        inside.sort(key=lambda e: event_time(e["start"]))
         return _events_page(request, inside)
 
     def _entra_id(self, user: str) -> str:
@@ -97,7 +97,8 @@ def _graph_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _event_time(value: dict[str, str]) -> datetime:
+def event_time(value: dict[str, str]) -> datetime:
+    """An event's start or end ({"dateTime", "timeZone"}) in UTC."""
     text = re.sub(r"(\.\d{6})\d+", r"\1", value["dateTime"]).replace("Z", "")
     naive = datetime.fromisoformat(text).replace(tzinfo=None)
     return naive.replace(tzinfo=ZoneInfo(value.get("timeZone") or "UTC")).astimezone(UTC)
@@ -107,7 +108,7 @@ def _graph_event(event: Row, select: list[str]) -> Row:
     out = dict(event)
     for edge in ("start", "end"):
         out[edge] = {
-            "dateTime": _event_time(event[edge]).strftime("%Y-%m-%dT%H:%M:%S.0000000"),
+            "dateTime": event_time(event[edge]).strftime("%Y-%m-%dT%H:%M:%S.0000000"),
             "timeZone": "UTC",
         }
     if select:

@@ -48,6 +48,7 @@ class Org:
     source: str = "<memory>"
     fault_specs: list[dict[str, Any]] = field(default_factory=list)  # the fixture's "$faults" (see Fault)
     privileges: dict[str, frozenset[str]] = field(default_factory=dict)  # systemuserid -> "$privileges"
+    sync_cycle_seconds: float | None = None  # "$sync_cycle_seconds" (see sync.py)
     _indexes: dict[tuple[str, str], tuple[int, dict[str, list[Row]]]] = field(
         default_factory=dict, repr=False
     )
@@ -158,6 +159,7 @@ class Org:
             source=source,
             fault_specs=fixture.fault_specs,
             privileges=fixture.privileges,
+            sync_cycle_seconds=fixture.sync_cycle_seconds,
         )
         if fixture.anchor_day is not None:
             org.shift_days(((today or datetime.now(UTC).date()) - fixture.anchor_day).days)

@@ -5,16 +5,20 @@ the real services (design.md section 6), and it can misbehave on purpose: per-ro
 Retry-After, 5xx, and hangs (see `Fault`).
 
 This module holds the state and the middleware every request passes (counting, faults, authentication);
-the routes are in `dataverse`, `graph` and `entra`.
+the routes are in `dataverse` (reads), `writes`, `graph` and `entra`. Server-side sync runs in cycles
+(`sync`): every `"$sync_cycle_seconds"` when the fixture says so, and at once on `POST /$sandbox/sync` from
+loopback (or `Sandbox.sync.run()` in-process).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -24,7 +28,9 @@ from bot.sandbox.dataverse import DataverseRoutes
 from bot.sandbox.entra import EntraRoutes
 from bot.sandbox.graph import GraphRoutes
 from bot.sandbox.org import Org
+from bot.sandbox.sync import SyncCycle
 from bot.sandbox.wire import APP_USER_ID, area, error
+from bot.sandbox.writes import DataverseWrites
 
 __all__ = ["APP_USER_ID", "Fault", "RunningSandbox", "Sandbox", "SandboxConfig", "start_sandbox"]
 
@@ -41,6 +47,13 @@ class Sandbox:
         self.config = config or SandboxConfig()
         self.tokens: set[str] = set(self.config.static_tokens)
         self.counts: Counter[str] = Counter()
+        self.sync = SyncCycle(org, self.config.clock)
+
+    @property
+    def sync_every(self) -> float | None:
+        """Seconds between timed sync cycles (None: none run by themselves)."""
+        every = self.config.sync_every if self.config.sync_every is not None else self.org.sync_cycle_seconds
+        return every or None
 
     def revoke_tokens(self) -> None:
         """Forget issued tokens (not static ones): the next call with an old token gets a 401."""
@@ -49,9 +62,11 @@ class Sandbox:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
         DataverseRoutes(self).register(app.router)
+        DataverseWrites(self).register(app.router)
         GraphRoutes(self).register(app.router)
         EntraRoutes(self).register(app.router)
         app.router.add_get("/healthz", self.health)
+        app.router.add_post("/$sandbox/sync", self.run_sync)
         return app
 
     @web.middleware
@@ -80,6 +95,12 @@ class Sandbox:
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "org": self.org.source})
 
+    async def run_sync(self, request: web.Request) -> web.Response:
+        """One sync cycle now, for a person or a test on this machine (no token: loopback only)."""
+        if request.remote not in ("127.0.0.1", "::1"):
+            return error(403, "Forbidden", "The sandbox runs a sync cycle on request from loopback only.")
+        return web.json_response((await self.sync.run_now()).to_dict())
+
 
 @dataclass
 class RunningSandbox:
@@ -88,8 +109,13 @@ class RunningSandbox:
     sandbox: Sandbox
     runner: web.AppRunner
     url: str
+    cycles: asyncio.Task[None] | None = field(default=None, repr=False)  # the timed sync cycles
 
     async def close(self) -> None:
+        if self.cycles is not None:
+            self.cycles.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.cycles
         await self.runner.cleanup()
 
 
@@ -115,4 +141,8 @@ async def start_sandbox(
     await site.start()
     bound_port = runner.addresses[0][1]
     scheme = "https" if ssl_context else "http"
-    return RunningSandbox(sandbox=sandbox, runner=runner, url=f"{scheme}://{host}:{bound_port}")
+    every = sandbox.sync_every
+    cycles = asyncio.create_task(sandbox.sync.every(every), name="sandbox sync") if every else None
+    return RunningSandbox(
+        sandbox=sandbox, runner=runner, url=f"{scheme}://{host}:{bound_port}", cycles=cycles
+    )

@@ -159,6 +159,15 @@ class Store(Protocol):
 
     async def get_setting(self, key: str) -> dict[str, Any] | None: ...
 
+    async def add_setting(self, key: str, value: dict[str, Any]) -> bool:
+        """Store `value` under `key` unless the key is taken; False when it was (insert-if-absent, atomic:
+        of several processes adding one key at once, exactly one gets True)."""
+        ...
+
+    async def list_settings(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every setting whose key is `prefix:...`, as (key, value), in key order."""
+        ...
+
     async def create_ticket(self, draft: StoredTicket) -> StoredTicket:
         """Store `draft` under the next number, at version 1 (its own number and version are ignored)."""
         ...
@@ -181,10 +190,17 @@ class Store(Protocol):
         ...
 
     async def enqueue(
-        self, dedupe_key: str, kind: str, payload: dict[str, Any], *, group: str | None = None
+        self,
+        dedupe_key: str,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        group: str | None = None,
+        delay: float = 0,
     ) -> bool:
-        """Add a message to deliver, tagged with `group` (listed by it); False when one with this key
-        exists already, in any status, expired included (insert-if-absent: the key is the "once")."""
+        """Add a message to deliver, tagged with `group` (listed by it), due `delay` seconds from now;
+        False when one with this key exists already, in any status, expired included (insert-if-absent:
+        the key is the "once")."""
         ...
 
     async def claim_due(self, *, limit: int, lease_seconds: float) -> list[OutboxEntry]: ...

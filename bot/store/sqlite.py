@@ -223,6 +223,28 @@ class SqliteStore(HistoryParts):
         result: dict[str, Any] | None = await self._run(work)
         return result
 
+    async def add_setting(self, key: str, value: dict[str, Any]) -> bool:
+        def work() -> bool:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, json.dumps(value))
+            )
+            return cursor.rowcount == 1
+
+        result: bool = await self._run(work)
+        return result
+
+    async def list_settings(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        def work() -> list[tuple[str, dict[str, Any]]]:
+            # A range on the primary key: "prefix:" up to "prefix;" (';' follows ':'), no LIKE wildcards.
+            rows = self._db.execute(
+                "SELECT key, value FROM settings WHERE key >= ? AND key < ? ORDER BY key",
+                (f"{prefix}:", f"{prefix};"),
+            ).fetchall()
+            return [(row["key"], dict(json.loads(row["value"]))) for row in rows]
+
+        result: list[tuple[str, dict[str, Any]]] = await self._run(work)
+        return result
+
     # --- tickets: the body as JSON, beside the columns they are listed by ---------------------------
 
     async def create_ticket(self, draft: StoredTicket) -> StoredTicket:
@@ -294,16 +316,23 @@ class SqliteStore(HistoryParts):
     # --- outbox --------------------------------------------------------------------------------------
 
     async def enqueue(
-        self, dedupe_key: str, kind: str, payload: dict[str, Any], *, group: str | None = None
+        self,
+        dedupe_key: str,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        group: str | None = None,
+        delay: float = 0,
     ) -> bool:
-        """Add a message to deliver; False when one with this key exists already (insert-if-absent)."""
+        """Add a message to deliver, due in `delay` seconds; False when one with this key exists already
+        (insert-if-absent)."""
 
         def work() -> bool:
             now = time.time()
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO outbox (dedupe_key, kind, payload, due, queued, grp) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (dedupe_key, kind, json.dumps(payload), now, now, group),
+                (dedupe_key, kind, json.dumps(payload), now + max(0.0, delay), now, group),
             )
             return cursor.rowcount == 1
 

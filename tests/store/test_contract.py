@@ -103,6 +103,41 @@ async def test_settings_with_any_key(store: Store) -> None:
     assert await store.get_setting("watch:a/b#c?d%e") is None
 
 
+async def test_adding_a_setting_never_replaces_one(instances: Instances) -> None:
+    stores = [instances() for _ in range(3)]
+    added = await asyncio.gather(*(s.add_setting("fix:k1", {"by": i}) for i, s in enumerate(stores * 3)))
+    assert added.count(True) == 1  # several processes adding one key: exactly one wins
+    assert await stores[0].get_setting("fix:k1") == {"by": added.index(True)}
+    await stores[1].set_setting("fix:k1", {"by": "updated"})  # the winner updates it as any setting
+    assert await stores[2].add_setting("fix:k1", {"by": "late"}) is False
+    assert await stores[2].get_setting("fix:k1") == {"by": "updated"}
+    await stores[0].delete_setting("fix:k1")
+    assert await stores[0].add_setting("fix:k1", {"by": "again"}) is True
+
+
+async def test_settings_are_listed_by_prefix(store: Store) -> None:
+    keys = ["fix:b", "fix:a/b#c?d%e 'q'", "fix:", "fixes:x", "fi:x", "card:1001", "fix:x:y"]
+    for i, key in enumerate(keys):
+        await store.set_setting(key, {"n": i})
+    assert await store.list_settings("fix") == [
+        ("fix:", {"n": 2}),
+        ("fix:a/b#c?d%e 'q'", {"n": 1}),
+        ("fix:b", {"n": 0}),
+        ("fix:x:y", {"n": 6}),
+    ]
+    assert await store.list_settings("nothing") == []
+
+
+async def test_an_entry_queued_with_a_delay_is_due_after_it(store: Store) -> None:
+    assert await store.enqueue("later", "notify_user", {"user": "u"}, delay=1)
+    assert await store.enqueue("later", "notify_user", {"user": "u"}, delay=0) is False  # still "once"
+    assert await store.claim_due(limit=1, lease_seconds=60) == []
+    waiting, due_in = await store.pending()
+    assert waiting == 1 and due_in is not None and 0 < due_in <= 1
+    entry = await claimed_once_free(store)
+    assert entry.dedupe_key == "later" and entry.attempts == 1
+
+
 async def test_tickets_are_numbered_and_survive_a_restart(instances: Instances) -> None:
     first = instances()
     a = await first.create_ticket(DRAFT)

@@ -17,6 +17,7 @@ from bot.store.base import Store
 __all__ = [
     "DeliveryReport",
     "Digest",
+    "FixFollowup",
     "InvalidEntry",
     "Kind",
     "NotifyProblem",
@@ -39,6 +40,7 @@ class Kind(StrEnum):
     NOTIFY_PROBLEM = "notify_problem"  # a sweep's notice: the finding's card, to the person
     DIGEST = "digest"  # the people the sweep can't reach, to the helpdesk channel (older versions')
     DELIVERY_REPORT = "delivery_report"  # what a sweep found and how telling them went, to the channel
+    FIX_FOLLOWUP = "fix_followup"  # a check after a one-click fix: re-diagnose, tell the person how it went
 
 
 class InvalidEntry(ValueError):
@@ -148,8 +150,25 @@ class DeliveryReport(Payload):
     settle_by: float  # sent by then at the latest, with what is still sending counted
 
 
+class FixFollowup(Payload):
+    """A check after a fix was applied (`bot.fixing`), due a while after it: the sender re-diagnoses the
+    same user and record and tells the person, or queues the next check (`remaining`)."""
+
+    kind = Kind.FIX_FOLLOWUP
+    key: str  # the application's key (its record: setting "fix:<key>")
+    user: str  # the person's Entra object id
+    record: str | None  # the record's id; None: a mailbox-level fix
+    type: str  # the record type
+    remaining: list[float]  # the later checks, in seconds after the fix
+
+    @property
+    def lane(self) -> str | None:
+        return self.user.lower() or None
+
+
 _PAYLOADS: dict[Kind, type[Payload]] = {
-    cls.kind: cls for cls in (PostTicket, UpdateTicketCard, NotifyUser, NotifyProblem, Digest, DeliveryReport)
+    cls.kind: cls
+    for cls in (PostTicket, UpdateTicketCard, NotifyUser, NotifyProblem, Digest, DeliveryReport, FixFollowup)
 }
 
 
@@ -171,7 +190,9 @@ def parse(kind: str, data: Mapping[str, Any]) -> Payload:
         raise InvalidEntry(f"a {kind} payload that doesn't fit: {', '.join(fields)}") from None
 
 
-async def enqueue(store: Store, dedupe_key: str, payload: Payload, *, group: str | None = None) -> bool:
-    """Queue `payload` once per `dedupe_key` (tagged with `group`: a sweep's id); False when that key was
-    queued already (sent, given up or expired: the key outlives the entry's body)."""
-    return await store.enqueue(dedupe_key, payload.kind.value, payload.to_dict(), group=group)
+async def enqueue(
+    store: Store, dedupe_key: str, payload: Payload, *, group: str | None = None, delay: float = 0
+) -> bool:
+    """Queue `payload` once per `dedupe_key` (tagged with `group`: a sweep's id), due in `delay` seconds;
+    False when that key was queued already (sent, given up or expired: the key outlives the entry's body)."""
+    return await store.enqueue(dedupe_key, payload.kind.value, payload.to_dict(), group=group, delay=delay)

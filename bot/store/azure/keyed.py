@@ -7,6 +7,7 @@ import contextlib
 import json
 import time
 from typing import Any
+from urllib.parse import unquote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -71,6 +72,30 @@ class KeyedParts(Account):
         await self._start()
         entity = await self._get("settings", *_setting_keys(key))
         return None if entity is None else dict(json.loads(unpack("value", entity)))
+
+    async def add_setting(self, key: str, value: dict[str, Any]) -> bool:
+        """Insert-if-absent: the service refuses a second entity with the same keys (409), atomically."""
+        await self._start()
+        partition, row = _setting_keys(key)
+        try:
+            await self._table("settings").create_entity(
+                {"PartitionKey": partition, "RowKey": row, **pack("value", json.dumps(value))}
+            )
+        except ResourceExistsError:
+            return False
+        return True
+
+    async def list_settings(self, prefix: str) -> list[tuple[str, dict[str, Any]]]:
+        """One partition's settings (the partition is the key's prefix), in key order."""
+        await self._start()
+        rows = self._table("settings").query_entities(
+            "PartitionKey eq @prefix", parameters={"prefix": table_key(prefix)}
+        )
+        found = [
+            (f"{prefix}:{unquote(entity['RowKey'])}", dict(json.loads(unpack("value", entity))))
+            async for entity in rows
+        ]
+        return sorted(found, key=lambda item: item[0])
 
     async def delete_setting(self, key: str) -> None:
         await self._start()

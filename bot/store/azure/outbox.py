@@ -39,12 +39,21 @@ class OutboxParts(Account):
     _entry_keys = staticmethod(entry_keys)
 
     async def enqueue(
-        self, dedupe_key: str, kind: str, payload: dict[str, Any], *, group: str | None = None
+        self,
+        dedupe_key: str,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        group: str | None = None,
+        delay: float = 0,
     ) -> bool:
-        """Add a message to deliver; False when one with this key exists already (insert-if-absent)."""
+        """Add a message to deliver, due in `delay` seconds (its message stays invisible until then, in
+        whole seconds: the queue's granularity); False when one with this key exists already
+        (insert-if-absent)."""
         await self._start()
         queue = self._outbox_queue()
-        message = await queue.send_message(json.dumps({"key": dedupe_key}))
+        wait = min(_MAX_VISIBILITY, max(0, math.ceil(delay)))
+        message = await queue.send_message(json.dumps({"key": dedupe_key}), visibility_timeout=wait or None)
         partition, row = self._entry_keys(dedupe_key)
         now = time.time()
         entry = {
@@ -54,7 +63,7 @@ class OutboxParts(Account):
             "kind": kind,
             "status": "pending",
             "attempts": 0,
-            "due": now,
+            "due": now + wait,
             "queued": now,
             "message_id": message.id,
             **({"grp": group} if group is not None else {}),

@@ -1,0 +1,162 @@
+"""What applying a fix leaves behind: the application's record (`Applied`), its key, and the errors that
+say why a fix was not applied.
+
+An application is kept as the setting "fix:<key>" (`Applied.to_dict()`). Its key is a hash of what it
+changes for whom, so two presses of one fix (or two agents at once) share one record: the first claims
+it (insert-if-absent), the others read it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+from bot.diagnosis import RECORD_TYPES, RecordType
+from bot.diagnosis.fixes import Fix
+from bot.errors import SyncDoctorError
+
+__all__ = [
+    "FILTER_FIXES",
+    "SETTING",
+    "Applied",
+    "FixError",
+    "NotAllowed",
+    "NotApplicable",
+    "Refused",
+    "State",
+    "application_key",
+    "setting_key",
+]
+
+SETTING = "fix"  # the settings' prefix: "fix:<key>"
+# Fixes that change the person's own sync filters: they may be undone.
+FILTER_FIXES = frozenset({"activate-filter", "add-filter"})
+# "applying": claimed, being written (or its writer crashed); "applied": written; "refused": Dataverse
+# said no (403); "failed": Dataverse could not be reached or refused otherwise; "undone": written, then
+# reversed.
+State = Literal["applying", "applied", "refused", "failed", "undone"]
+STATES: tuple[State, ...] = get_args(State)
+
+
+class FixError(SyncDoctorError):
+    """A fix that was not applied, and why (CLI exit 2)."""
+
+
+class NotApplicable(FixError):
+    """No such fix applies now: it is fixed already, something else blocks sync, or the fix is unknown."""
+
+
+class NotAllowed(FixError):
+    """Who asked may not apply this fix: someone's own filters are changed by them alone."""
+
+
+class Refused(FixError):
+    """Dataverse refused the write (403) to who asked. `detail` is Dataverse's own message (e.g. "... is
+    missing prvWriteMailbox privilege ..."), or None when it gave none."""
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        self.detail = detail
+        super().__init__(message)
+
+
+def application_key(fix: Fix, person: str) -> str:
+    """The key of applying `fix` for `person` (an Entra object id): the same fix, changing the same
+    columns of the same rows to the same values, for the same person, has the same key."""
+    changes = sorted([c.table, c.row or "", c.column, c.new] for c in fix.changes)
+    text = json.dumps([fix.id, person.lower(), changes], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def setting_key(key: str) -> str:
+    return f"{SETTING}:{key}"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """One application of a fix, as recorded.
+
+    Attributes:
+        key: the application's key (`application_key`).
+        fix: what it changes.
+        user: for whom (their Entra object id).
+        by: who confirmed it (their Entra object id): the writes are made as them.
+        state: see `State`.
+        at: when it was claimed (UTC).
+        result: what the writes gave: `{"written": [{"table", "id", "action"}]}` (action "created",
+            "existed" or "updated"), and `undone_at`, `checked` as they happen.
+        error: why it was refused or failed.
+        first: True for the call that applied it; False for a call that found it applied (or being
+            applied) already and wrote nothing. Not kept.
+        record: the record the diagnosis was about (its id), None for a mailbox check.
+        record_type: that record's type.
+    """
+
+    key: str
+    fix: Fix
+    user: str
+    by: str
+    state: State
+    at: datetime
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    first: bool = True
+    record: str | None = None
+    record_type: RecordType = "appointment"
+
+    @property
+    def undoable(self) -> bool:
+        return self.state == "applied" and self.fix.id in FILTER_FIXES
+
+    def again(self) -> Applied:
+        """This application as a later call sees it: nothing written by that call."""
+        return replace(self, first=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "fix": self.fix.to_dict(),
+            "user": self.user,
+            "by": self.by,
+            "state": self.state,
+            "at": self.at.astimezone(UTC).isoformat(),
+            "result": self.result,
+            "error": self.error,
+            "record": self.record,
+            "type": self.record_type,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, first: bool = False) -> Applied:
+        """The application `to_dict` wrote.
+
+        Raises:
+            ValueError: `data` is not one.
+        """
+        fix = data.get("fix")
+        if not isinstance(fix, Mapping):
+            raise ValueError("an application needs its fix")
+        state = next((s for s in STATES if s == data.get("state")), None)
+        record_type: RecordType = next((t for t in RECORD_TYPES if t == data.get("type")), "appointment")
+        key, user, by, at = data.get("key"), data.get("user"), data.get("by"), data.get("at")
+        if state is None or not all(isinstance(v, str) for v in (key, user, by, at)):
+            raise ValueError("an application needs a key, a user, who applied it, a state and a time")
+        assert isinstance(key, str) and isinstance(user, str) and isinstance(by, str) and isinstance(at, str)
+        when = datetime.fromisoformat(at)
+        result, error, record = data.get("result"), data.get("error"), data.get("record")
+        return cls(
+            key=key,
+            fix=Fix.from_dict(fix),
+            user=user,
+            by=by,
+            state=state,
+            at=when if when.tzinfo else when.replace(tzinfo=UTC),
+            result=dict(result) if isinstance(result, Mapping) else {},
+            error=error if isinstance(error, str) else None,
+            first=first,
+            record=record if isinstance(record, str) else None,
+            record_type=record_type,
+        )
