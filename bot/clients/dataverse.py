@@ -68,7 +68,7 @@ _MAILBOX_COLUMNS = (
     "lastsuccessfulsynccompletedon,lastsyncerrorcode,lastsyncerroroccurredon,lastsyncerrorcount,"
     "itemsfailedforlastsync,_regardingobjectid_value"
 )
-_FILTER_COLUMNS = "name,returnedtypecode,statecode,fetchxml,querytype"
+_FILTER_COLUMNS = "name,returnedtypecode,statecode,fetchxml,querytype,modifiedon"
 # The column a record's "recent" window is judged by.
 _DATED_BY = {"appointment": "scheduledstart", "task": "scheduledend", "contact": "modifiedon"}
 FORMATTED = "OData.Community.Display.V1.FormattedValue"  # the annotation with a lookup's display name
