@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanKind
 from bot.clients.auth import scope_for
 from bot.clients.factory import Clients
 from bot.config import Settings
+from bot.fixing import Fixer, register_followups
 from bot.health import Readiness
 from bot.helpdesk.desk import Helpdesk
 from bot.helpdesk.senders import register_senders
@@ -250,16 +251,25 @@ def create_app(
             chosen, chosen_store = wired.clients, wired.store()
             investigator = wired.investigator(user_cache=UserCache())
             deliverer = deliverer_for(settings, chosen_store, app[ADAPTER])
-            register_senders(deliverer)  # the helpdesk's kinds; the outbox's own are registered already
+            # One-click fixes: applied as whoever confirms, checked again after the next sync.
+            fixer = Fixer(chosen_store, investigator, recheck_after=settings.fix_recheck_seconds)
+            # the helpdesk's kinds and the checks after a fix; the outbox's own are registered already
+            register_senders(deliverer, fix_history=fixer.history)
+            register_followups(deliverer, investigator)
             app[READINESS] = Readiness(chosen_store, chosen.tokens, scope_for(chosen.dataverse.base_url))
             helpdesk = Helpdesk(
-                chosen_store, deliverer if deliver else None, investigator, settings.helpdesk_agent_ids
+                chosen_store,
+                deliverer if deliver else None,
+                investigator,
+                settings.helpdesk_agent_ids,
+                fix_history=fixer.history,
             )
             app[BOT] = SyncDoctorBot(
                 investigator,
                 allowed_tenants=settings.allowed_tenant_ids,
                 budget=settings.diagnosis_budget_seconds,
                 helpdesk=helpdesk,
+                fixer=fixer,
             )
             # On a terminal, sweeps and sends show live on stderr; otherwise each sweep logs one line.
             live = _LiveProgress()

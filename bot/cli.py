@@ -13,11 +13,15 @@ import contextlib
 import json
 import logging
 import sys
+import tempfile
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from pydantic import SecretStr
+
 from bot.cli_parser import EXIT_BACKEND, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, LOOPBACK, build_parser
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.diagnosis import Report
 from bot.errors import (
     AmbiguousRecordError,
@@ -158,11 +162,20 @@ def _plain(value: object) -> str:
 
 async def _fix(args: argparse.Namespace) -> int:
     """`fix`: list the proposed fixes, or apply (`--apply`) or undo (`--undo`) one."""
+    settings = load_settings()
+    with tempfile.TemporaryDirectory(prefix="sync-doctor-fix-") as scratch:
+        if args.fixture:
+            # The sandbox's org lives as long as this command: so does the record of what was applied to
+            # it (in STORE_URL, a later run on a fresh sandbox would be told "applied already").
+            _progress(f"starting the sandbox with {args.fixture}")
+            scratch_store = SecretStr(f"sqlite:///{Path(scratch) / 'fixes.sqlite3'}")
+            settings = settings.model_copy(update={"store_url": scratch_store})
+        return await _fix_with(settings, args)
+
+
+async def _fix_with(settings: Settings, args: argparse.Namespace) -> int:
     from bot.fixing import Fixer, FixError, fixes_of
 
-    settings = load_settings()
-    if args.fixture:
-        _progress(f"starting the sandbox with {args.fixture}")
     async with wiring(settings, fixture=args.fixture) as wired:
         investigator = wired.investigator()
         if not (args.apply or args.undo):

@@ -8,7 +8,9 @@ from typing import Any
 from microsoft_teams.cards.core import AdaptiveCard, CardElement, Container, Fact, FactSet, TextBlock
 
 from bot.diagnosis import Finding, Report
+from bot.diagnosis.fixes import Fix
 from cards.common import (
+    ERROR,
     LINE,
     NAME,
     STEP,
@@ -23,7 +25,7 @@ from cards.common import (
     text,
 )
 
-__all__ = ["action_data", "build_diagnosis_card"]
+__all__ = ["action_data", "build_diagnosis_card", "fix_data", "offered_fix"]
 
 _STYLE = {"fail": "attention", "warn": "warning"}
 _COLOR = {"fail": "Attention", "warn": "Warning"}
@@ -41,6 +43,23 @@ def action_data(report: Report, *, record_type: str, show_all: bool = False) -> 
         # only shown on the escalate card; a 10 KB subject three times over would not fit in a message
         "subject": clip(report.record.subject, SUBJECT) if report.record and report.record.subject else None,
     }
+
+
+def offered_fix(report: Report, viewer: str | None) -> Fix | None:
+    """The fix "Fix it for me" offers `viewer`: the first of the person's own fixes (`self`) of a failing
+    finding, when the card is theirs. One at a time, in fix order: the next shows once it is done. A card
+    about someone else (an agent's) offers none: the helpdesk fixes from the ticket card."""
+    person = report.user.aad_object_id
+    if not (viewer and person and viewer.lower() == person.lower()):
+        return None
+    return next((fix for f in report.with_status("fail") for fix in f.fixes if fix.who == "self"), None)
+
+
+def fix_data(report: Report, fix: Fix, *, record_type: str) -> dict[str, Any]:
+    """What "Fix it for me" sends: only whose fix, the record, its type and the fix id. Confirm derives
+    the changes again from a fresh diagnosis: card data (anyone can write it) never says what to write."""
+    record = report.record.id if report.record else None
+    return {"user": report.user.aad_object_id, "record": record, "type": record_type, "fix": fix.id}
 
 
 def _title(report: Report, record_type: str) -> str:
@@ -81,7 +100,7 @@ def _value(value: object) -> str:
     return "none" if value is None else str(value)
 
 
-def _finding_block(finding: Finding) -> Container:
+def _finding_block(finding: Finding, offered: Fix | None = None) -> Container:
     # Titles, evidence and steps are shown as written: evidence holds Dynamics 365's words (filter names,
     # error messages), steps name the mailbox; the steps are plain text (the CLI prints them too).
     items: list[CardElement] = [
@@ -102,6 +121,9 @@ def _finding_block(finding: Finding) -> Container:
     if finding.steps:
         steps = (literal(step, STEP) for step in finding.steps)
         items.append(text("\n".join(f"{n}. {step}" for n, step in enumerate(steps, start=1))))
+    if offered is not None and offered.finding == finding.id:
+        hint = f"I can do it for you: **Fix it for me** ({literal(offered.title, LINE)})."
+        items.append(text(hint))  # the container's own colour: readable on its "attention" style
     items.append(text(f"[Microsoft's guidance]({finding.source})", subtle=True))
     return Container(items=items, style=_STYLE.get(finding.status), bleed=False)  # type: ignore[arg-type]
 
@@ -131,17 +153,32 @@ def _times(report: Report, checked_at: datetime) -> TextBlock:
 
 
 def build_diagnosis_card(
-    report: Report, *, record_type: str, checked_at: datetime, show_all: bool = False
+    report: Report,
+    *,
+    record_type: str,
+    checked_at: datetime,
+    show_all: bool = False,
+    viewer: str | None = None,
+    notice: str | None = None,
 ) -> AdaptiveCard:
-    """The card for one report. Re-check and Show all checks answer with a new card in place."""
+    """The card for one report. Re-check and Show all checks answer with a new card in place.
+
+    Args:
+        viewer: who the card is for (their Entra object id): the person gets "Fix it for me" for their own
+            fix (`offered_fix`); None offers none.
+        notice: a line above the verdict (e.g. why a fix was not made).
+    """
     verdict, color = _verdict(report)
+    offered = offered_fix(report, viewer)
     body: list[CardElement] = [
         heading(_title(report, record_type)),
         plain(verdict, color=color),
         _facts(report),
         _times(report, checked_at),
     ]
-    body.extend(_finding_block(f) for f in report.with_status("fail", "warn"))
+    if notice:
+        body.insert(1, plain(clip(notice, ERROR), color="Warning"))
+    body.extend(_finding_block(f, offered) for f in report.with_status("fail", "warn"))
     unknown = report.with_status("unknown")
     if unknown:
         titles = "; ".join(clip(f.title, LINE) for f in unknown)
@@ -154,14 +191,32 @@ def build_diagnosis_card(
             )
         )
     data = action_data(report, record_type=record_type, show_all=show_all)
-    actions = [
-        execute("Re-check", "recheck", data, style="positive", tooltip="Re-check: run every check again"),
-        execute("Escalate", "escalate", data, tooltip="Escalate to the helpdesk"),
-        execute(
-            "Show less" if show_all else "All checks",
-            "details",
-            {**data, "show_all": not show_all},
-            tooltip="Show less: hide the checks that passed" if show_all else "All checks, passed ones too",
-        ),
-    ]
-    return card(body, actions, fallback_text=verdict)
+    # With a fix to offer, it leads and Escalate stays beside it; the rest go to the overflow menu (two
+    # visible buttons keep "Fix it for me" whole on Teams mobile).
+    fixing = offered is not None
+    recheck = execute(
+        "Re-check",
+        "recheck",
+        data,
+        style=None if fixing else "positive",
+        tooltip="Re-check: run every check again",
+        secondary=fixing,
+    )
+    details = execute(
+        "Show less" if show_all else "All checks",
+        "details",
+        {**data, "show_all": not show_all},
+        tooltip="Show less: hide the checks that passed" if show_all else "All checks, passed ones too",
+        secondary=fixing,
+    )
+    escalate = execute("Escalate", "escalate", data, tooltip="Escalate to the helpdesk")
+    if offered is None:
+        return card(body, [recheck, escalate, details], fallback_text=verdict)
+    fix = execute(
+        "Fix it for me",
+        "fix_offer",
+        fix_data(report, offered, record_type=record_type),
+        style="positive",
+        tooltip=f"Fix it for me: {clip(offered.title, LINE)}",
+    )
+    return card(body, [fix, escalate, recheck, details], fallback_text=verdict)

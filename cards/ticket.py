@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal, Protocol
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
 from microsoft_teams.cards.core import AdaptiveCard, CardElement, Fact, FactSet, TextBlock, TextInput
 
 from bot.diagnosis import stored_findings
+from bot.diagnosis.fixes import Fix
 from cards.common import (
     ERROR,
     LINE,
@@ -29,14 +31,40 @@ from cards.common import (
 __all__ = [
     "AGENT_VERBS",
     "REFRESH_VERB",
+    "FixLine",
     "TicketView",
+    "agent_fixes",
     "build_escalate_card",
     "build_ticket_card",
     "build_ticket_list_card",
 ]
 
 REFRESH_VERB = "ticket_view"  # the channel card's refresh: each agent's view, everyone else's read-only one
-AGENT_VERBS = frozenset({"ticket_assign", "ticket_resolve", "ticket_reopen", "ticket_rerun"})
+# An agent's Fix ("ticket_fix_offer") shows the confirmation card first; its Confirm is "ticket_fix_apply".
+AGENT_VERBS = frozenset(
+    {
+        "ticket_assign",
+        "ticket_resolve",
+        "ticket_reopen",
+        "ticket_rerun",
+        "ticket_fix_offer",
+        "ticket_fix_apply",
+    }
+)
+FIX_HISTORY = 5  # the latest fixes a ticket card lists
+# A short name for each agent fix, for its button in the overflow menu (the first one is "Fix").
+_FIX_LABEL = {
+    "schedule-mailbox-test": "Fix: Test & Enable",
+    "set-act-server-side-sync": "Fix: server-side sync",
+    "approve-email": "Fix: approve email",
+}
+_FIX_STATE = {
+    "applying": "being made",
+    "applied": "done",
+    "refused": "refused by Dynamics 365",
+    "failed": "failed: Dynamics 365 didn't answer",
+    "undone": "undone",
+}
 
 
 class TicketView(Protocol):
@@ -75,6 +103,8 @@ class TicketView(Protocol):
     @property
     def status(self) -> Literal["open", "assigned", "resolved"]: ...
     @property
+    def assignee(self) -> str | None: ...  # the assigned agent's Entra object id
+    @property
     def assignee_name(self) -> str | None: ...
     @property
     def resolution(self) -> str | None: ...
@@ -82,6 +112,19 @@ class TicketView(Protocol):
     def changed_by(self) -> str | None: ...
     @property
     def changed_at(self) -> str: ...
+
+
+class FixLine(Protocol):
+    """A fix applied for the ticket's person, as the ticket card lists it (`bot.fixing.Applied` has it)."""
+
+    @property
+    def fix(self) -> Fix: ...
+    @property
+    def by(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
 
 
 _STATUS = {"open": "Open", "assigned": "Assigned", "resolved": "Resolved"}
@@ -140,6 +183,46 @@ def _last_change(ticket: TicketView) -> TextBlock:
     return text(f"Last change: {who}, {when}", subtle=True)
 
 
+def agent_fixes(ticket: TicketView) -> list[Fix]:
+    """The fixes an agent may apply for the ticket's diagnosis (the person's own are theirs to make)."""
+    found = stored_findings(ticket.report)
+    return [fix for f in found if f.status == "fail" for fix in f.fixes if fix.who == "agent"]
+
+
+def _fix_data(ticket: TicketView, fix: Fix) -> dict[str, Any]:
+    """What an agent's Fix sends: whose, which record and fix (the changes are derived again on Confirm)."""
+    return {
+        "user": ticket.user_aad,
+        "record": ticket.record_id,
+        "type": ticket.record_type,
+        "fix": fix.id,
+        "ticket": ticket.number,
+    }
+
+
+def _who(ticket: TicketView, by: str) -> str:
+    """Who made a fix (an Entra object id), by name where the ticket knows it: its person, its agent."""
+    if by.lower() == ticket.user_aad.lower():
+        return ticket.user_name or by
+    if ticket.assignee and by.lower() == ticket.assignee.lower():
+        return ticket.assignee_name or by
+    return by
+
+
+def _history(ticket: TicketView, fixes: Sequence[FixLine]) -> TextBlock:
+    """Who made which fix for the ticket's person, when, and how it went (times in each reader's zone)."""
+    lines = []
+    for line in fixes[:FIX_HISTORY]:
+        when = local_time(line.at) or ""
+        state = _FIX_STATE.get(line.state, literal(line.state, NAME))
+        who = literal(_who(ticket, line.by), NAME)
+        lines.append(f"- {who}, {when}: {literal(line.fix.title, LINE)} ({state})")
+    more = len(fixes) - FIX_HISTORY
+    if more > 0:
+        lines.append(f"- … and {more} earlier")
+    return text("**One-click fixes for this person**\n" + "\n".join(lines))
+
+
 def build_ticket_card(
     ticket: TicketView,
     *,
@@ -147,6 +230,7 @@ def build_ticket_card(
     agents: Sequence[str] | None = None,
     notice: str | None = None,
     notice_color: str = "Warning",
+    fixes: Sequence[FixLine] = (),
 ) -> AdaptiveCard:
     """The ticket as it is now: who, which record, the diagnosis, the comment, its state and last change.
 
@@ -157,6 +241,9 @@ def build_ticket_card(
       asks the bot for each agent's view (`agents`: their Teams user MRIs, at most 60) and the bot answers
       everyone else with the read-only view (`REFRESH_VERB`, "ticket_view"). The read-only view then also offers a
       "Refresh" in its overflow menu, for clients without user-specific views.
+    - `fixes`: the fixes applied for the ticket's person (newest first): listed, with who, when and result.
+    The agent view offers **Fix** for each agent fix of the diagnosis kept with the ticket (Confirm derives
+    it again, so a stale card can't make a stale change).
     """
     assignee = f" ({literal(ticket.assignee_name, NAME)})" if ticket.assignee_name else ""
     facts = [
@@ -176,6 +263,8 @@ def build_ticket_card(
         body.append(plain(f"“{clip(ticket.comment, NOTE)}”", subtle=True))
     if ticket.resolution:
         body.append(plain(f"Resolution: {clip(ticket.resolution, NOTE)}", color="Good"))
+    if fixes:
+        body.append(_history(ticket, fixes))
     changed = utc_time(ticket.changed_at)
     fallback = f"{ticket.key}: {_STATUS[ticket.status]}" + (f" (last change {changed})" if changed else "")
     view = None if agents is None else refresh("ticket_view", {"ticket": ticket.number}, list(agents))
@@ -191,10 +280,24 @@ def build_ticket_card(
         body.append(
             TextInput(id="note", label="Resolution note (for Resolve)", is_multiline=True, max_length=1000)
         )
+        # A fix takes Re-run's place in the row; Re-run and further fixes go to the overflow menu.
+        fixable = agent_fixes(ticket)
+        fix_buttons = [
+            execute(
+                _FIX_LABEL.get(fix.id, "Fix") if n else "Fix",
+                "ticket_fix_offer",
+                _fix_data(ticket, fix),
+                tooltip=f"Fix: {clip(fix.title, LINE)}",
+                secondary=n > 0,
+            )
+            for n, fix in enumerate(fixable)
+        ]
         actions += [
             execute("Assign me", "ticket_assign", data, style="positive", tooltip="Assign me this ticket"),
+            *fix_buttons[:1],
             execute("Resolve", "ticket_resolve", data, tooltip="Resolve, with the note"),
-            execute("Re-run", "ticket_rerun", data, tooltip="Re-run the diagnosis"),
+            execute("Re-run", "ticket_rerun", data, tooltip="Re-run the diagnosis", secondary=bool(fixable)),
+            *fix_buttons[1:],
         ]
     return card(body, actions, fallback_text=fallback, refresh=view)
 

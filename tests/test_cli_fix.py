@@ -51,22 +51,39 @@ def test_the_fixes_a_diagnosis_proposes(capsys: pytest.CaptureFixture[str]) -> N
     assert "testemailconfigurationscheduled: False -> True" in out and "an agent (--as AGENT)" in out
 
 
-def test_applying_prints_the_fix_and_its_result_and_a_second_apply_writes_nothing(
+async def test_applying_prints_the_fix_and_its_result_and_a_second_apply_writes_nothing(
+    https_sandbox: RunningSandbox,
+    ca_bundle: str,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    argv = ("fix", "--user", "alexw@example.com", "--record", QUARTERLY, "--fixture", SAMPLE)
-    code, out, _ = run(capsys, *argv, "--apply", "add-filter", "--json")
-    assert code == 0
+    env(monkeypatch, https_sandbox.url)  # one org for every command, as an admin's real one
+    argv = ("fix", "--user", "alexw@example.com", "--record", QUARTERLY)
+    code, out, err = await run_beside(capsys, *argv, "--apply", "add-filter", "--json")
+    assert code == 0, err
     applied = json.loads(out)["applied"]
     assert applied["id"] == "add-filter" and applied["first"] is True and applied["by"] == ALEX
     assert applied["changes"] and applied["result"]["written"][0]["action"] == "created"
-    code, out, _ = run(capsys, *argv, "--apply", "add-filter")
+    code, out, _ = await run_beside(capsys, *argv, "--apply", "add-filter")
     assert code == 0 and out.startswith("Applied (already, earlier: nothing written now): add-filter")
-    code, out, err = run(capsys, "fixes", "--json")
+    code, out, err = await run_beside(capsys, "fixes", "--json")
     [kept] = json.loads(out)["applications"]
     assert (kept["fix"]["id"], kept["user"], kept["state"]) == ("add-filter", ALEX, "applied")
-    code, out, err = run(capsys, "fixes")
+    code, out, err = await run_beside(capsys, "fixes")
     assert code == 0 and "applied" in out and "add-filter" in out and "1 fix(es)" in err
+
+
+def test_each_fixture_run_is_an_org_of_its_own(capsys: pytest.CaptureFixture[str]) -> None:
+    """With --fixture the org lives as long as the command, and so does the record of what was applied to
+    it: applying again to a fresh copy writes again, and STORE_URL keeps nothing of either."""
+    argv = ("fix", "--user", "alexw@example.com", "--record", QUARTERLY, "--fixture", SAMPLE, "--json")
+    for _ in range(2):
+        code, out, _ = run(capsys, *argv, "--apply", "add-filter")
+        applied = json.loads(out)["applied"]
+        assert code == 0 and applied["first"] is True
+        assert applied["result"]["written"][0]["action"] == "created"
+    code, out, _ = run(capsys, "fixes", "--json")
+    assert code == 0 and json.loads(out)["applications"] == []
 
 
 async def test_undo_deactivates_the_filter_the_fix_made(

@@ -14,12 +14,16 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
 from bot.diagnosis.facts import PARTICIPATION_ROLES, RecordFacts, RecordType
 
 __all__ = [
     "NAME_LIMIT",
     "PARTY_ROLES",
     "Selection",
+    "describe_selection",
     "needs_team_check",
     "role_of",
     "selection",
@@ -136,3 +140,42 @@ def _record_name(record: RecordFacts) -> str:
     what = "recurring appointment" if record.recurrence == "series" else record.type
     name = f"This {what}: {record.subject}" if record.subject else f"This {what} ({record.id})"
     return name if len(name) <= NAME_LIMIT else name[: NAME_LIMIT - 1] + "…"
+
+
+_WHO = {
+    "7": "you organize",
+    "5": "where you're a required attendee",
+    "6": "where you're an optional attendee",
+}
+
+
+def describe_selection(fetchxml: object, record_type: str | None) -> str:
+    """What a sync filter's FetchXML selects, in words ("appointments you own"): the shapes `selection`
+    writes (by role, by team, one record); anything else is named as what it is. The XML is parsed with
+    defusedxml: it may come from a card's data."""
+    plural = {"appointment": "appointments", "contact": "contacts", "task": "tasks"}.get(
+        record_type or "", "records"
+    )
+    try:
+        root = SafeET.fromstring(fetchxml) if isinstance(fetchxml, str) else None
+    except (ET.ParseError, DefusedXmlException):
+        root = None
+    if root is None:
+        return f"the {plural} its query names"
+    conditions = {(c.get("attribute"), c.get("operator")): c.get("value") for c in root.iter("condition")}
+    active = "active " if conditions.get(("statecode", "eq")) == "0" else ""
+    if ("ownerid", "eq-userid") in conditions:
+        return f"{active}{plural} you own"
+    if ("ownerid", "eq-userteams") in conditions:
+        return f"{active}{plural} your teams own"
+    if ("partyid", "eq-userid") in conditions:
+        who = _WHO.get(conditions.get(("participationtypemask", "eq")) or "")
+        if who:
+            return f"{active}{plural} {who}"
+    if any(op == "eq" and attr in ("activityid", "contactid", "seriesid") for attr, op in conditions):
+        return (
+            "only this recurring series"
+            if ("seriesid", "eq") in conditions
+            else f"only this {record_type or 'record'}"
+        )
+    return f"the {plural} its query names"

@@ -22,7 +22,7 @@ from bot.helpdesk.channels import (
     set_agent_ids,
     set_helpdesk_channel,
 )
-from bot.helpdesk.senders import channel_ticket_card
+from bot.helpdesk.senders import FixHistory, channel_ticket_card
 from bot.helpdesk.shown import Chat, Shown, forget_last_diagnosis, get_last_diagnosis, set_last_diagnosis
 from bot.helpdesk.tickets import Ticket
 from bot.investigation import Investigator
@@ -30,7 +30,7 @@ from bot.notify.outbox import Deliverer, NotifyUser, PostTicket, UpdateTicketCar
 from bot.notify.preferences import set_muted, set_watch
 from bot.store.base import Store
 from cards.common import to_dict
-from cards.ticket import build_ticket_list_card
+from cards.ticket import FixLine, build_ticket_list_card
 
 __all__ = ["MAX_OPEN_TICKETS", "NOT_RUN", "Escalation", "EscalationRefused", "Helpdesk"]
 
@@ -89,8 +89,11 @@ class Helpdesk:
         agents: frozenset[str],
         *,
         clock: Callable[[], datetime] | None = None,
+        fix_history: FixHistory | None = None,
     ):
+        """`fix_history`: the fixes made for a person (`Fixer.history`): ticket cards list them."""
         self.store = store
+        self.fix_history = fix_history
         self.clock = clock or _utc_now  # when diagnoses were shown, and whether they are still carried
         self.tickets = TicketBook(store)
         self.deliverer = deliverer
@@ -211,8 +214,11 @@ class Helpdesk:
                 await enqueue(self.store, key, PostTicket(number=ticket.number))
         self.kick()
 
-    async def act(self, *, verb: str, data: dict[str, Any], agent: str, agent_name: str) -> Card | str:
-        """An agent pressed a button on a ticket card: the new card, or a message when nothing changed."""
+    async def act(
+        self, *, verb: str, data: dict[str, Any], agent: str, agent_name: str, notice: str | None = None
+    ) -> Card | str:
+        """An agent pressed a button on a ticket card: the new card (with `notice`, when it changed), or a
+        message when nothing changed."""
         number, version = data.get("ticket"), data.get("version")
         if not isinstance(number, int) or not isinstance(version, int):
             return "That ticket card is missing its ticket number. Ask “open tickets” for a fresh one."
@@ -242,11 +248,57 @@ class Helpdesk:
                 conflict.current, notice=f"{who} changed this ticket just before you."
             )
         await self._announce(saved, verb, agent_name)
-        return await self._agent_card(saved)
+        return await self._agent_card(saved, notice=notice)
 
-    async def _agent_card(self, ticket: Ticket, *, notice: str | None = None) -> Card:
+    async def _agent_card(
+        self, ticket: Ticket, *, notice: str | None = None, notice_color: str = "Warning"
+    ) -> Card:
         """What an agent's press answers: the agent view of the channel's card (it keeps its refresh)."""
-        return await channel_ticket_card(self.store, ticket, for_agents=True, notice=notice)
+        return await channel_ticket_card(
+            self.store,
+            ticket,
+            for_agents=True,
+            notice=notice,
+            notice_color=notice_color,
+            fixes=await self._fixes(ticket),
+        )
+
+    async def _fixes(self, ticket: Ticket) -> Sequence[FixLine]:
+        return await self.fix_history(ticket.user_aad) if self.fix_history is not None else ()
+
+    async def agent_view(
+        self, number: int | None, *, notice: str | None = None, notice_color: str = "Warning"
+    ) -> Card | str:
+        """The agent view of ticket `number`, with `notice` on it (e.g. how an agent's fix went)."""
+        if not isinstance(number, int):
+            return "That ticket card is missing its ticket number. Ask “open tickets” for a fresh one."
+        ticket = await self.tickets.get(number)
+        if ticket is None:
+            return f"There is no ticket SD-{number}."
+        return await self._agent_card(ticket, notice=notice, notice_color=notice_color)
+
+    async def fixed(self, number: int | None, key: str) -> None:
+        """A fix was made for ticket `number`'s person (application `key`): the channel's card shows it to
+        everyone (queued once per application)."""
+        if isinstance(number, int) and await self.tickets.get(number) is not None:
+            await enqueue(self.store, f"ticket:{number}:fix:{key}:card", UpdateTicketCard(number=number))
+            self.kick()
+
+    async def rerun(self, number: int | None, *, agent: str, agent_name: str, notice: str) -> Card | str:
+        """Re-run ticket `number`'s diagnosis now (as Re-run does, on the ticket as it is) and answer with
+        the agent view, `notice` on it: e.g. when a fix no longer applies."""
+        if not isinstance(number, int):
+            return "That ticket card is missing its ticket number. Ask “open tickets” for a fresh one."
+        ticket = await self.tickets.get(number)
+        if ticket is None:
+            return f"There is no ticket SD-{number}."
+        return await self.act(
+            verb="ticket_rerun",
+            data={"ticket": number, "version": ticket.version},
+            agent=agent,
+            agent_name=agent_name,
+            notice=notice,
+        )
 
     async def view(
         self, number: int | None, *, viewer: str, tenant: str | None, conversation: str
@@ -261,7 +313,7 @@ class Helpdesk:
             return f"There is no ticket SD-{number}." if ticket is None else await self._agent_card(ticket)
         if ticket is None or not await self._may_see(ticket, viewer, tenant, conversation):
             return "Only helpdesk agents and the ticket's own person can see it."
-        return await channel_ticket_card(self.store, ticket)
+        return await channel_ticket_card(self.store, ticket, fixes=await self._fixes(ticket))
 
     async def _may_see(self, ticket: Ticket, viewer: str, tenant: str | None, conversation: str) -> bool:
         if viewer.lower() == ticket.user_aad.lower():

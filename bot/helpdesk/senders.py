@@ -8,6 +8,7 @@ helpdesk channel (`reports`; the unreachable-only digest older versions queued s
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from botbuilder.core import CardFactory, MessageFactory
@@ -38,9 +39,12 @@ from bot.notify.outbox import (
 from bot.store.base import Store
 from cards.common import MAX_REFRESH_USERS, to_dict
 from cards.notice import build_digest_card
-from cards.ticket import build_ticket_card
+from cards.ticket import FixLine, build_ticket_card
 
-__all__ = ["HelpdeskSenders", "channel_ticket_card", "register_senders"]
+__all__ = ["FixHistory", "HelpdeskSenders", "channel_ticket_card", "register_senders"]
+
+# The fixes made for a person (their Entra object id), newest first: `bot.fixing.Fixer.history`.
+FixHistory = Callable[[str], Awaitable[Sequence[FixLine]]]
 
 NO_CHANNEL_RETRY = 60.0  # seconds: a ticket waits for a helpdesk channel to be set up
 NOT_POSTED_RETRY = 5.0  # seconds: an update waits for the card's first post
@@ -53,20 +57,23 @@ async def channel_ticket_card(
     for_agents: bool = False,
     notice: str | None = None,
     notice_color: str = "Warning",
+    fixes: Sequence[FixLine] = (),
 ) -> dict[str, Any]:
     """The ticket's card in the helpdesk channel: the read-only view everyone sees (`for_agents`: an
-    agent's view), refreshing (Universal Actions) to the agent view for the agents Teams knows by id."""
+    agent's view), refreshing (Universal Actions) to the agent view for the agents Teams knows by id.
+    `fixes`: the fixes made for the ticket's person, listed on it."""
     agents = sorted((await get_agent_ids(store, ticket.tenant)).values())[:MAX_REFRESH_USERS]
     view = build_ticket_card(
-        ticket, for_agents=for_agents, agents=agents, notice=notice, notice_color=notice_color
+        ticket, for_agents=for_agents, agents=agents, notice=notice, notice_color=notice_color, fixes=fixes
     )
     return to_dict(view)
 
 
-def register_senders(deliverer: Deliverer) -> None:
+def register_senders(deliverer: Deliverer, *, fix_history: FixHistory | None = None) -> None:
     """Let `deliverer` send the helpdesk's kinds (post and update ticket cards, ticket news, the sweep's
-    delivery reports and older versions' digests)."""
-    senders = HelpdeskSenders(deliverer.store, deliverer.connector)
+    delivery reports and older versions' digests). With `fix_history`, ticket cards list the fixes made
+    for their person."""
+    senders = HelpdeskSenders(deliverer.store, deliverer.connector, fix_history=fix_history)
     deliverer.register(PostTicket, senders.post_ticket)
     deliverer.register(UpdateTicketCard, senders.update_ticket_card)
     deliverer.register(NotifyUser, senders.notify_user)
@@ -75,10 +82,16 @@ def register_senders(deliverer: Deliverer) -> None:
 
 
 class HelpdeskSenders:
-    def __init__(self, store: Store, connector: Connector) -> None:
+    def __init__(self, store: Store, connector: Connector, *, fix_history: FixHistory | None = None) -> None:
         self.store = store
         self.connector = connector
         self.tickets = TicketBook(store)
+        self.fix_history = fix_history
+
+    async def _card(self, ticket: Ticket) -> dict[str, Any]:
+        """The channel's card (the read-only view), with the fixes made for its person."""
+        fixes = await self.fix_history(ticket.user_aad) if self.fix_history is not None else ()
+        return await channel_ticket_card(self.store, ticket, fixes=fixes)
 
     async def _ticket(self, number: int) -> Ticket:
         ticket = await self.tickets.get(number)
@@ -96,7 +109,7 @@ class HelpdeskSenders:
         if channel is None:
             raise Undeliverable("no helpdesk channel yet", permanent=False, retry_after=NO_CHANNEL_RETRY)
         posted = await self.connector.post_in_channel(
-            await channel_ticket_card(self.store, ticket),
+            await self._card(ticket),
             service_url=channel.service_url,
             channel_id=channel.channel_id,
             bot_id=channel.bot_id,
@@ -114,7 +127,7 @@ class HelpdeskSenders:
                 "the ticket card is not posted yet", permanent=False, retry_after=NOT_POSTED_RETRY
             )
         await self.connector.update_card(
-            await channel_ticket_card(self.store, ticket),
+            await self._card(ticket),
             service_url=where.service_url,
             conversation_id=where.conversation_id,
             activity_id=where.activity_id,

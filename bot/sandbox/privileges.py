@@ -1,15 +1,16 @@
 """Who may write what in the sandbox: a small model of Dataverse's privileges for the writes one-click
 fixes make (domain.md section 6b).
 
-- A user's own sync filters (`userqueries` they own): always theirs to create, update and delete
-  (prvCreateUserQuery, prvWriteUserQuery, prvDeleteUserQuery: every user has them at User level).
+- A user's own sync filters (`userqueries` they own): prvCreateUserQuery, prvWriteUserQuery,
+  prvDeleteUserQuery, which every user not listed in `$privileges` has (User level in the default roles).
   A row they create is owned by them.
 - Another user's `userqueries`: prvAdminFilter.
 - `mailboxes`: prvWriteMailbox; a change of `emailrouteraccessapproval` also needs
   prvApproveRejectEmailAddress (checked second).
 - The fixture's `"$privileges": {"<systemuserid>": ["prvWriteMailbox", ...]}` lists who has which. Without
   the key, nobody but the application user has any beyond their own filters. With it, a listed user has
-  exactly those listed (and their own filters); unlisted users only their own filters.
+  exactly those listed (list the UserQuery privileges too for one who may manage their own filters, leave
+  them out for one whose role may not); unlisted users only their own filters.
 - The application user (no `CallerObjectId`) has every privilege, unless `$privileges` lists it (then
   exactly those listed): impersonation can only narrow what the app may do, as in Dataverse.
 
@@ -76,9 +77,9 @@ def _needed(
 def _privileges(org: Org, caller: str) -> frozenset[str] | None:
     """What `caller` holds (None: everything)."""
     caller = key_of(caller)
-    if caller == APP_USER_ID and caller not in org.privileges:
-        return None
-    return org.privileges.get(caller, frozenset()) | OWN_FILTERS
+    if caller in org.privileges:
+        return org.privileges[caller]
+    return None if caller == APP_USER_ID else OWN_FILTERS
 
 
 def _has(org: Org, caller: str, privilege: str) -> bool:

@@ -1,8 +1,8 @@
 """Card buttons (Universal Actions): a table from verb to (payload type, handler), and one dispatcher.
 
 The dispatcher checks, once for every verb, the tenant, the presser's identity, who may press it (agents
-only, or the card's own person and agents) and the payload's shape; a handler only acts. Adding a verb is
-one entry in `ACTIONS` and one function.
+only, the card's own person alone, or the card's own person and agents) and the payload's shape; a handler
+only acts. Adding a verb is one entry in `ACTIONS` and one function.
 
 A card's Universal Actions `refresh` arrives the same way, with `trigger: "automatic"` when Teams asked on
 its own: only a verb marked `refresh` answers that (it shows, never changes, anything), and it answers
@@ -18,16 +18,19 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from botbuilder.schema import AdaptiveCardInvokeResponse, AdaptiveCardInvokeValue
 
-from bot.teams import messages
+from bot.teams import fixes, messages
 from bot.teams.diagnoses import check
 from bot.teams.escalations import escalate
 from bot.teams.payloads import (
     Check,
     Escalate,
     EscalateSend,
+    FixPress,
+    FixUndo,
     Mute,
     Payload,
     Pick,
+    TicketFixPress,
     TicketPress,
     TicketRefresh,
     Unfit,
@@ -58,14 +61,19 @@ class Action(Generic[P]):
 
     Args:
         agents_only: only helpdesk agents may press it; else the card's own person, or an agent for them.
+        own_only: only the card's own person may press it, agents included (their own fixes: Dataverse
+            checks the person's privileges, as them).
         without_helpdesk: the answer when no helpdesk is set up (None: the verb needs none).
+        without_fixer: the answer when one-click fixes are not set up (None: the verb needs none).
         refresh: a card's refresh (it only shows): the one kind Teams may send with trigger "automatic".
     """
 
     payload: type[P]
     run: Callable[[Press, P], Awaitable[Reply]]
     agents_only: bool = False
+    own_only: bool = False
     without_helpdesk: str | None = None
+    without_fixer: str | None = None
     refresh: bool = False
 
 
@@ -134,6 +142,17 @@ async def _ticket_view(press: Press, data: TicketRefresh) -> Reply:
     )
 
 
+def _fix(
+    run: Callable[[Turn, str, P], Awaitable[Reply]], payload: type[P], *, agents: bool = False
+) -> Action[P]:
+    """A fix button (`fixes`): the person's own (theirs alone to press) or an agent's (agents alone)."""
+
+    async def handler(press: Press, data: P) -> Reply:
+        return await run(press.turn, press.user, data)
+
+    return Action(payload, handler, agents_only=agents, own_only=not agents, without_fixer=messages.FIXES_OFF)
+
+
 ACTIONS: Mapping[str, Action[Any]] = {
     "recheck": Action(Check, _check),
     "details": Action(Check, _check),
@@ -148,6 +167,11 @@ ACTIONS: Mapping[str, Action[Any]] = {
     "ticket_reopen": _ticket("ticket_reopen"),
     "ticket_rerun": _ticket("ticket_rerun"),
     REFRESH_VERB: Action(TicketRefresh, _ticket_view, without_helpdesk=messages.UNKNOWN_ACTION, refresh=True),
+    "fix_offer": _fix(fixes.offer, FixPress),
+    "fix_apply": _fix(fixes.apply, FixPress),
+    "fix_undo": _fix(fixes.undo, FixUndo),
+    "ticket_fix_offer": _fix(fixes.ticket_offer, TicketFixPress, agents=True),
+    "ticket_fix_apply": _fix(fixes.ticket_apply, TicketFixPress, agents=True),
 }
 
 
@@ -181,11 +205,14 @@ async def _reply(turn: Turn, entry: Action[Any] | None, data: Mapping[str, Any])
         payload = entry.payload.parse(data)
     except Unfit:
         return messages.UNKNOWN_ACTION
-    if payload.user is not None and payload.user.lower() != user.lower() and not agent:
+    someone_elses = payload.user is not None and payload.user.lower() != user.lower()
+    if someone_elses and (entry.own_only or not agent):
         log.warning("turn %s: %s pressed a button on someone else's card", turn.activity.id, user)
         return messages.NOT_YOURS
     if entry.without_helpdesk is not None and turn.services.helpdesk is None:
         return entry.without_helpdesk
+    if entry.without_fixer is not None and turn.services.fixer is None:
+        return entry.without_fixer
     return await entry.run(Press(turn, user), payload)
 
 

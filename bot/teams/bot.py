@@ -21,6 +21,7 @@ from botbuilder.schema import (
 )
 
 from bot.errors import StoreError
+from bot.fixing import Fixer
 from bot.helpdesk.desk import Helpdesk
 from bot.investigation import Investigator
 from bot.teams import messages
@@ -47,6 +48,7 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
         allowed_tenants: tenant ids allowed to use the bot (empty: any).
         budget: seconds for one turn's work; Teams wants an answer within 15 s.
         helpdesk: tickets and everything the bot keeps (None: no helpdesk, nothing kept).
+        fixer: one-click fixes ("Fix it for me", an agent's Fix); None: none offered.
     """
 
     def __init__(
@@ -56,11 +58,12 @@ class SyncDoctorBot(TeamsActivityHandler):  # type: ignore[misc]
         allowed_tenants: frozenset[str] = frozenset(),
         budget: float = 11.0,
         helpdesk: Helpdesk | None = None,
+        fixer: Fixer | None = None,
     ):
         super().__init__()
         self.investigator = investigator
         self.helpdesk = helpdesk
-        self.services = Services(investigator, helpdesk, budget, allowed_tenants)
+        self.services = Services(investigator, helpdesk, budget, allowed_tenants, fixer)
         self.references = References(helpdesk)
         self._background: set[asyncio.Future[None]] = set()
 

@@ -53,7 +53,7 @@ async def _diagnose_other(turn: Turn, helpdesk: Helpdesk, said: re.Match[str]) -
     if not helpdesk.is_agent(turn.user):
         await turn.say(messages.ONLY_YOURSELF)
         return
-    got = await answer(turn.services, said.group(1), "appointment", about_record=False)
+    got = await answer(turn.services, said.group(1), "appointment", about_record=False, viewer=turn.user)
     await turn.send_card(got.card)
     await remember(turn, said.group(1), "appointment", got.report)
 

@@ -22,7 +22,7 @@ from cards.common import to_dict
 from cards.conversation import PickerItem, build_checklist_card, build_picker_card
 from cards.diagnosis import build_diagnosis_card
 
-__all__ = ["Answer", "answer", "ask", "chat_of", "check", "reason", "remember"]
+__all__ = ["Answer", "answer", "ask", "chat_of", "check", "diagnosis_card", "reason", "remember"]
 
 log = logging.getLogger(__name__)
 REMEMBER_WAIT = 2.0  # seconds a turn waits for its diagnosis to be kept (the answer is not held up by it)
@@ -43,8 +43,10 @@ async def answer(
     *,
     about_record: bool,
     subject_words: Sequence[str] = (),
+    viewer: str | None = None,
 ) -> Answer:
-    """The answer to `user`'s question: which record they mean is the service's to work out."""
+    """The answer to `user`'s question: which record they mean is the service's to work out. `viewer` is
+    who reads the card (the person gets "Fix it for me" for their own fix; None: `user`)."""
     now = datetime.now(UTC)
     try:
         found = await services.investigator.answer(
@@ -56,7 +58,7 @@ async def answer(
     if isinstance(found, Choice):
         items = [PickerItem(c.id, c.subject, _when(c.start)) for c in found.candidates]
         return Answer(to_dict(build_picker_card(items, record_type=record_type, user=user)), None)
-    return Answer(_diagnosis(found, record_type, now), found)
+    return Answer(_diagnosis(found, record_type, now, viewer=_fixing(services, viewer or user)), found)
 
 
 async def ask(
@@ -110,10 +112,13 @@ async def check(
     reader: str,
     show_all: bool = False,
     turn: Turn | None = None,
+    notice: str | None = None,
 ) -> Card | str:
-    """A fresh diagnosis of `user`'s record (their mailbox when None), the record read as `reader`.
+    """A fresh diagnosis of `user`'s record (their mailbox when None), the record read as `reader` (who
+    reads the card, too).
 
     With `turn`, the card is what its chat was shown last (`remember`): "talk to a human" carries it.
+    `notice`: a line above the verdict (why this diagnosis is shown).
     """
     now = datetime.now(UTC)
     try:
@@ -127,11 +132,32 @@ async def check(
         return messages.UNKNOWN_ACTION
     if turn is not None:
         await remember(turn, user, record_type, report)
-    return _diagnosis(report, record_type, now, show_all)
+    return _diagnosis(report, record_type, now, show_all, viewer=_fixing(services, reader), notice=notice)
 
 
-def _diagnosis(report: Report, record_type: str, now: datetime, show_all: bool = False) -> Card:
-    return to_dict(build_diagnosis_card(report, record_type=record_type, checked_at=now, show_all=show_all))
+def _fixing(services: Services, viewer: str) -> str | None:
+    """Who the card offers fixes to: nobody where no fixer is set up."""
+    return viewer if services.fixer is not None else None
+
+
+def diagnosis_card(report: Report, record_type: str, *, viewer: str, notice: str | None = None) -> Card:
+    """The card of a diagnosis run just now, for `viewer`."""
+    return _diagnosis(report, record_type, datetime.now(UTC), viewer=viewer, notice=notice)
+
+
+def _diagnosis(
+    report: Report,
+    record_type: str,
+    now: datetime,
+    show_all: bool = False,
+    *,
+    viewer: str | None,
+    notice: str | None = None,
+) -> Card:
+    card = build_diagnosis_card(
+        report, record_type=record_type, checked_at=now, show_all=show_all, viewer=viewer, notice=notice
+    )
+    return to_dict(card)
 
 
 def _checklist(record_type: RecordType, exc: BackendError, user: str) -> Card:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from bot.diagnosis import RecordType
 from bot.errors import StoreError
@@ -19,9 +20,29 @@ from bot.teams.turn import Card, Turn
 from cards.common import to_dict
 from cards.ticket import build_ticket_card
 
-__all__ = ["escalate", "escalate_in_chat"]
+__all__ = ["escalate", "escalate_in_chat", "escalate_refused_fix"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Notices:
+    """What the ticket card tells the person, by outcome (each takes the ticket's key)."""
+
+    escalated: str = messages.ESCALATED
+    no_channel: str = messages.ESCALATED_NO_CHANNEL
+    open_already: str = messages.TICKET_OPEN_ALREADY
+    color: str = "Good"  # a new ticket's notice, when the helpdesk channel has it
+    open_color: str = "Warning"  # the notice on the ticket open already
+
+
+_REFUSED_FIX = _Notices(
+    messages.FIX_REFUSED_ESCALATED,
+    messages.FIX_REFUSED_NO_CHANNEL,
+    messages.FIX_REFUSED_OPEN_ALREADY,
+    color="Attention",
+    open_color="Attention",
+)
 
 
 async def escalate(
@@ -71,13 +92,28 @@ async def escalate_in_chat(turn: Turn, comment: str) -> Card | str:
     return await _open(turn, asked)
 
 
+async def escalate_refused_fix(
+    turn: Turn, user: str, record: str | None, record_type: RecordType, comment: str
+) -> Card | str:
+    """Dynamics 365 refused a person's own fix: a ticket about it, the refusal as its comment (what the
+    person would have written), and its card saying so. Opened as the Escalate button opens one."""
+
+    async def asked() -> Escalation:
+        name = _name(turn, user)
+        return Escalation(turn.tenant or "", user, name, record_type, record, comment, reader=turn.user)
+
+    return await _open(turn, asked, _REFUSED_FIX)
+
+
 def _name(turn: Turn, user: str) -> str:
     """The name the ticket gives `user`: the sender's, when it is about them."""
     asker = turn.user or ""
     return (turn.name or user) if asker.lower() == user.lower() else user
 
 
-async def _open(turn: Turn, asked: Callable[[], Awaitable[Escalation]]) -> Card | str:
+async def _open(
+    turn: Turn, asked: Callable[[], Awaitable[Escalation]], notices: _Notices = _Notices()
+) -> Card | str:
     helpdesk = turn.services.helpdesk
     if helpdesk is None:
         return messages.ESCALATE_SOON
@@ -88,14 +124,17 @@ async def _open(turn: Turn, asked: Callable[[], Awaitable[Escalation]]) -> Card 
     except EscalationRefused as refused:
         if refused.existing is None:
             return messages.TOO_MANY_TICKETS.format(count=MAX_OPEN_TICKETS)
-        notice = messages.TICKET_OPEN_ALREADY.format(key=refused.existing.key)
-        return to_dict(build_ticket_card(refused.existing, for_agents=False, notice=notice))
+        notice = notices.open_already.format(key=refused.existing.key)
+        card = build_ticket_card(
+            refused.existing, for_agents=False, notice=notice, notice_color=notices.open_color
+        )
+        return to_dict(card)
     except StoreError as exc:
         log.error("turn %s: a ticket could not be stored: %s", turn.activity.id, exc)
         return messages.TICKET_NOT_SAVED
     except TimeoutError:
         log.error("turn %s: storing a ticket took longer than %.0f s", turn.activity.id, budget)
         return messages.TICKET_UNCONFIRMED
-    notice = (messages.ESCALATED if has_channel else messages.ESCALATED_NO_CHANNEL).format(key=ticket.key)
-    color = "Good" if has_channel else "Warning"
+    notice = (notices.escalated if has_channel else notices.no_channel).format(key=ticket.key)
+    color = notices.color if has_channel else "Warning"
     return to_dict(build_ticket_card(ticket, for_agents=False, notice=notice, notice_color=color))

@@ -12,6 +12,17 @@ __all__ = [
     "ESCALATED",
     "ESCALATED_NO_CHANNEL",
     "ESCALATE_SOON",
+    "FIXES_OFF",
+    "FIX_AGENT_DONE",
+    "FIX_AGENT_REFUSED",
+    "FIX_ASK_ADMIN",
+    "FIX_NOT_APPLICABLE",
+    "FIX_REFUSED_ESCALATED",
+    "FIX_REFUSED_NO_CHANNEL",
+    "FIX_REFUSED_OPEN_ALREADY",
+    "FIX_REFUSED_TICKET",
+    "FIX_SLOW",
+    "FIX_UNDO_NOTHING",
     "MUTED",
     "NOT_A_SYNCED_TABLE",
     "NOT_YOURS",
@@ -98,6 +109,26 @@ CONVERSATION_NOT_KEPT = (
     "(My storage isn't answering, so I couldn't remember this chat: until it is back, I can't message you "
     "here on my own about sync problems.)"
 )
+
+# One-click fixes.
+FIXES_OFF = "One-click fixes aren't set up here. The card's steps say how to make the change yourself."
+FIX_NOT_APPLICABLE = "That fix doesn't apply any more, so I changed nothing. Here is what I see now."
+FIX_UNDO_NOTHING = "There's nothing to undo: that fix isn't in place (it was undone already, or never made)."
+FIX_REFUSED_ESCALATED = "Your organization doesn't let you change this; I've told the helpdesk: ticket {key}."
+FIX_REFUSED_NO_CHANNEL = (
+    "Your organization doesn't let you change this; I've kept ticket {key} for the helpdesk, which will "
+    "see it once its channel is set up."
+)
+FIX_REFUSED_OPEN_ALREADY = (
+    "Your organization doesn't let you change this; the helpdesk has it already in {key}."
+)
+FIX_REFUSED_TICKET = "I pressed Fix it for me ({title}), and Dynamics 365 refused it: {detail}"
+FIX_SLOW = "Dynamics 365 didn't answer in time."
+FIX_ASK_ADMIN = "Ask your Dynamics 365 admin to make this change, or to give you the privilege it names."
+FIX_AGENT_DONE = (
+    "Done: {title}. I'll check again after the next sync, in {when}, and tell {person} how it went."
+)
+FIX_AGENT_REFUSED = "Dynamics 365 refused it ({title}): {detail}"
 
 # Why a diagnosis couldn't run (the checklist card's reason): whose fault, and when to try again.
 THROTTLED = "{service} asked Sync Doctor to slow down (too many requests). Please try again{when}."

@@ -4,21 +4,26 @@ its shape: ids must be ids, text stays text, and a field the verb doesn't know i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from bot.diagnosis import RECORD_TYPES, RecordType
+from bot.diagnosis.fixes import FIX_IDS, FixId
 from bot.ids import is_id
 
 __all__ = [
     "Check",
     "Escalate",
     "EscalateSend",
+    "FixPress",
+    "FixUndo",
     "Mute",
     "Payload",
     "Pick",
+    "TicketFixPress",
     "TicketPress",
     "TicketRefresh",
     "Unfit",
@@ -46,6 +51,28 @@ def _text_or_none(value: object) -> str | None:
 
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# The person's own fixes (their filters): "Fix it for me". The rest are the helpdesk's, from a ticket card
+# (design.md section 4). A verb takes only its own kind, so a forged card can't ask one for the other.
+SELF_FIXES: frozenset[FixId] = frozenset({"activate-filter", "add-filter"})
+_KEY = re.compile(r"[0-9A-Za-z_-]{8,128}")  # an application's key (a hash), never anything to interpret
+
+
+def _fix_of(kinds: frozenset[FixId]) -> Any:
+    def fix_id(value: object) -> FixId:
+        found = next((f for f in FIX_IDS if f == value), None)
+        if found is None or found not in kinds:
+            raise ValueError("not a fix of this button")
+        return found
+
+    return BeforeValidator(fix_id)
+
+
+def _key(value: object) -> str:
+    if not (isinstance(value, str) and _KEY.fullmatch(value)):
+        raise ValueError("not an application key")
+    return value
 
 
 RecordId = Annotated[str | None, BeforeValidator(_record_id)]
@@ -141,3 +168,34 @@ class TicketRefresh(Payload):
     """A ticket card's refresh (Universal Actions; automatic for the agents Teams knows, or by hand)."""
 
     ticket: NumberOrNone = None
+
+
+class FixPress(_RecordPayload):
+    """Fix it for me (`fix_offer`) and its Confirm (`fix_apply`): the person's own fix, by id. Only whose it
+    is, the record, its type and the fix id: Confirm derives the changes again, as the presser."""
+
+    fix: Annotated[FixId, _fix_of(SELF_FIXES)]
+
+    def check(self) -> dict[str, Any]:
+        """The data of Re-check (and Cancel): the diagnosis this fix is for."""
+        return {"user": self.user, "record": self.record, "type": self.record_type}
+
+    def data(self) -> dict[str, Any]:
+        return {**self.check(), "fix": self.fix}
+
+
+class TicketFixPress(FixPress):
+    """An agent's Fix on a ticket card (`ticket_fix_offer`) and its Confirm (`ticket_fix_apply`): one of the
+    helpdesk's fixes for the ticket's person. `ticket` is read for the helpdesk to judge."""
+
+    fix: Annotated[FixId, _fix_of(frozenset(FIX_IDS) - SELF_FIXES)]
+    ticket: NumberOrNone = None
+
+    def data(self) -> dict[str, Any]:
+        return {**super().data(), "ticket": self.ticket}
+
+
+class FixUndo(Payload):
+    """Undo (a filter fix): the application's key, which the fix service looks up and checks itself."""
+
+    key: Annotated[str, BeforeValidator(_key)]

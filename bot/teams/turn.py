@@ -8,6 +8,7 @@ from typing import Any
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
 from botbuilder.schema import Activity
 
+from bot.fixing import Fixer
 from bot.helpdesk.desk import Helpdesk
 from bot.investigation import Investigator
 
@@ -25,12 +26,14 @@ class Services:
         helpdesk: tickets, the helpdesk channel, conversation references, notice settings; None: no helpdesk.
         budget: seconds a turn waits on its own work (storing a ticket); diagnoses keep the investigator's.
         allowed_tenants: tenant ids allowed to use the bot (empty: any).
+        fixer: applies one-click fixes, as whoever confirms them; None: no fixes offered.
     """
 
     investigator: Investigator
     helpdesk: Helpdesk | None = None
     budget: float = 11.0
     allowed_tenants: frozenset[str] = frozenset()
+    fixer: Fixer | None = None
 
     def is_agent(self, user: str | None) -> bool:
         return self.helpdesk is not None and self.helpdesk.is_agent(user)

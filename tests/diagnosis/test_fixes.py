@@ -11,7 +11,7 @@ import pytest
 
 from bot.diagnosis import ExchangeFacts, Facts, FilterFacts, Finding, RecordFacts, Report, diagnose
 from bot.diagnosis.fixes import Change, Fix, filter_id, propose
-from bot.diagnosis.selection import NAME_LIMIT, selection
+from bot.diagnosis.selection import NAME_LIMIT, describe_selection, selection
 from tests.support.diagnosis import HEALTHY, MATCHING, RECORD, USER, facts
 
 MISSED = replace(MATCHING, matches=False, id="q-active")
@@ -336,3 +336,29 @@ def test_a_report_with_fixes_round_trips_in_the_contract_shape() -> None:
 def test_a_finding_with_broken_fixes_is_refused(fixes: object, complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
         Finding.from_dict({"id": "x", "status": "fail", "title": "t", "fixes": fixes})
+
+
+@pytest.mark.parametrize(
+    ("record", "words"),
+    [
+        (replace(RECORD, roles=("owner",)), "appointments you own"),
+        (replace(RECORD, roles=("optional_attendee",)), "appointments where you're an optional attendee"),
+        (replace(RECORD, roles=("organizer",)), "appointments you organize"),
+        (
+            RecordFacts(type="contact", id="k1", subject="O", statecode=0, team_owned=True),
+            "active contacts your teams own",
+        ),
+        (RecordFacts(type="task", id="t1", subject="Prepare pricing"), "only this task"),
+    ],
+)
+def test_what_a_proposed_filter_selects_reads_as_its_name_says(record: RecordFacts, words: str) -> None:
+    """The confirmation card says what the new filter selects, read back from the FetchXML it creates."""
+    assert describe_selection(selection(record).fetchxml, record.type) == words
+
+
+def test_a_filter_of_another_shape_or_not_xml_is_named_as_what_it_is() -> None:
+    assert describe_selection("<fetch><entity name='appointment'/></fetch>", "appointment") == (
+        "the appointments its query names"
+    )
+    assert describe_selection("<fetch", "task") == "the tasks its query names"
+    assert describe_selection(None, None) == "the records its query names"

@@ -20,6 +20,7 @@ from bot.clients.graph import find_event
 from bot.errors import FixtureError
 from bot.investigation import Investigator
 from bot.sandbox import SAMPLE_ORG, LocalOrg, Org, SandboxConfig, load_fixture
+from bot.sandbox.privileges import OWN_FILTERS
 from bot.sandbox.server import Sandbox
 from tests.support.org import ALEX, QUARTERLY, make_local
 
@@ -51,8 +52,8 @@ def org_with(sample_data: dict[str, Any], **keys: Any) -> Org:
 
 @pytest.fixture
 async def local(sample_data: dict[str, Any]) -> AsyncIterator[LocalOrg]:
-    # Alex is the helpdesk agent here: he may write mailboxes.
-    org = org_with(sample_data, **{"$privileges": {ALEX_ID: ["prvWriteMailbox"]}})
+    # Alex is the helpdesk agent here: he may write mailboxes, and manage his own filters as everyone may.
+    org = org_with(sample_data, **{"$privileges": {ALEX_ID: ["prvWriteMailbox", *OWN_FILTERS]}})
     async with make_local(org, config()) as running:
         yield running
 

@@ -229,7 +229,12 @@ async def test_listed_privileges_are_exactly_what_a_user_may_do(sample_data: dic
         with pytest.raises(PermissionDenied):  # listed, but without prvAdminFilter
             await dv.update_row("userqueries", MEGAN_FILTER, {"statecode": 1}, caller=ALEX)
         await dv.update_row("userqueries", ALEX_FILTER, {"statecode": 1}, caller=MEGAN)  # an admin of filters
-        await dv.create_row("userqueries", {"userqueryid": NEW_FILTER, **FILTER}, caller=ALEX)  # own: implied
+        with pytest.raises(PermissionDenied) as caught:  # listed without the UserQuery privileges
+            await dv.create_row("userqueries", {"userqueryid": NEW_FILTER, **FILTER}, caller=ALEX)
+        assert "is missing prvCreateUserQuery privilege" in str(caught.value.detail)
+        await dv.create_row(  # unlisted: their own filters, as every user's role allows
+            "userqueries", {**FILTER, "userqueryid": NEW_FILTER}, caller=PLAYGROUND + "22"
+        )
         with pytest.raises(PermissionDenied):  # unlisted: their own filters only
             await dv.update_row("mailboxes", ALEX_MAILBOX, {"actdeliverymethod": 1}, caller=PLAYGROUND + "22")
         rows = {r["mailboxid"]: r for r in local.running.sandbox.org.rows("mailboxes")}

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from bot.diagnosis import Finding, self_checks
+from bot.diagnosis.fixes import Change, Fix
+from bot.fixing import Applied
 from bot.helpdesk.tickets import Ticket
 from bot.investigation import Investigator
 from bot.sandbox import LocalOrg
@@ -26,6 +28,12 @@ from cards.conversation import (
     build_welcome_card,
 )
 from cards.diagnosis import build_diagnosis_card
+from cards.fix import (
+    build_fix_applied_card,
+    build_fix_confirm_card,
+    build_fix_failed_card,
+    build_fix_refused_card,
+)
 from cards.notice import build_digest_card, build_problem_card
 from cards.report import Failed, ReportView, build_delivery_report_card
 from cards.ticket import AGENT_VERBS, build_escalate_card, build_ticket_card, build_ticket_list_card
@@ -48,6 +56,41 @@ TICKET = Ticket(
     comment="please help",
     changed_at="2026-11-25T18:00:00Z",
 )
+MAILBOX_FIX = Fix(
+    "set-act-server-side-sync",
+    "act-not-server-side-sync",
+    "Set Appointments, Contacts, and Tasks to Server-Side Synchronization",
+    "agent",
+    (Change("mailboxes", "b2000000-0000-4000-8000-000000000002", "actdeliverymethod", 2, 1),),
+)
+FILTER_FIX = Fix(
+    "add-filter",
+    "outside-sync-filter",
+    "Add a sync filter: Appointments I own",
+    "self",
+    (
+        Change("userqueries", None, "name", None, "Appointments I own"),
+        Change("userqueries", None, "returnedtypecode", None, "appointment"),
+    ),
+)
+APPLIED = Applied(
+    "k" * 32, FILTER_FIX, ALEX, ALEX, "applied", NOW, record="c3000000-0000-4000-8000-000000000001"
+)
+FIXED_TICKET = replace(
+    TICKET,
+    report={
+        "findings": [
+            Finding("act-not-server-side-sync", "fail", "ACT is None", fixes=(MAILBOX_FIX,)).to_dict(),
+            Finding(
+                "mailbox-not-tested",
+                "fail",
+                "Not tested",
+                fixes=(replace(MAILBOX_FIX, id="schedule-mailbox-test", finding="mailbox-not-tested"),),
+            ).to_dict(),
+        ]
+    },
+)
+FIX_DATA = {"user": ALEX, "record": None, "type": "appointment", "fix": "add-filter"}
 ALLOWED_COLORS = {"Default", "Dark", "Light", "Accent", "Good", "Warning", "Attention"}
 
 
@@ -119,6 +162,70 @@ async def all_cards(local: LocalOrg) -> dict[str, dict[str, Any]]:
                 )
             )
         ),
+        "fix-confirm": to_dict(
+            build_fix_confirm_card(
+                FILTER_FIX,
+                data=FIX_DATA,
+                cancel=FIX_DATA,
+                record_type="appointment",
+                subject="Quarterly review",
+            )
+        ),
+        "fix-confirm-agent": to_dict(
+            build_fix_confirm_card(
+                MAILBOX_FIX,
+                data=FIX_DATA,
+                cancel={"ticket": 1001},
+                record_type="appointment",
+                mailbox="a@b.c",
+                whose="theirs",
+            )
+        ),
+        "fix-applied": to_dict(
+            build_fix_applied_card(
+                APPLIED, record_type="appointment", recheck_after=900, check=FIX_DATA, viewer=ALEX
+            )
+        ),
+        "fix-applied-again": to_dict(
+            build_fix_applied_card(
+                replace(APPLIED, first=False),
+                record_type="appointment",
+                recheck_after=None,
+                check=FIX_DATA,
+                viewer=ALEX,
+            )
+        ),
+        "fix-undone": to_dict(
+            build_fix_applied_card(
+                replace(APPLIED, state="undone", result={"undone_at": "2026-11-25T18:05:00+00:00"}),
+                record_type="appointment",
+                recheck_after=900,
+                check=FIX_DATA,
+                viewer=ALEX,
+            )
+        ),
+        "fix-failed": to_dict(
+            build_fix_failed_card(FILTER_FIX, reason="Dataverse timed out", retry=("fix_apply", FIX_DATA))
+        ),
+        "fix-in-progress": to_dict(
+            build_fix_failed_card(None, reason="", retry=("fix_apply", FIX_DATA), in_progress=True)
+        ),
+        "fix-refused": to_dict(
+            build_fix_refused_card(
+                FILTER_FIX,
+                message="missing prvCreateUserQuery privilege",
+                helpdesk="Ask your admin.",
+                check=FIX_DATA,
+            )
+        ),
+        "ticket-channel-agent-fixes": to_dict(
+            build_ticket_card(
+                FIXED_TICKET, agents=AGENT_IDS, fixes=[APPLIED, replace(APPLIED, state="refused")]
+            )
+        ),
+        "ticket-channel-fixes": to_dict(
+            build_ticket_card(FIXED_TICKET, for_agents=False, agents=AGENT_IDS, fixes=[APPLIED])
+        ),
     }
     for user, record in [
         (ALEX, "quarterly review"),
@@ -132,6 +239,12 @@ async def all_cards(local: LocalOrg) -> dict[str, dict[str, Any]]:
         for show_all in (False, True):
             cards[f"diagnosis {user} {record} {show_all}"] = to_dict(
                 build_diagnosis_card(report, record_type="appointment", checked_at=NOW, show_all=show_all)
+            )
+            # As the person sees it: with "Fix it for me" where a fix of theirs applies.
+            cards[f"diagnosis {user} {record} {show_all} for them"] = to_dict(
+                build_diagnosis_card(
+                    report, record_type="appointment", checked_at=NOW, show_all=show_all, viewer=user
+                )
             )
     return cards
 
@@ -316,7 +429,8 @@ async def test_ticket_cards_show_agent_buttons_only_in_the_agent_view(local: Loc
             "ticket-resolved",
             "ticket-channel-agent",
             "ticket-channel-resolved",
-        )
+            "ticket-channel-agent-fixes",
+        ) or name.startswith("fix-confirm-agent")
         assert bool(verbs & AGENT_VERBS) is agent_view, name
         if not agent_view:
             assert not any(i["id"] == "note" for i in inputs), name

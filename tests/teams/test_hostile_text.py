@@ -19,11 +19,19 @@ from typing import Any
 import pytest
 
 from bot.diagnosis import Finding, Report
+from bot.diagnosis.fixes import Change, Fix
 from bot.diagnosis.report import RecordSummary, UserSummary
+from bot.fixing import Applied
 from bot.helpdesk.tickets import Ticket
 from cards.common import clip, literal, to_dict
 from cards.conversation import PickerItem, build_checklist_card, build_picker_card, build_welcome_card
 from cards.diagnosis import build_diagnosis_card
+from cards.fix import (
+    build_fix_applied_card,
+    build_fix_confirm_card,
+    build_fix_failed_card,
+    build_fix_refused_card,
+)
 from cards.notice import build_digest_card, build_problem_card
 from cards.report import Failed, ReportView, build_delivery_report_card
 from cards.ticket import build_escalate_card, build_ticket_card, build_ticket_list_card
@@ -92,6 +100,35 @@ def report(words: str, *, with_record: bool = True) -> Report:
     )
 
 
+OWNER = '<fetch><entity name="appointment"><filter><condition attribute="ownerid" operator="eq-userid" /></filter></entity></fetch>'
+
+
+def filter_fix(words: str) -> Fix:
+    """A new filter named `words` (Dynamics 365 keeps whatever name it was given), its title `words`."""
+    changes = (
+        Change("userqueries", None, "name", None, words),
+        Change("userqueries", None, "fetchxml", None, OWNER),
+        Change("userqueries", None, "returnedtypecode", None, "appointment"),
+    )
+    return Fix("add-filter", "outside-sync-filter", words, "self", changes)
+
+
+def mailbox_fix(words: str) -> Fix:
+    change = Change("mailboxes", "b2000000-0000-4000-8000-000000000002", "actdeliverymethod", 2, 1)
+    return Fix("set-act-server-side-sync", "act-not-server-side-sync", words, "agent", (change,))
+
+
+def applied(words: str, state: str = "applied") -> Applied:
+    return Applied("k" * 32, filter_fix(words), ALEX, words, state, NOW, {"undone_at": words}, words)  # type: ignore[arg-type]
+
+
+def with_fixes(words: str) -> Report:
+    """`report(words)` whose failing finding carries the person's fix and an agent's."""
+    base = report(words)
+    failing = replace(base.findings[0], fixes=(filter_fix(words),))
+    return replace(base, findings=(failing, *base.findings[1:]))
+
+
 # Every card builder, with outside text `words` in every field that takes outside text.
 BUILDERS: dict[str, Callable[[str], Any]] = {
     "welcome": lambda w: build_welcome_card(w),
@@ -137,7 +174,33 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
     "mailbox diagnosis": lambda w: build_diagnosis_card(
         report(w, with_record=False), record_type="appointment", checked_at=NOW
     ),
+    "fix offered on a diagnosis": lambda w: build_diagnosis_card(
+        with_fixes(w), record_type="appointment", checked_at=NOW, viewer=ALEX, notice=w
+    ),
+    "fix confirmation": lambda w: build_fix_confirm_card(
+        filter_fix(w), data={}, cancel={}, record_type="appointment", subject=w, mailbox=w
+    ),
+    "fix confirmation, an agent's": lambda w: build_fix_confirm_card(
+        mailbox_fix(w), data={}, cancel={}, record_type="appointment", subject=w, mailbox=w, whose="theirs"
+    ),
+    "fix applied": lambda w: build_fix_applied_card(
+        applied(w), record_type="appointment", recheck_after=900, check={}, viewer=ALEX, by_name=w
+    ),
+    "fix undone": lambda w: build_fix_applied_card(
+        applied(w, "undone"), record_type="appointment", recheck_after=None, check={}, viewer=ALEX
+    ),
+    "fix failed": lambda w: build_fix_failed_card(filter_fix(w), reason=w, retry=("fix_apply", {})),
+    "fix refused": lambda w: build_fix_refused_card(filter_fix(w), message=w, helpdesk=w, check={}),
+    "ticket with fixes, an agent's view": lambda w: build_ticket_card(
+        ticket(w, report=with_fixes(w).to_dict() | {"findings": [mailbox_finding(w)]}),
+        agents=["29:a"],
+        fixes=[applied(w), applied(w, "refused")],
+    ),
 }
+
+
+def mailbox_finding(words: str) -> dict[str, Any]:
+    return Finding("act-not-server-side-sync", "fail", words, fixes=(mailbox_fix(words),)).to_dict()
 
 
 render = partial(run_node, RENDERER)  # each card's problems, markup and text
