@@ -122,7 +122,7 @@ async def delivery(
         with (folder / f"{run}-{w}.log").open("wb") as log:
             processes.append(
                 await asyncio.create_subprocess_exec(
-                    *(sys.executable, "-m", "bot", "deliver", "--every", "0.2"),
+                    *(sys.executable, "-m", "bot", "deliver", "--sandbox", "--every", "0.2"),
                     cwd=ROOT,
                     env=env,
                     stdout=log,

@@ -191,7 +191,7 @@ async def run(topology: str, store_url: str, store: Store, people: int, folder: 
             await processes.serve("serve-1", org)
         if topology == "full":
             await processes.serve("serve-2", org)
-            await processes.start("deliver", "deliver", "--every", "1")
+            await processes.start("deliver", "deliver", "--sandbox", str(org), "--every", "1")
         started = time.monotonic()
         await processes.start("sweep-1", *sweep)
         if topology == "full":

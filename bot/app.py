@@ -274,8 +274,11 @@ def create_app(
             # On a terminal, sweeps and sends show live on stderr; otherwise each sweep logs one line.
             live = _LiveProgress()
             # Retries come due and interrupted deliveries resume: the outbox is drained while serving.
-            drain = drain_forever(deliverer, every=delivery_interval, on_round=live.sent)
-            workers = [asyncio.create_task(drain)] if deliver else []
+            workers = (
+                [asyncio.create_task(drain_forever(deliverer, every=delivery_interval, on_round=live.sent))]
+                if deliver
+                else []
+            )
             if settings.sweep_interval_minutes > 0:
                 sweep = sweep_forever(
                     chosen.dataverse,

@@ -205,13 +205,19 @@ async def _fix_with(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{verb.capitalize()}{again}: {done['id']} for {args.user} [{done['key']}]")
         for row in done["result"].get("written", []):
             print(f"  {row['action']} {row['table']}({row['id']})")
+        for row in done["result"].get("gone", []):
+            print(f"  gone already: userqueries({row})")
+        if done["result"].get("no_followup"):
+            print(f"  no follow-up: {done['result']['no_followup']}")
     return EXIT_OK
 
 
 async def _apply(fixer: Fixer, args: argparse.Namespace) -> dict[str, Any]:
-    from bot.fixing.applied import FILTER_FIXES
+    """Apply as the user (their own fixes; Test & Enable too, where Dataverse lets them), or as the agent
+    `--as` names (an agent's fixes, and any fix they may apply)."""
+    from bot.fixing.applied import FILTER_FIXES, PERSON_TOO
 
-    if args.apply not in FILTER_FIXES and not args.as_agent:
+    if args.apply not in FILTER_FIXES | PERSON_TOO and not args.as_agent:
         raise InputError(
             f"{args.apply} is an agent's fix (a mailbox's settings): say who applies it with --as AGENT "
             "(their Entra object id or email)"
@@ -219,7 +225,9 @@ async def _apply(fixer: Fixer, args: argparse.Namespace) -> dict[str, Any]:
     dataverse = fixer.investigator.dataverse
     by = await _entra_id(dataverse, args.as_agent or args.user, "--as" if args.as_agent else "--user")
     _progress(f"applying {args.apply} for {args.user} as {by}")
-    applied = await fixer.apply(args.user, args.record, args.record_type, args.apply, by=by)
+    applied = await fixer.apply(
+        args.user, args.record, args.record_type, args.apply, by=by, is_agent=bool(args.as_agent)
+    )
     return {"applied": _application(applied)}
 
 
@@ -510,17 +518,22 @@ async def _deliver_forever(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     configure_observability(settings, level=logging.DEBUG if args.verbose else logging.INFO)
+    # The outbox holds the checks after one-click fixes, which diagnose again: a worker that could lead
+    # delivery without Dataverse would hold them back for good (nobody else sends while it leads).
+    missing = missing_settings(settings)
+    if missing and not args.sandbox:
+        raise ConfigError(
+            f"deliver needs Dataverse, as serve does (not set: {', '.join(missing)}): the outbox holds the "
+            "checks after one-click fixes, which diagnose again. Set them, or use the sample org (--sandbox)."
+        )
+    if args.sandbox:
+        preflight(settings, fixture=args.sandbox)
     store = store_from_settings(settings)
     deliverer = deliverer_for(settings, store)
     register_senders(deliverer)
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            # The checks after a fix re-diagnose: they need Dataverse. Without it, others send them.
-            if missing_settings(settings):
-                print("Dataverse is not configured: fix follow-ups are left to `serve`", file=sys.stderr)
-            else:
-                wired = await stack.enter_async_context(wiring(settings, store=store))
-                register_followups(deliverer, wired.investigator())
+        async with wiring(settings, store=store, fixture=args.sandbox) as wired:
+            register_followups(deliverer, wired.investigator())
             return await _deliver_until_stopped(args, deliverer)
     finally:
         await store.close()

@@ -78,12 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
         "deliver",
         help="a delivery worker: send the outbox until stopped",
         description=(
-            "Send queued ticket cards and notices until stopped (Ctrl+C or SIGTERM). Run several beside "
-            "`serve --no-deliver` instances on one Azure STORE_URL: leases keep them from sending twice."
+            "Send queued ticket cards, notices and the checks after one-click fixes until stopped (Ctrl+C "
+            "or SIGTERM). Run several beside `serve --no-deliver` instances on one Azure STORE_URL: leases "
+            "keep them from sending twice. Needs the Dataverse settings, as serve does (or --sandbox)."
         ),
     )
     deliver.add_argument(
         "--every", type=float, default=1.0, help="seconds to wait when nothing is due (default 1)"
+    )
+    deliver.add_argument(
+        "--sandbox",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="FIXTURE",
+        help=(
+            "check fixes against the simulator with the sample org (or FIXTURE), as serve --sandbox does; "
+            "without it the Dataverse settings are needed (the checks after a fix diagnose again)"
+        ),
     )
 
     diagnose = commands.add_parser(

@@ -23,6 +23,8 @@ Conventions Teams users expect (tests/teams/test_cards.py checks them on every c
   features"), so a time goes in a `text(...)` line, never in a Fact, a TextRun or a choice's title; where
   no TextBlock can hold it (a choice), `utc_time(iso)` spells it out with "UTC". fallbackText stays plain.
 - Headings: `heading(...)`, a TextBlock with AC 1.5 `style: "heading"` (screen readers announce it).
+- Size: a card's JSON is at most `MAX_CARD_BYTES` (`card_size`): Teams takes about 28 KB per message, the
+  activity around the card included; a card that could outgrow it leaves details out to fit.
 - Buttons: at most `MAX_VISIBLE_ACTIONS` shown, each title short enough not to be cut at Teams mobile's
   ~320 px (`TITLE_LIMIT`, by how many share the row); the full words go in `tooltip`, extras in the
   overflow menu (`mode: "secondary"`).
@@ -30,6 +32,7 @@ Conventions Teams users expect (tests/teams/test_cards.py checks them on every c
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from datetime import UTC, datetime
@@ -49,6 +52,7 @@ __all__ = [
     "CARD_CONTENT_TYPE",
     "ERROR",
     "LINE",
+    "MAX_CARD_BYTES",
     "MAX_REFRESH_USERS",
     "MAX_VISIBLE_ACTIONS",
     "NAME",
@@ -57,6 +61,7 @@ __all__ = [
     "SUBJECT",
     "TITLE_LIMIT",
     "card",
+    "card_size",
     "clip",
     "execute",
     "heading",
@@ -88,6 +93,9 @@ ELLIPSIS = "…"
 MAX_VISIBLE_ACTIONS = 3
 TITLE_LIMIT = {1: 24, 2: 16, 3: 10}
 MAX_REFRESH_USERS = 60  # Universal Actions: at most 60 userIds get the automatic refresh
+# A card's JSON, at most (`card_size`): Teams refuses a message over about 28 KB, and the activity that
+# carries the card (ids, service URL, channel data) takes some of it.
+MAX_CARD_BYTES = 24_000
 
 # What Teams' {{DATE()}}/{{TIME()}} take: RFC 3339 with seconds, in UTC ("Z") or with an offset.
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:Z|[+-]\d{2}:\d{2})")
@@ -228,3 +236,9 @@ def card(
 def to_dict(model: AdaptiveCard) -> dict[str, Any]:
     """The card as the JSON Teams receives (camelCase, no nulls, with the schema URL)."""
     return {"$schema": SCHEMA, **model.model_dump(exclude_none=True, by_alias=True)}
+
+
+def card_size(model: AdaptiveCard) -> int:
+    """The bytes of the card's JSON on the wire, at most: ASCII-escaped as Python's json writes it (a
+    character outside ASCII takes up to 12 bytes, "\\ud83d\\ude00")."""
+    return len(json.dumps(to_dict(model)))

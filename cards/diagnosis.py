@@ -5,17 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from microsoft_teams.cards.core import AdaptiveCard, CardElement, Container, Fact, FactSet, TextBlock
+from microsoft_teams.cards.core import (
+    AdaptiveCard,
+    CardElement,
+    Container,
+    ExecuteAction,
+    Fact,
+    FactSet,
+    TextBlock,
+)
 
 from bot.diagnosis import Finding, Report
 from bot.diagnosis.fixes import Fix
 from cards.common import (
     ERROR,
     LINE,
+    MAX_CARD_BYTES,
     NAME,
     STEP,
     SUBJECT,
     card,
+    card_size,
     clip,
     execute,
     heading,
@@ -24,13 +34,18 @@ from cards.common import (
     plain,
     text,
 )
+from cards.fix import person_title
 
-__all__ = ["action_data", "build_diagnosis_card", "fix_data", "offered_fix"]
+__all__ = ["action_data", "build_diagnosis_card", "fix_data"]
 
 _STYLE = {"fail": "attention", "warn": "warning"}
 _COLOR = {"fail": "Attention", "warn": "Warning"}
 _MARK = {"fail": "✖ Problem", "warn": "⚠ Worth a look", "pass": "✔ OK", "unknown": "? Could not check"}
 _TYPE_LABEL = {"appointment": "Appointment", "contact": "Contact", "task": "Task"}
+BRIEF = (  # when a card leaves details out to fit (`MAX_CARD_BYTES`)
+    "To fit in one Teams message, the last problems show without their evidence and steps: fix the first "
+    "ones and Re-check, or Escalate (the helpdesk gets them all)."
+)
 
 
 def action_data(report: Report, *, record_type: str, show_all: bool = False) -> dict[str, Any]:
@@ -43,16 +58,6 @@ def action_data(report: Report, *, record_type: str, show_all: bool = False) -> 
         # only shown on the escalate card; a 10 KB subject three times over would not fit in a message
         "subject": clip(report.record.subject, SUBJECT) if report.record and report.record.subject else None,
     }
-
-
-def offered_fix(report: Report, viewer: str | None) -> Fix | None:
-    """The fix "Fix it for me" offers `viewer`: the first of the person's own fixes (`self`) of a failing
-    finding, when the card is theirs. One at a time, in fix order: the next shows once it is done. A card
-    about someone else (an agent's) offers none: the helpdesk fixes from the ticket card."""
-    person = report.user.aad_object_id
-    if not (viewer and person and viewer.lower() == person.lower()):
-        return None
-    return next((fix for f in report.with_status("fail") for fix in f.fixes if fix.who == "self"), None)
 
 
 def fix_data(report: Report, fix: Fix, *, record_type: str) -> dict[str, Any]:
@@ -100,12 +105,26 @@ def _value(value: object) -> str:
     return "none" if value is None else str(value)
 
 
-def _finding_block(finding: Finding, offered: Fix | None = None) -> Container:
+def _finding_block(finding: Finding, offered: Fix | None = None, *, brief: bool = False) -> Container:
+    """One problem: its title, evidence and steps, the fix offered for it, and the source. `brief`: the
+    title, the fix and the source only (a card that would not fit in a Teams message otherwise)."""
     # Titles, evidence and steps are shown as written: evidence holds Dynamics 365's words (filter names,
     # error messages), steps name the mailbox; the steps are plain text (the CLI prints them too).
     items: list[CardElement] = [
         plain(clip(finding.title, LINE), weight="Bolder", color=_COLOR.get(finding.status))
     ]
+    if not brief:
+        items += _details(finding)
+    if offered is not None and offered.finding == finding.id:
+        hint = f"I can do it for you: **Fix it for me** ({literal(person_title(offered), LINE)})."
+        items.append(text(hint))  # the container's own colour: readable on its "attention" style
+    items.append(text(f"[Microsoft's guidance]({finding.source})", subtle=True))
+    return Container(items=items, style=_STYLE.get(finding.status), bleed=False)  # type: ignore[arg-type]
+
+
+def _details(finding: Finding) -> list[CardElement]:
+    """A problem's evidence and numbered steps."""
+    items: list[CardElement] = []
     # A time in the evidence goes in a TextBlock of its own, in the reader's time zone (Teams' DATE() and
     # TIME() work in a TextBlock only, not in a Fact).
     times = {k: local_time(v) for k, v in finding.evidence.items() if isinstance(v, str) and local_time(v)}
@@ -121,11 +140,7 @@ def _finding_block(finding: Finding, offered: Fix | None = None) -> Container:
     if finding.steps:
         steps = (literal(step, STEP) for step in finding.steps)
         items.append(text("\n".join(f"{n}. {step}" for n, step in enumerate(steps, start=1))))
-    if offered is not None and offered.finding == finding.id:
-        hint = f"I can do it for you: **Fix it for me** ({literal(offered.title, LINE)})."
-        items.append(text(hint))  # the container's own colour: readable on its "attention" style
-    items.append(text(f"[Microsoft's guidance]({finding.source})", subtle=True))
-    return Container(items=items, style=_STYLE.get(finding.status), bleed=False)  # type: ignore[arg-type]
+    return items
 
 
 def _facts(report: Report) -> FactSet:
@@ -158,42 +173,56 @@ def build_diagnosis_card(
     record_type: str,
     checked_at: datetime,
     show_all: bool = False,
-    viewer: str | None = None,
+    offer: Fix | None = None,
     notice: str | None = None,
 ) -> AdaptiveCard:
     """The card for one report. Re-check and Show all checks answer with a new card in place.
 
     Args:
-        viewer: who the card is for (their Entra object id): the person gets "Fix it for me" for their own
-            fix (`offered_fix`); None offers none.
+        offer: the fix "Fix it for me" offers, one of the report's (who may make it is the caller's to
+            decide: `bot.teams.diagnoses.offered_fix`); None offers none.
         notice: a line above the verdict (e.g. why a fix was not made).
     """
     verdict, color = _verdict(report)
-    offered = offered_fix(report, viewer)
-    body: list[CardElement] = [
+    head: list[CardElement] = [
         heading(_title(report, record_type)),
         plain(verdict, color=color),
         _facts(report),
         _times(report, checked_at),
     ]
     if notice:
-        body.insert(1, plain(clip(notice, ERROR), color="Warning"))
-    body.extend(_finding_block(f, offered) for f in report.with_status("fail", "warn"))
+        head.insert(1, plain(clip(notice, ERROR), color="Warning"))
+    problems = report.with_status("fail", "warn")
+    tail: list[CardElement] = []
     unknown = report.with_status("unknown")
     if unknown:
         titles = "; ".join(clip(f.title, LINE) for f in unknown)
-        body.append(plain(f"Some checks couldn't run: {titles}.", subtle=True))
+        tail.append(plain(f"Some checks couldn't run: {titles}.", subtle=True))
     if show_all:
-        body.append(heading("Every check", size="Medium"))
-        body.append(
+        tail.append(heading("Every check", size="Medium"))
+        tail.append(
             FactSet(
                 facts=[Fact(title=_MARK[f.status], value=literal(f.title, LINE)) for f in report.findings]
             )
         )
+    actions = _actions(report, record_type, show_all, offer)
+    # Past what one Teams message takes, the last problems lose their evidence and steps (their titles,
+    # the fix and the source stay), one at a time, until the card fits.
+    for detailed in range(len(problems), -1, -1):
+        blocks = [_finding_block(f, offer, brief=n >= detailed) for n, f in enumerate(problems)]
+        left_out = [plain(BRIEF, subtle=True)] if detailed < len(problems) else []
+        built = card([*head, *blocks, *left_out, *tail], actions, fallback_text=verdict)
+        if card_size(built) <= MAX_CARD_BYTES:
+            break
+    return built
+
+
+def _actions(report: Report, record_type: str, show_all: bool, offer: Fix | None) -> list[ExecuteAction]:
+    """Fix it for me (when offered), Escalate, Re-check and All checks / Show less."""
     data = action_data(report, record_type=record_type, show_all=show_all)
     # With a fix to offer, it leads and Escalate stays beside it; the rest go to the overflow menu (two
     # visible buttons keep "Fix it for me" whole on Teams mobile).
-    fixing = offered is not None
+    fixing = offer is not None
     recheck = execute(
         "Re-check",
         "recheck",
@@ -210,13 +239,13 @@ def build_diagnosis_card(
         secondary=fixing,
     )
     escalate = execute("Escalate", "escalate", data, tooltip="Escalate to the helpdesk")
-    if offered is None:
-        return card(body, [recheck, escalate, details], fallback_text=verdict)
+    if offer is None:
+        return [recheck, escalate, details]
     fix = execute(
         "Fix it for me",
         "fix_offer",
-        fix_data(report, offered, record_type=record_type),
+        fix_data(report, offer, record_type=record_type),
         style="positive",
-        tooltip=f"Fix it for me: {clip(offered.title, LINE)}",
+        tooltip=f"Fix it for me: {clip(person_title(offer), LINE)}",
     )
-    return card(body, [fix, escalate, recheck, details], fallback_text=verdict)
+    return [fix, escalate, recheck, details]

@@ -40,11 +40,15 @@ __all__ = [
     "build_fix_refused_card",
     "describe",
     "minutes",
+    "person_title",
     "undo_caveat",
 ]
 
 FILTER_FIXES = frozenset({"activate-filter", "add-filter"})  # the fixes Undo reverses
 _PLURAL = {"appointment": "appointments", "contact": "contacts", "task": "tasks"}
+# A fix as its person names it on their own cards (the button says "Fix it for me"), where the core's title
+# names the mailbox as an agent reads it ("Test and enable the mailbox isaiahl@contoso.com").
+_PERSON_TITLE = {"schedule-mailbox-test": "Test and enable my mailbox"}
 
 
 class AppliedView(Protocol):
@@ -70,19 +74,27 @@ class AppliedView(Protocol):
     def result(self) -> Mapping[str, Any]: ...  # "undone_at": when it was undone (ISO)
 
 
+def person_title(fix: Fix) -> str:
+    """The fix's title as the person it is for reads it on their own card (plain text: clip or escape it)."""
+    return _PERSON_TITLE.get(fix.id, fix.title)
+
+
 # --- the changes in plain words --------------------------------------------------------------------------
 
 
-def describe(fix: Fix, *, mailbox: str | None = None, done: bool = False) -> list[str]:
+def describe(fix: Fix, *, mailbox: str | None = None, done: bool = False, yours: bool = False) -> list[str]:
     """One sentence per row the fix touches, as markdown (Dynamics 365's text escaped): what it will do,
-    or with `done`, what it did. `mailbox` names the mailbox (its address) for the mailbox fixes."""
+    or with `done`, what it did. `mailbox` names the mailbox (its address) for the mailbox fixes; `yours`:
+    the reader is its person ("your mailbox")."""
     rows: dict[tuple[str, str | None], list[Change]] = {}
     for change in fix.changes:
         rows.setdefault((change.table, change.row), []).append(change)
-    return [_sentence(table, row, changes, mailbox, done) for (table, row), changes in rows.items()]
+    return [_sentence(table, row, changes, mailbox, done, yours) for (table, row), changes in rows.items()]
 
 
-def _sentence(table: str, row: str | None, changes: list[Change], mailbox: str | None, done: bool) -> str:
+def _sentence(
+    table: str, row: str | None, changes: list[Change], mailbox: str | None, done: bool, yours: bool
+) -> str:
     columns = {c.column: c for c in changes}
     if table == "userqueries" and row is None:
         return _new_filter(columns, done)
@@ -94,7 +106,11 @@ def _sentence(table: str, row: str | None, changes: list[Change], mailbox: str |
             )
         return "Turned the sync filter off" if done else "Turn the sync filter off"
     if table == "mailboxes":
-        where = f"the mailbox {literal(mailbox, NAME)}" if mailbox else "your mailbox"
+        address = literal(mailbox, NAME) if mailbox else None
+        if yours:
+            where = f"your mailbox ({address})" if address else "your mailbox"
+        else:
+            where = f"the mailbox {address}" if address else "the person's mailbox"
         return "; ".join(_mailbox_change(c, where, done) for c in changes)
     # A change this card doesn't know by name: still shown exactly.
     return "; ".join(
@@ -152,8 +168,8 @@ def minutes(seconds: float) -> str:
 # --- the cards ------------------------------------------------------------------------------------------
 
 
-def _changes(fix: Fix, mailbox: str | None, *, done: bool) -> TextBlock:
-    return text("\n".join(f"- {line}" for line in describe(fix, mailbox=mailbox, done=done)))
+def _changes(fix: Fix, mailbox: str | None, *, done: bool, yours: bool = False) -> TextBlock:
+    return text("\n".join(f"- {line}" for line in describe(fix, mailbox=mailbox, done=done, yours=yours)))
 
 
 def build_fix_confirm_card(
@@ -176,11 +192,14 @@ def build_fix_confirm_card(
             agent's fix from a ticket card (Confirm `ticket_fix_apply`, Cancel the ticket card again).
     """
     about = f" for “{literal(subject, SUBJECT)}”" if subject else ""
+    yours = whose == "yours"
+    question = "Fix it for me?" if yours else "Apply this fix?"
+    title = person_title(fix) if yours else fix.title
     body: list[CardElement] = [
-        heading("Fix it for me?" if whose == "yours" else "Apply this fix?", size="Medium"),
-        plain(clip(fix.title, LINE), weight="Bolder"),
+        heading(question, size="Medium"),
+        plain(clip(title, LINE), weight="Bolder"),
         text(f"When you confirm, I'll make this change in Dynamics 365{about}, as you:"),
-        _changes(fix, mailbox, done=False),
+        _changes(fix, mailbox, done=False, yours=yours),
     ]
     if fix.id in FILTER_FIXES:
         body.append(text(undo_caveat(record_type), color="Warning"))
@@ -189,7 +208,7 @@ def build_fix_confirm_card(
             text("Dynamics 365 checks that you may make it; nothing changes if it says no.", subtle=True)
         )
     confirm_tip, cancel_tip = "Confirm: make this change", "Cancel: change nothing"
-    if whose == "yours":
+    if yours:
         actions = [
             execute("Confirm", "fix_apply", data, style="positive", tooltip=confirm_tip),
             execute("Cancel", "recheck", cancel, tooltip=cancel_tip),
@@ -199,7 +218,7 @@ def build_fix_confirm_card(
             execute("Confirm", "ticket_fix_apply", data, style="positive", tooltip=confirm_tip),
             execute("Cancel", "ticket_view", cancel, tooltip=cancel_tip),
         ]
-    return card(body, actions, fallback_text=f"Fix it for me? {fix.title}")
+    return card(body, actions, fallback_text=f"{question} {title}")
 
 
 def build_fix_applied_card(
@@ -222,7 +241,9 @@ def build_fix_applied_card(
     """
     fix = applied.fix
     undone = applied.state == "undone"
-    title = clip(fix.title, LINE) + (f" ({clip(subject, SUBJECT)})" if subject else "")
+    mine = applied.user.lower() == viewer.lower()  # the person the fix is for
+    named = person_title(fix) if mine else fix.title
+    title = clip(named, LINE) + (f" ({clip(subject, SUBJECT)})" if subject else "")
     body: list[CardElement] = [heading("Undone" if undone else "Change made", size="Medium"), plain(title)]
     if undone:
         body.append(
@@ -239,19 +260,18 @@ def build_fix_applied_card(
             else "Ask me again after the next sync to see it in Outlook."
         )
         body.append(text(f"Done. {when}", color="Good"))
-        body.append(_changes(fix, mailbox, done=True))
+        body.append(_changes(fix, mailbox, done=True, yours=mine))
     who = "you" if applied.by.lower() == viewer.lower() else literal(by_name or applied.by, NAME)
     when = local_time(_undone_at(applied) if undone else applied.at) or ""
     again = "" if applied.first else " (done once already: pressing again changes nothing)"
     body.append(text(f"{'Undone' if undone else 'Made'} by {who}, {when}{again}", subtle=True))
     actions = []
-    mine = applied.user.lower() == viewer.lower()
     if not undone and fix.id in FILTER_FIXES and mine:
         body.append(text(undo_caveat(record_type), subtle=True))
         undo = {"user": applied.user, "key": applied.key}
         actions.append(execute("Undo", "fix_undo", undo, tooltip="Undo: turn the filter off again"))
     actions.append(execute("Re-check", "recheck", check, style="positive", tooltip="Re-check it now"))
-    fallback = f"Undone: {fix.title}" if undone else f"Done: {fix.title}"
+    fallback = f"Undone: {named}" if undone else f"Done: {named}"
     return card(body, actions, fallback_text=fallback)
 
 
@@ -304,13 +324,20 @@ def build_fix_failed_card(
 
 
 def build_fix_refused_card(
-    fix: Fix, *, message: str | None, helpdesk: str | None, check: dict[str, Any] | None = None
+    fix: Fix,
+    *,
+    message: str | None,
+    helpdesk: str | None,
+    check: dict[str, Any] | None = None,
+    whose: Literal["yours", "theirs"] = "yours",
 ) -> AdaptiveCard:
     """Dynamics 365 refused the change (403): the presser lacks a privilege. `helpdesk` says what became of
-    it (a ticket, or who to ask); Dataverse's own words follow, for whoever fixes the roles."""
+    it (a ticket, or who to ask); Dataverse's own words follow, for whoever fixes the roles. `whose`: the
+    presser's own fix ("yours") or an agent's for someone ("theirs"), as `build_fix_confirm_card`."""
+    title = person_title(fix) if whose == "yours" else fix.title
     body: list[CardElement] = [
         heading("Your organization doesn't let you change this", size="Medium"),
-        plain(clip(fix.title, LINE), weight="Bolder"),
+        plain(clip(title, LINE), weight="Bolder"),
     ]
     if helpdesk:
         body.append(plain(clip(helpdesk, ERROR), color="Attention"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -13,10 +14,12 @@ from bot.diagnosis.fixes import Fix
 from cards.common import (
     ERROR,
     LINE,
+    MAX_CARD_BYTES,
     NAME,
     NOTE,
     SUBJECT,
     card,
+    card_size,
     clip,
     execute,
     heading,
@@ -127,6 +130,18 @@ class FixLine(Protocol):
     def at(self) -> datetime: ...
 
 
+@dataclass(frozen=True)
+class _Room:
+    """How much of its longest texts a ticket card shows: of the comment and the resolution (`note`), of
+    each fix's title (`line`), and how many fixes it lists."""
+
+    note: int
+    line: int
+    fixes: int
+
+
+# Tried in turn until the card fits in one Teams message (`MAX_CARD_BYTES`).
+_ROOMS = (_Room(NOTE, LINE, FIX_HISTORY), _Room(ERROR, NAME, 3), _Room(NAME, NAME // 2, 1))
 _STATUS = {"open": "Open", "assigned": "Assigned", "resolved": "Resolved"}
 _COLOR = {"open": "Attention", "assigned": "Accent", "resolved": "Good"}
 
@@ -209,15 +224,15 @@ def _who(ticket: TicketView, by: str) -> str:
     return by
 
 
-def _history(ticket: TicketView, fixes: Sequence[FixLine]) -> TextBlock:
+def _history(ticket: TicketView, fixes: Sequence[FixLine], room: _Room) -> TextBlock:
     """Who made which fix for the ticket's person, when, and how it went (times in each reader's zone)."""
     lines = []
-    for line in fixes[:FIX_HISTORY]:
+    for line in fixes[: room.fixes]:
         when = local_time(line.at) or ""
         state = _FIX_STATE.get(line.state, literal(line.state, NAME))
         who = literal(_who(ticket, line.by), NAME)
-        lines.append(f"- {who}, {when}: {literal(line.fix.title, LINE)} ({state})")
-    more = len(fixes) - FIX_HISTORY
+        lines.append(f"- {who}, {when}: {literal(line.fix.title, room.line)} ({state})")
+    more = len(fixes) - room.fixes
     if more > 0:
         lines.append(f"- … and {more} earlier")
     return text("**One-click fixes for this person**\n" + "\n".join(lines))
@@ -244,7 +259,26 @@ def build_ticket_card(
     - `fixes`: the fixes applied for the ticket's person (newest first): listed, with who, when and result.
     The agent view offers **Fix** for each agent fix of the diagnosis kept with the ticket (Confirm derives
     it again, so a stale card can't make a stale change).
+
+    A card that would not fit in one Teams message (`MAX_CARD_BYTES`) shows less of the comment, the
+    resolution and the fixes made (the ticket keeps them whole).
     """
+    for room in _ROOMS:
+        built = _ticket_card(ticket, for_agents, agents, notice, notice_color, fixes, room)
+        if card_size(built) <= MAX_CARD_BYTES:
+            break
+    return built
+
+
+def _ticket_card(
+    ticket: TicketView,
+    for_agents: bool,
+    agents: Sequence[str] | None,
+    notice: str | None,
+    notice_color: str,
+    fixes: Sequence[FixLine],
+    room: _Room,
+) -> AdaptiveCard:
     assignee = f" ({literal(ticket.assignee_name, NAME)})" if ticket.assignee_name else ""
     facts = [
         Fact(title="User", value=literal(ticket.user_name or ticket.user_aad, NAME)),
@@ -260,11 +294,11 @@ def build_ticket_card(
     if notice:
         body.insert(1, plain(clip(notice, ERROR), color=notice_color))
     if ticket.comment:
-        body.append(plain(f"“{clip(ticket.comment, NOTE)}”", subtle=True))
+        body.append(plain(f"“{clip(ticket.comment, room.note)}”", subtle=True))
     if ticket.resolution:
-        body.append(plain(f"Resolution: {clip(ticket.resolution, NOTE)}", color="Good"))
+        body.append(plain(f"Resolution: {clip(ticket.resolution, room.note)}", color="Good"))
     if fixes:
-        body.append(_history(ticket, fixes))
+        body.append(_history(ticket, fixes, room))
     changed = utc_time(ticket.changed_at)
     fallback = f"{ticket.key}: {_STATUS[ticket.status]}" + (f" (last change {changed})" if changed else "")
     view = None if agents is None else refresh("ticket_view", {"ticket": ticket.number}, list(agents))
@@ -287,7 +321,7 @@ def build_ticket_card(
                 _FIX_LABEL.get(fix.id, "Fix") if n else "Fix",
                 "ticket_fix_offer",
                 _fix_data(ticket, fix),
-                tooltip=f"Fix: {clip(fix.title, LINE)}",
+                tooltip=f"Fix: {clip(fix.title, room.line)}",
                 secondary=n > 0,
             )
             for n, fix in enumerate(fixable)

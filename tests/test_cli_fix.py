@@ -6,18 +6,29 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.cli import main
-from bot.sandbox import SAMPLE_ORG
+from bot.fixing import Fixer
+from bot.investigation import Investigator
+from bot.sandbox import SAMPLE_ORG, SandboxConfig
+from bot.sandbox.config import Fault
 from bot.sandbox.server import RunningSandbox
-from tests.support.org import ALEX, QUARTERLY, env
+from bot.store import SqliteStore
+from tests.support.org import ALEX, QUARTERLY, env, make_local
+from tests.support.processes import bot_env
+from tests.support.repo import ROOT
+from tests.support.teams import running_connector
+from tests.support.timing import until
 
 SAMPLE = str(SAMPLE_ORG)
 ISAIAH = "isaiahl@example.com"  # his mailbox was never tested
+ISAIAH_USER = "a1000000-0000-4000-8000-000000000004"  # his systemuserid
+DATAVERSE_SETTINGS = ("DATAVERSE_URL", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET")
 
 
 @pytest.fixture(autouse=True)
@@ -149,6 +160,102 @@ def test_an_agent_granted_the_privilege_applies_a_mailbox_fix(
     assert applied["result"]["written"] == [
         {"table": "mailboxes", "id": "b2000000-0000-4000-8000-000000000004", "action": "updated"}
     ]
+
+
+@pytest.mark.parametrize(("granted", "code"), [([], 2), (["prvWriteMailbox"], 0)])
+def test_a_user_schedules_their_own_mailbox_test_where_dataverse_lets_them(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    sample_data: dict[str, Any],
+    granted: list[str],
+    code: int,
+) -> None:
+    """Without --as, Test & Enable is applied as the user: Dataverse decides (an ordinary user lacks
+    prvWriteMailbox)."""
+    fixture = tmp_path / "org.json"
+    fixture.write_text(json.dumps({**sample_data, "$privileges": {ISAIAH_USER: granted}}))
+    argv = ("fix", "--user", ISAIAH, "--fixture", str(fixture), "--apply", "schedule-mailbox-test", "--json")
+    exited, out, err = run(capsys, *argv)
+    assert exited == code, err
+    if code:
+        assert "Dataverse refused the fix" in err and "is missing prvWriteMailbox privilege" in err
+    else:
+        assert json.loads(out)["applied"]["by"] == "00000000-0000-0000-0000-0000000000023"
+
+
+async def test_undo_of_a_filter_deleted_meanwhile_is_done_and_other_refusals_exit_2(
+    https_sandbox: RunningSandbox,
+    ca_bundle: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env(monkeypatch, https_sandbox.url)
+    org = https_sandbox.sandbox.org
+    user = ("--user", ALEX, "--record", QUARTERLY)
+    code, out, err = await run_beside(capsys, "fix", *user, "--apply", "add-filter", "--json")
+    assert code == 0, err
+    made = json.loads(out)["applied"]["result"]["written"][0]["id"]
+    org.tables["userqueries"] = [r for r in org.rows("userqueries") if r["userqueryid"] != made]  # deleted
+    code, out, err = await run_beside(capsys, "fix", *user, "--undo", "add-filter")
+    assert code == 0, err
+    assert out.startswith("Undone: add-filter") and f"gone already: userqueries({made})" in out
+
+    code, out, err = await run_beside(capsys, "fix", *user, "--apply", "add-filter", "--json")
+    assert code == 0, err  # a filter anew
+    https_sandbox.sandbox.config.faults.append(Fault("/api/data/v9.2/userqueries(*", status=409, times=1))
+    code, out, err = await run_beside(capsys, "fix", *user, "--undo", "add-filter")
+    assert code == 2 and out == "" and "Dataverse would not undo it" in err
+
+
+def test_a_delivery_worker_needs_dataverse(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outbox holds the checks after fixes, which diagnose again: a worker that could lead delivery
+    without Dataverse would hold them back, so it doesn't start."""
+    for name in DATAVERSE_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    code, out, err = run(capsys, "deliver")
+    assert code == 2 and out == ""
+    assert "deliver needs Dataverse" in err and "DATAVERSE_URL" in err and "--sandbox" in err
+
+
+async def test_a_delivery_worker_sends_the_checks_after_a_fix(
+    tmp_path: Path, sample_data: dict[str, Any]
+) -> None:
+    """`deliver --sandbox`, the delivery leader (OUTBOX_LEADER's default), sends a fix's check: it
+    diagnoses again (on its own sample org, where the fix was never made) and tells Alex."""
+    path = tmp_path / "store.sqlite3"
+    store = SqliteStore(str(path))
+    async with running_connector() as connector:
+        try:
+            await store.save_reference("tenant-1", ALEX, connector.reference("a:alex"))
+            async with make_local(sample_data, SandboxConfig(sync_every=0)) as local:
+                fixer = Fixer(store, Investigator(local.clients.dataverse), recheck_after=(0,))
+                await fixer.apply(ALEX, QUARTERLY, "appointment", "add-filter", by=ALEX)
+        finally:
+            await store.close()
+        environment = bot_env(path)
+        for name in DATAVERSE_SETTINGS:
+            environment.pop(name, None)
+        with (tmp_path / "deliver.log").open("wb") as log:
+            worker = await asyncio.create_subprocess_exec(
+                *(sys.executable, "-m", "bot", "deliver", "--sandbox", "--every", "0.1"),
+                cwd=ROOT,
+                env=environment,
+                stdout=log,
+                stderr=log,
+            )
+        try:
+            await until(
+                lambda: connector.sent or worker.returncode is not None, "the check's message", seconds=60
+            )
+        finally:
+            worker.terminate()
+            await asyncio.wait_for(worker.wait(), 20)
+        [told] = [a.get("text") for a in connector.sent]
+        assert told is not None and told.startswith("The fix is in, but Quarterly review with Contoso"), (
+            tmp_path / "deliver.log"
+        ).read_text()
 
 
 @pytest.mark.parametrize(

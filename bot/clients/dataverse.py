@@ -8,6 +8,7 @@ by `bot.clients.rows` (whose public names are importable from here too).
 
 Writes (`create_row`, `update_row`) are always made as someone (`CallerObjectId`), never as the app alone,
 so Dataverse's own privilege checks decide: a 403 is `PermissionDenied` with Dataverse's words.
+`read_row` reads back, by id, what a fix wrote.
 """
 
 from __future__ import annotations
@@ -440,6 +441,24 @@ class DataverseClient(ApiClient):
         """
         url = f"{_entity_set(entity_set)}({require_id(row_id, f'{entity_set} id')})"
         await self._write("PATCH", url, columns, caller, headers={"If-Match": "*"})
+
+    async def read_row(
+        self, entity_set: str, row_id: str, columns: Sequence[str], *, caller: str | None = None
+    ) -> Row | None:
+        """One row's `columns` by id, read as `caller` (an Entra object id; None reads as the app): what a
+        fix wrote, as it is now. None when there is no such row (404) or the caller may not read it (403).
+
+        Raises:
+            BackendError: other refusals, or Dataverse was unreachable.
+            InvalidIdError: `row_id` or `caller` is not id-shaped.
+        """
+        url = f"{_entity_set(entity_set)}({require_id(row_id, f'{entity_set} id')})"
+        try:
+            return await self._get(url, {"$select": ",".join(columns)}, _as(caller))
+        except BackendRefused as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
 
     async def fetch_as(self, record_type: RecordType, fetchxml: str, caller_aad_object_id: str) -> list[Row]:
         """Run FetchXML as another user (`CallerObjectId`), so `eq-userid` means that user."""

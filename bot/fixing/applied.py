@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
 from bot.diagnosis import RECORD_TYPES, RecordType
@@ -21,6 +21,7 @@ from bot.errors import SyncDoctorError
 
 __all__ = [
     "FILTER_FIXES",
+    "PERSON_TOO",
     "SETTING",
     "Applied",
     "FixError",
@@ -29,17 +30,23 @@ __all__ = [
     "Refused",
     "State",
     "application_key",
+    "may_apply",
     "setting_key",
 ]
 
 SETTING = "fix"  # the settings' prefix: "fix:<key>"
 # Fixes that change the person's own sync filters: they may be undone.
 FILTER_FIXES = frozenset({"activate-filter", "add-filter"})
+# Agents' fixes the person may apply to their own mailbox too, as themselves, where Dataverse lets them (the
+# issue's table: "the person too where Dataverse lets users test their own mailbox"). Their `who` stays
+# "agent": it is an agent's fix that Dataverse may also allow a person.
+PERSON_TOO = frozenset({"schedule-mailbox-test"})
 # "applying": claimed, being written (or its writer crashed); "applied": written; "refused": Dataverse
 # said no (403); "failed": Dataverse could not be reached or refused otherwise; "undone": written, then
 # reversed.
 State = Literal["applying", "applied", "refused", "failed", "undone"]
 STATES: tuple[State, ...] = get_args(State)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class FixError(SyncDoctorError):
@@ -63,6 +70,18 @@ class Refused(FixError):
         super().__init__(message)
 
 
+def may_apply(fix: Fix, *, by: str, person: str | None, is_agent: bool) -> bool:
+    """Whether `by` may ask for `fix` for `person` (Entra object ids; `person` None: they have none).
+
+    A person's own filters are changed by them alone. An agent's fix is an agent's (`is_agent`: the Teams
+    layer and the CLI decide who is one), and, for `PERSON_TOO`, the person's too. Either way the write is
+    made as `by`, so Dataverse's privileges still decide what actually changes."""
+    themselves = person is not None and by.strip().lower() == person.strip().lower()
+    if fix.who == "self":
+        return themselves
+    return is_agent or (themselves and fix.id in PERSON_TOO)
+
+
 def application_key(fix: Fix, person: str) -> str:
     """The key of applying `fix` for `person` (an Entra object id): the same fix, changing the same
     columns of the same rows to the same values, for the same person, has the same key."""
@@ -82,12 +101,16 @@ class Applied:
     Attributes:
         key: the application's key (`application_key`).
         fix: what it changes.
-        user: for whom (their Entra object id).
+        user: for whom: their Entra object id, or their systemuserid when they have none (an agent's
+            fix, written as the agent; nobody can be told in Teams then).
         by: who confirmed it (their Entra object id): the writes are made as them.
         state: see `State`.
         at: when it was claimed (UTC).
         result: what the writes gave: `{"written": [{"table", "id", "action"}]}` (action "created",
-            "existed" or "updated"), and `undone_at`, `checked` as they happen.
+            "existed" (made by an earlier press: the person's own, on), "activated" (the same, turned
+            back on), or "updated"); `no_followup` (why nobody will be told how it went), `settled_at`
+            (a writer that stopped between write and record, found applied later), `undone_at`, `gone`
+            (rows deleted meanwhile, when undone) and `checked` as they happen.
         error: why it was refused or failed.
         first: True for the call that applied it; False for a call that found it applied (or being
             applied) already and wrote nothing. Not kept.
@@ -106,6 +129,12 @@ class Applied:
     first: bool = True
     record: str | None = None
     record_type: RecordType = "appointment"
+
+    @property
+    def stamp(self) -> str:
+        """This application among those of its key (undone and applied again, applied again later): when
+        it was claimed, in microseconds since the epoch. What its checks carry, to skip an older one's."""
+        return str((self.at - _EPOCH) // timedelta(microseconds=1))
 
     @property
     def undoable(self) -> bool:

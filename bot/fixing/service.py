@@ -1,4 +1,4 @@
-"""Applying one-click fixes (docs/fixes-spec.md, "Applying"): re-derive the fix from a fresh diagnosis,
+"""Applying one-click fixes (README, "One-click fixes"): re-derive the fix from a fresh diagnosis,
 record the application, write as who confirmed it, then queue the checks after the next sync.
 
     fixer = Fixer(store, investigator, recheck_after=settings.fix_recheck_seconds)
@@ -8,20 +8,25 @@ record the application, write as who confirmed it, then queue the checks after t
 
 Nothing of a card is trusted: a Confirm names a fix by id and the changes are those of a diagnosis run
 now. Every write carries `CallerObjectId: <by>`, so Dataverse's own privilege checks decide what an agent
-or a person may change; the only rule kept here is that a person's own filters are changed by them alone.
+or a person may change; the only rules kept here are `may_apply`'s (a person's own filters are changed by
+them alone; an agent's fix is an agent's, and Test & Enable the person's too).
+
+A press whose fix is no longer proposed gets the earlier application only while what it wrote still holds
+(read back from Dataverse); an application whose writer stopped between write and record ("applying",
+older than `STALE_CLAIM`) is settled then from what Dataverse holds: applied (its checks queued) or failed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from bot.clients.dataverse import key_of
 from bot.diagnosis import RecordType, Report
-from bot.diagnosis.fixes import FIX_IDS, Change, Fix
-from bot.errors import AlreadyExists, BackendError, PermissionDenied
+from bot.diagnosis.fixes import FIX_IDS, Change, Fix, Value
+from bot.errors import AlreadyExists, BackendError, BackendRefused, PermissionDenied
 from bot.fixing.applied import (
     FILTER_FIXES,
     SETTING,
@@ -30,9 +35,10 @@ from bot.fixing.applied import (
     NotApplicable,
     Refused,
     application_key,
+    may_apply,
     setting_key,
 )
-from bot.fixing.followup import check_key
+from bot.fixing.followup import check_key, check_ref
 from bot.ids import require_id
 from bot.investigation import Investigator
 from bot.notify.outbox.kinds import FixFollowup, enqueue
@@ -47,7 +53,11 @@ log = logging.getLogger(__name__)
 # crash mid-write), and a fix applied but proposed again was reverted since: a press writes again. The
 # writes are safe to repeat (deterministic ids, PATCH), so the only cost is a repeat.
 STALE_CLAIM = timedelta(minutes=3)
-INACTIVE = {"statecode": 1, "statuscode": 2}  # a deactivated filter (userquery)
+INACTIVE: dict[str, Value] = {"statecode": 1, "statuscode": 2}  # a deactivated filter (userquery)
+ACTIVE: dict[str, Value] = {"statecode": 0, "statuscode": 1}
+# A filter's columns, read back: whose it is, what kind, whether it is on (and what it selects).
+FILTER_CHECKED = ("_ownerid_value", "querytype", "returnedtypecode", "statecode")
+FILTER_READ = (*FILTER_CHECKED, "fetchxml")
 
 
 def fixes_of(report: Report) -> tuple[Fix, ...]:
@@ -89,32 +99,41 @@ class Fixer:
         return report, fixes_of(report)
 
     async def apply(
-        self, user_ref: str, record_ref: str | None, record_type: RecordType, fix_id: str, *, by: str
+        self,
+        user_ref: str,
+        record_ref: str | None,
+        record_type: RecordType,
+        fix_id: str,
+        *,
+        by: str,
+        is_agent: bool = False,
     ) -> Applied:
         """Apply the fix `fix_id` that a diagnosis run now proposes, writing as `by` (the Entra object id
         of who confirmed it). A fix applied (or being applied) already is returned with `first=False`.
 
+        `is_agent`: whether `by` acts as a helpdesk agent (the Teams layer and the CLI decide); False
+        leaves them the person's own fixes only (`may_apply`).
+
         Raises:
-            NotApplicable: no such fix applies now (fixed already, or something else blocks sync).
-            NotAllowed: a fix of the person's own filters, confirmed by someone else.
+            NotApplicable: no such fix applies now (fixed already, or something else blocks sync), or
+                Dataverse would not take it (e.g. a filter with its id exists and is not the person's).
+            NotAllowed: `may_apply` says no (someone else's own filters; an agent's fix, not an agent).
             Refused: Dataverse refused the write to `by` (403), with its message.
             InvalidIdError: `by` is not an Entra object id.
             BackendError: Dataverse could not be read or written.
         """
         by = require_id(by, "Entra object id of who confirms the fix")
         report, fixes = await self.proposals(user_ref, record_ref, record_type)
-        person = (report.user.aad_object_id or "").lower()
+        person = _person(report)
         fix = next((f for f in fixes if f.id == fix_id), None)
-        if fix is not None and fix.who == "self" and by != person:
-            raise NotAllowed(
-                f"{fix.title}: only {_who(report)} may do this, as it changes their own sync filters"
-            )
-        if fix is None or not person:
+        if fix is None:
             done = await self._done_before(fix_id, person, report)
-            if done is not None and done.fix.who == "self" and by != person:
-                raise NotAllowed(f"{done.fix.title}: only {_who(report)} may do this")
-            if done is not None:
-                return done
+            if done is None:
+                raise NotApplicable(_not_applicable(fix_id, report))
+            self._allowed(done.fix, by, report, is_agent)
+            return done
+        self._allowed(fix, by, report, is_agent)
+        if not person:
             raise NotApplicable(_not_applicable(fix_id, report))
         record = report.record.id if report.record else None
         applied = Applied(
@@ -131,15 +150,28 @@ class Fixer:
         if earlier is not None:
             return earlier
         try:
-            written = await self._write(fix, by)
+            written = await self._write(fix, by, report)
         except PermissionDenied as exc:
             detail = exc.detail or str(exc)
             await self._record(replace(applied, state="refused", error=detail))
             raise Refused(f"Dataverse refused the fix ({fix.title}): {detail}", detail=exc.detail) from exc
+        except NotApplicable as exc:
+            await self._record(replace(applied, state="failed", error=str(exc)))
+            raise
+        except BackendRefused as exc:
+            if not _refusal(exc):
+                await self._record(replace(applied, state="failed", error=str(exc)))
+                raise
+            detail = exc.detail or str(exc)
+            await self._record(replace(applied, state="failed", error=detail))
+            raise NotApplicable(f"Dataverse would not apply {fix.title}: {detail}") from exc
         except BackendError as exc:
             await self._record(replace(applied, state="failed", error=str(exc)))
             raise
-        applied = replace(applied, state="applied", result={"written": written})
+        result: dict[str, object] = {"written": written}
+        if not report.user.aad_object_id:
+            result["no_followup"] = f"{_who(report)} has no Entra object id: the bot can't tell them in Teams"
+        applied = replace(applied, state="applied", result=result)
         await self._record(applied)
         await self._follow_up(applied)
         log.info("fix %s applied for %s by %s (%s)", fix.id, person, by, applied.key)
@@ -147,10 +179,12 @@ class Fixer:
 
     async def undo(self, key: str, *, by: str) -> Applied:
         """Reverse a filter fix: deactivate the filter it created or re-activated, as `by`, who must be
-        the person. Undoing twice changes nothing the second time (`first=False`).
+        the person. Undoing twice changes nothing the second time (`first=False`); a filter the person
+        deleted meanwhile is gone already (`result["gone"]`).
 
         Raises:
-            NotApplicable: no such application, not a filter fix, or not applied.
+            NotApplicable: no such application, not a filter fix, not applied, or Dataverse would not
+                take the change (a 4xx other than 403).
             NotAllowed: `by` is not the person whose filter it is.
             Refused: Dataverse refused the write (403).
             BackendError: Dataverse could not be written.
@@ -165,20 +199,28 @@ class Fixer:
             raise NotAllowed("only the person whose sync filter it is may undo this fix")
         if applied.state == "undone":
             return applied.again()
+        if applied.state == "applying" and self._stale(applied):
+            applied = await self._settle(applied)
         if applied.state != "applied":
             raise NotApplicable(f"{applied.fix.title} was not applied ({applied.state}): nothing to undo")
         rows = [w["id"] for w in applied.result.get("written", []) if w.get("table") == "userqueries"]
-        try:
-            for row in rows:
+        gone: list[str] = []
+        for row in rows:
+            try:
                 await self.investigator.dataverse.update_row("userqueries", row, INACTIVE, caller=by)
-        except PermissionDenied as exc:
-            raise Refused(f"Dataverse refused to undo it: {exc.detail or exc}", detail=exc.detail) from exc
-        undone = replace(
-            applied,
-            state="undone",
-            result={**applied.result, "undone_at": self.now().isoformat()},
-            first=True,
-        )
+            except PermissionDenied as exc:
+                raise Refused(
+                    f"Dataverse refused to undo it: {exc.detail or exc}", detail=exc.detail
+                ) from exc
+            except BackendRefused as exc:
+                if exc.status == 404:  # deleted meanwhile (Personal Options): off already
+                    gone.append(row)
+                    continue
+                if not _refusal(exc):
+                    raise
+                raise NotApplicable(f"Dataverse would not undo it: {exc.detail or exc}") from exc
+        result = {**applied.result, "undone_at": self.now().isoformat(), **({"gone": gone} if gone else {})}
+        undone = replace(applied, state="undone", result=result, first=True)
         await self._record(undone)
         return undone
 
@@ -200,12 +242,13 @@ class Fixer:
             return None
         earlier = await self.get(applied.key)
         if earlier is not None:
-            if earlier.state in ("applied", "applying") and self.now() - earlier.at < STALE_CLAIM:
+            if earlier.state in ("applied", "applying") and not self._stale(earlier):
                 return earlier.again()
             # Refused, failed or undone before (a refusal may not hold for this presser); a claim whose
             # writer is gone; or applied a while ago and needed again (a fix takes effect at once, so one
-            # proposed again was reverted since): write again. Two such retries at once both write the
-            # same idempotent changes.
+            # proposed again was reverted since): write again, as a new application (a new time: the
+            # earlier one's pending checks are skipped). Two such retries at once both write the same
+            # idempotent changes.
             log.info("fix %s was %s; applying it again", applied.key, earlier.state)
         await self._record(applied)
         return None
@@ -213,7 +256,7 @@ class Fixer:
     async def _record(self, applied: Applied) -> None:
         await self.store.set_setting(setting_key(applied.key), applied.to_dict())
 
-    async def _write(self, fix: Fix, by: str) -> list[dict[str, str]]:
+    async def _write(self, fix: Fix, by: str, report: Report) -> list[dict[str, str]]:
         """Write the fix's changes as `by`: one create per new row, one update per existing row."""
         dataverse = self.investigator.dataverse
         written: list[dict[str, str]] = []
@@ -224,20 +267,55 @@ class Fixer:
                     made = await dataverse.create_row(table, columns, caller=by)
                     action = "created"
                 except AlreadyExists:
-                    made, action = str(columns.get(key_of(table) or "", "")).lower(), "existed"
+                    made = str(columns.get(key_of(table) or "", "")).lower()
+                    action = await self._made_before(table, made, columns, by, report)
                 written.append({"table": table, "id": made, "action": action})
             else:
                 await dataverse.update_row(table, row, columns, caller=by)
                 written.append({"table": table, "id": row, "action": "updated"})
         return written
 
+    async def _made_before(
+        self, table: str, row_id: str, columns: dict[str, Value], by: str, report: Report
+    ) -> str:
+        """After a 412 to a create (its id is taken): the row, read as `by` (the person), counts as this
+        fix only when it is their own sync filter of the same type, as an earlier press (or this one,
+        before its answer was lost) made it: "existed"; made the fix's filter again (as them) when it was
+        turned off since ("activated") or its selection was changed ("updated").
+
+        Raises:
+            NotApplicable: it is not their filter (anyone may create a row under an id they can compute),
+                or not a sync filter of this type.
+        """
+        dataverse = self.investigator.dataverse
+        found = (
+            await dataverse.read_row(table, row_id, FILTER_READ, caller=by)
+            if table == "userqueries"
+            else None
+        )
+        if found is None or not _owned_by(found, report):
+            raise NotApplicable(f"a filter with this fix's id ({row_id}) exists and is not {_whose(report)}")
+        if any(found.get(c) != columns.get(c) for c in ("querytype", "returnedtypecode")):
+            raise NotApplicable(
+                f"a filter with this fix's id ({row_id}) exists and is not a sync filter for "
+                f"{columns.get('returnedtypecode')}s"
+            )
+        fetchxml = (
+            {} if found.get("fetchxml") == columns.get("fetchxml") else {"fetchxml": columns.get("fetchxml")}
+        )
+        if found.get("statecode") == 0 and not fetchxml:
+            return "existed"
+        await dataverse.update_row(table, row_id, {**fetchxml, **ACTIVE}, caller=by)
+        return "activated" if found.get("statecode") != 0 else "updated"
+
     async def _follow_up(self, applied: Applied) -> None:
-        """Queue the first check after the next sync; each check queues the next (`bot.fixing.followup`)."""
-        if not self.recheck_after:
+        """Queue the first check after the next sync; each check queues the next (`bot.fixing.followup`).
+        Nobody to tell (no Entra id): no checks."""
+        if not self.recheck_after or "no_followup" in applied.result:
             return
         first, *later = self.recheck_after
         check = FixFollowup(
-            key=applied.key,
+            key=check_ref(applied),
             user=applied.user,
             record=applied.record,
             type=applied.record_type,
@@ -247,15 +325,83 @@ class Fixer:
 
     async def _done_before(self, fix_id: str, person: str, report: Report) -> Applied | None:
         """When `fix_id` is no longer proposed because it was applied: that application (a second press
-        after the fix took effect)."""
+        after the fix took effect), while what it wrote still holds. One still being written is returned
+        as it is; one whose writer stopped is settled now."""
         if not person:
             return None
         record = report.record.id if report.record else None
         for applied in await self.history(person):
-            same_target = applied.record == record or applied.fix.who == "agent"
-            if applied.fix.id == fix_id and applied.state in ("applied", "applying") and same_target:
+            if applied.fix.id != fix_id or applied.state not in ("applied", "applying"):
+                continue
+            if applied.fix.id in FILTER_FIXES and applied.record != record:
+                continue  # a filter fix is for the record it was proposed for
+            if applied.state == "applying":
+                if not self._stale(applied):
+                    return applied.again()  # being written now
+                settled = await self._settle(applied, report)
+                if settled.state == "applied":
+                    return settled.again()
+            elif await self._in_effect(applied, report):
                 return applied.again()
         return None
+
+    def _stale(self, applied: Applied) -> bool:
+        return self.now() - applied.at >= STALE_CLAIM
+
+    async def _settle(self, applied: Applied, report: Report | None = None) -> Applied:
+        """An application left "applying" (its writer stopped between write and record), judged from what
+        Dataverse holds now: when the fix is no longer proposed and what it writes holds, it took effect
+        (applied now, its checks queued); else it failed (a press writes it again)."""
+        if report is None:
+            report = await self.investigator.run(applied.user, applied.record, applied.record_type)
+        proposed = any(f.id == applied.fix.id for f in fixes_of(report))
+        if not proposed and await self._in_effect(applied, report):
+            written = [
+                {
+                    "table": table,
+                    "id": row or str(next(c.new for c in changes if c.column == key_of(table))).lower(),
+                    "action": "created" if row is None else "updated",
+                }
+                for (table, row), changes in _by_row(applied.fix.changes).items()
+            ]
+            result = {**applied.result, "written": written, "settled_at": self.now().isoformat()}
+            settled = replace(applied, state="applied", result=result)
+            await self._record(settled)
+            await self._follow_up(settled)
+            log.info("fix %s found applied after its writer stopped (%s)", applied.fix.id, applied.key)
+            return settled
+        failed = replace(applied, state="failed", error="its writer stopped before it took effect")
+        await self._record(failed)
+        return failed
+
+    async def _in_effect(self, applied: Applied, report: Report) -> bool:
+        """Whether what `applied` writes holds now, read back from Dataverse: each row it changes has the
+        values it sets (a mailbox's, read as the app), and a filter it creates is the person's own and on
+        (read as them)."""
+        dataverse = self.investigator.dataverse
+        for (table, row), changes in _by_row(applied.fix.changes).items():
+            wanted: dict[str, Value] = {c.column: c.new for c in changes}
+            row_id = row if row is not None else str(wanted.get(key_of(table) or ""))
+            if row is None:
+                wanted = {"statecode": 0}
+            if table == "userqueries":
+                found = await dataverse.read_row(table, row_id, FILTER_CHECKED, caller=applied.user)
+                if found is None or not _owned_by(found, report):
+                    return False
+            else:
+                found = await dataverse.read_row(table, row_id, tuple(wanted))
+            if found is None or any(found.get(column) != value for column, value in wanted.items()):
+                return False
+        return True
+
+    def _allowed(self, fix: Fix, by: str, report: Report, is_agent: bool) -> None:
+        if may_apply(fix, by=by, person=report.user.aad_object_id, is_agent=is_agent):
+            return
+        if fix.who == "self":
+            raise NotAllowed(
+                f"{fix.title}: only {_who(report)} may do this, as it changes their own sync filters"
+            )
+        raise NotAllowed(f"{fix.title}: only a helpdesk agent may do this")
 
 
 async def history(store: Store, user: str | None = None) -> list[Applied]:
@@ -281,6 +427,27 @@ def _by_row(changes: Sequence[Change]) -> dict[tuple[str, str | None], list[Chan
 
 def _who(report: Report) -> str:
     return report.user.name or report.user.email or "the person"
+
+
+def _whose(report: Report) -> str:
+    return f"{report.user.name}'s" if report.user.name else "theirs"
+
+
+def _person(report: Report) -> str:
+    """Whom an application is for: their Entra object id, else their systemuserid (an agent's fix for
+    someone who has no Entra id); "" when Dataverse has no such user."""
+    return (report.user.aad_object_id or report.user.systemuserid or "").lower()
+
+
+def _owned_by(row: Mapping[str, object], report: Report) -> bool:
+    owner, person = str(row.get("_ownerid_value") or "").lower(), (report.user.systemuserid or "").lower()
+    return bool(person) and owner == person
+
+
+def _refusal(exc: BackendRefused) -> bool:
+    """A 4xx that refuses this very change (a missing row, a bad value, a conflict): not applicable, said
+    with Dataverse's words. 401 is the app's own sign-in: a backend problem."""
+    return 400 <= exc.status < 500 and exc.status != 401
 
 
 def _not_applicable(fix_id: str, report: Report) -> str:

@@ -12,7 +12,9 @@ fixes make (domain.md section 6b).
   exactly those listed (list the UserQuery privileges too for one who may manage their own filters, leave
   them out for one whose role may not); unlisted users only their own filters.
 - The application user (no `CallerObjectId`) has every privilege, unless `$privileges` lists it (then
-  exactly those listed): impersonation can only narrow what the app may do, as in Dataverse.
+  exactly those listed). Impersonation can only narrow what the app may do, as in Dataverse: a write made
+  as a user needs the privilege in both the user's and the application user's sets (the intersection).
+  Not modelled: the app's own prvActOnBehalfOfAnotherUser (every impersonation is allowed).
 
 Reads are `Org.may_read`'s (the same key's prvReadActivity / prvReadContact). Refusals are Dataverse's:
 403, code 0x80040220, "Principal user (Id=..., type=8, ...) is missing prvXxx privilege (Id=...) on OTC=...
@@ -82,13 +84,23 @@ def _privileges(org: Org, caller: str) -> frozenset[str] | None:
     return None if caller == APP_USER_ID else OWN_FILTERS
 
 
+def _effective(org: Org, caller: str) -> frozenset[str] | None:
+    """What a write made as `caller` may do (None: everything): their privileges, and, impersonated
+    (`caller` is not the application user), only those the application user holds too."""
+    own = _privileges(org, caller)
+    app = None if key_of(caller) == APP_USER_ID else _privileges(org, APP_USER_ID)
+    if own is None or app is None:
+        return app if own is None else own
+    return own & app
+
+
 def _has(org: Org, caller: str, privilege: str) -> bool:
-    held = _privileges(org, caller)
+    held = _effective(org, caller)
     return held is None or privilege in held
 
 
 def _missing(org: Org, caller: str, privilege: str, entity_set: str, operation: Operation) -> WriteError:
-    held = _privileges(org, caller) or frozenset()
+    held = _effective(org, caller) or frozenset()
     privilege_id = uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox:privilege:{privilege}")
     return WriteError(
         403,

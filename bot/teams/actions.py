@@ -145,7 +145,8 @@ async def _ticket_view(press: Press, data: TicketRefresh) -> Reply:
 def _fix(
     run: Callable[[Turn, str, P], Awaitable[Reply]], payload: type[P], *, agents: bool = False
 ) -> Action[P]:
-    """A fix button (`fixes`): the person's own (theirs alone to press) or an agent's (agents alone)."""
+    """A fix button (`fixes`): Fix it for me, the card's own person's alone (the fixes they may make
+    themselves: `payloads.PERSON_FIXES`), or a ticket card's Fix, agents' alone."""
 
     async def handler(press: Press, data: P) -> Reply:
         return await run(press.turn, press.user, data)

@@ -13,16 +13,29 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.diagnosis import RecordType, Report
+from bot.diagnosis.fixes import Fix
 from bot.errors import BackendError, BackendRefused, InputError, Throttled
+from bot.fixing import fixes_of, may_apply
 from bot.helpdesk.shown import Chat, Shown
 from bot.investigation import Choice
 from bot.teams import messages
+from bot.teams.payloads import PERSON_FIXES
 from bot.teams.turn import Card, Services, Turn
 from cards.common import to_dict
 from cards.conversation import PickerItem, build_checklist_card, build_picker_card
 from cards.diagnosis import build_diagnosis_card
 
-__all__ = ["Answer", "answer", "ask", "chat_of", "check", "diagnosis_card", "reason", "remember"]
+__all__ = [
+    "Answer",
+    "answer",
+    "ask",
+    "chat_of",
+    "check",
+    "diagnosis_card",
+    "offered_fix",
+    "reason",
+    "remember",
+]
 
 log = logging.getLogger(__name__)
 REMEMBER_WAIT = 2.0  # seconds a turn waits for its diagnosis to be kept (the answer is not held up by it)
@@ -140,6 +153,22 @@ def _fixing(services: Services, viewer: str) -> str | None:
     return viewer if services.fixer is not None else None
 
 
+def offered_fix(report: Report, viewer: str | None) -> Fix | None:
+    """The fix "Fix it for me" offers `viewer`: the first of the report's, in fix order, that the person may
+    make themselves (`may_apply`, as the person: an agent's way is the ticket card), when the card is
+    theirs. One at a time: the next shows once it is done. A card about someone else offers none: its fix
+    buttons are its own person's alone (`actions`)."""
+    person = (report.user.aad_object_id or "").lower()
+    if not (viewer and person and viewer.lower() == person):
+        return None
+    mine = (
+        fix
+        for fix in fixes_of(report)
+        if fix.id in PERSON_FIXES and may_apply(fix, by=person, person=person, is_agent=False)
+    )
+    return next(mine, None)
+
+
 def diagnosis_card(report: Report, record_type: str, *, viewer: str, notice: str | None = None) -> Card:
     """The card of a diagnosis run just now, for `viewer`."""
     return _diagnosis(report, record_type, datetime.now(UTC), viewer=viewer, notice=notice)
@@ -154,8 +183,9 @@ def _diagnosis(
     viewer: str | None,
     notice: str | None = None,
 ) -> Card:
+    offer = offered_fix(report, viewer)
     card = build_diagnosis_card(
-        report, record_type=record_type, checked_at=now, show_all=show_all, viewer=viewer, notice=notice
+        report, record_type=record_type, checked_at=now, show_all=show_all, offer=offer, notice=notice
     )
     return to_dict(card)
 

@@ -1,11 +1,12 @@
-"""One-click fixes in Teams: **Fix it for me** (the person's own fix, on their diagnosis card), an agent's
-**Fix** (on a ticket card), the confirmation card, Confirm and Undo. It converts and routes; the fix
-service (`bot.fixing.Fixer`) derives, records and writes.
+"""One-click fixes in Teams: **Fix it for me** (on the person's diagnosis card: their own filters, and Test &
+Enable of their own mailbox), an agent's **Fix** (on a ticket card), the confirmation card, Confirm and
+Undo. It converts and routes; the fix service (`bot.fixing.Fixer`) derives, records and writes.
 
 Card data carries only whose fix, the record, its type and the fix id: the confirmation card is made from
 a diagnosis run on the press, and Confirm has the service derive the fix again, writing as the presser.
-Who may press is the dispatcher's (`actions`: the person alone for their own fix, agents alone for
-theirs); what they may change is Dataverse's (a 403 becomes a refusal card, never an error).
+Who may press is the dispatcher's (`actions`: the card's own person alone for Fix it for me, agents alone
+for a ticket's Fix) and `bot.fixing.may_apply`'s, on the fix derived; what they may change is Dataverse's
+(a 403 becomes a refusal card, never an error).
 
 Every answer comes within the turn's budget: a write still running then is left to finish and the card
 says so, with a button that shows how it went (applying twice changes once).
@@ -21,7 +22,7 @@ from typing import Any, Literal, TypeVar
 from bot.diagnosis import Report
 from bot.diagnosis.fixes import Fix
 from bot.errors import BackendError, InputError
-from bot.fixing import Applied, Fixer, NotAllowed, NotApplicable, Refused
+from bot.fixing import Applied, Fixer, NotAllowed, NotApplicable, Refused, may_apply
 from bot.teams import messages
 from bot.teams.diagnoses import check, diagnosis_card, reason, remember
 from bot.teams.escalations import escalate_refused_fix
@@ -35,6 +36,7 @@ from cards.fix import (
     build_fix_failed_card,
     build_fix_refused_card,
     minutes,
+    person_title,
 )
 
 __all__ = ["apply", "offer", "ticket_apply", "ticket_offer", "undo"]
@@ -94,7 +96,13 @@ async def offer(turn: Turn, presser: str, data: FixPress) -> Reply:
         return _unreachable(exc, ("fix_offer", data.data()), writing=False)
     except InputError:
         return messages.UNKNOWN_ACTION
-    fix = next((f for f in fixes if f.id == data.fix and f.who == "self"), None)
+    person = (report.user.aad_object_id or "").lower()
+    mine = (
+        f
+        for f in fixes
+        if f.id == data.fix and may_apply(f, by=presser.lower(), person=person, is_agent=False)
+    )
+    fix = next(mine, None)
     if fix is None:
         earlier = await _made_before(fixer, report, data)
         if earlier is not None:
@@ -109,7 +117,9 @@ async def apply(turn: Turn, presser: str, data: FixPress) -> Reply:
     fixer = _fixer(turn)
     user = data.about(presser)
     try:
-        applied = await _within(turn, fixer.apply(user, data.record, data.record_type, data.fix, by=presser))
+        # As the person, whoever they are: Fix it for me offers only what a person may make themselves.
+        work = fixer.apply(user, data.record, data.record_type, data.fix, by=presser, is_agent=False)
+        applied = await _within(turn, work)
     except _StillRunning as exc:
         return _unreachable(exc, ("fix_apply", data.data()))
     except NotAllowed:
@@ -172,13 +182,24 @@ async def ticket_offer(turn: Turn, presser: str, data: TicketFixPress) -> Reply:
     becomes the ticket's diagnosis, with a notice)."""
     fixer = _fixer(turn)
     user = data.about(presser)
+    if not await _ticket_matches(turn, data, user):
+        return messages.UNKNOWN_ACTION
     try:
         report, fixes = await _within(turn, fixer.proposals(user, data.record, data.record_type))
     except (_StillRunning, BackendError) as exc:
         return _unreachable(exc, ("ticket_fix_offer", data.data()), writing=False)
     except InputError:
         return messages.UNKNOWN_ACTION
-    fix = next((f for f in fixes if f.id == data.fix and f.who == "agent"), None)
+    person = (report.user.aad_object_id or "").lower()
+    agent = turn.services.is_agent(presser)  # True: the dispatcher let only agents through
+    theirs = (
+        f
+        for f in fixes
+        if f.id == data.fix
+        and f.who == "agent"
+        and may_apply(f, by=presser.lower(), person=person, is_agent=agent)
+    )
+    fix = next(theirs, None)
     if fix is None:
         return await _rerun(turn, presser, data, messages.FIX_NOT_APPLICABLE)
     return _confirm(fix, report, data, cancel={"ticket": data.ticket}, whose="theirs")
@@ -189,8 +210,12 @@ async def ticket_apply(turn: Turn, presser: str, data: TicketFixPress) -> Reply:
     fixer = _fixer(turn)
     user = data.about(presser)
     retry: Retry = ("ticket_fix_apply", data.data())
+    agent = turn.services.is_agent(presser)  # True: the dispatcher let only agents through
+    if not await _ticket_matches(turn, data, user):
+        return messages.UNKNOWN_ACTION
     try:
-        applied = await _within(turn, fixer.apply(user, data.record, data.record_type, data.fix, by=presser))
+        work = fixer.apply(user, data.record, data.record_type, data.fix, by=presser, is_agent=agent)
+        applied = await _within(turn, work)
     except _StillRunning as exc:
         return _unreachable(exc, retry)
     except NotApplicable:
@@ -247,12 +272,15 @@ def _check(applied: Applied) -> dict[str, Any]:
 
 
 def _applied_card(fixer: Fixer, applied: Applied, viewer: str) -> Card:
+    # Made by someone other than its person: an agent, from a ticket card (never an Entra id on a card).
+    by_name = None if applied.by.lower() == applied.user.lower() else "the helpdesk"
     card = build_fix_applied_card(
         applied,
         record_type=applied.record_type,
         recheck_after=_recheck_after(fixer),
         check=_check(applied),
         viewer=viewer,
+        by_name=by_name,
     )
     return to_dict(card)
 
@@ -277,7 +305,7 @@ def _unreachable(exc: Exception, retry: Retry, *, writing: bool = True) -> Card:
 async def _refused(turn: Turn, user: str, data: FixPress, fix: Fix | None, detail: str) -> Reply:
     """Dataverse refused the person's own fix: the helpdesk is told (a ticket, the refusal as its comment)
     and the card says so; with no helpdesk, who to ask."""
-    title = fix.title if fix is not None else data.fix
+    title = person_title(fix) if fix is not None else data.fix
     if turn.services.helpdesk is not None:
         comment = messages.FIX_REFUSED_TICKET.format(title=title, detail=detail)
         return await escalate_refused_fix(turn, user, data.record, data.record_type, comment)
@@ -288,11 +316,17 @@ async def _refused(turn: Turn, user: str, data: FixPress, fix: Fix | None, detai
 
 async def _ticket_refused(turn: Turn, data: TicketFixPress, fix: Fix | None, detail: str) -> Reply:
     """Dataverse refused an agent's fix: the ticket card says what it said (it names the privilege)."""
-    notice = messages.FIX_AGENT_REFUSED.format(title=fix.title if fix else data.fix, detail=detail)
+    # The title short, so that Dataverse's words (the privilege it names) fit in the notice.
+    notice = messages.FIX_AGENT_REFUSED.format(
+        title=clip(fix.title if fix else data.fix, NAME), detail=detail
+    )
     helpdesk = turn.services.helpdesk
     if helpdesk is None or data.ticket is None:
         shown = fix if fix is not None else Fix(data.fix, "", data.fix, "agent", ())
-        return to_dict(build_fix_refused_card(shown, message=detail, helpdesk=None, check=data.check()))
+        card = build_fix_refused_card(
+            shown, message=detail, helpdesk=None, check=data.check(), whose="theirs"
+        )
+        return to_dict(card)
     return await helpdesk.agent_view(data.ticket, notice=notice, notice_color="Attention")
 
 
@@ -307,6 +341,19 @@ async def _rerun(turn: Turn, presser: str, data: TicketFixPress, notice: str) ->
     return await helpdesk.rerun(data.ticket, agent=presser, agent_name=name, notice=notice)
 
 
+async def _ticket_matches(turn: Turn, data: TicketFixPress, user: str) -> bool:
+    """The ticket a Fix names is about its person and record, as the ticket card wrote them: a card that
+    says otherwise is forged (it would list a fix on another person's ticket). Read from the store only."""
+    helpdesk = turn.services.helpdesk
+    if helpdesk is None or data.ticket is None:
+        return True  # no ticket to keep it on: the fix stands alone
+    ticket = await helpdesk.tickets.get(data.ticket)
+    if ticket is None:
+        return False
+    same_record = (ticket.record_id or "").lower() == (data.record or "").lower()
+    return ticket.user_aad.lower() == user.lower() and same_record
+
+
 async def _person(turn: Turn, number: int) -> str:
     """The ticket's person, by name, for the agent's notice."""
     helpdesk = turn.services.helpdesk
@@ -318,18 +365,16 @@ async def _person(turn: Turn, number: int) -> str:
 
 
 async def _made_before(fixer: Fixer, report: Report, data: FixPress) -> Applied | None:
-    """The person's application of this fix to this record, when it is in place already (a second press
-    of Fix it for me after the fix took effect)."""
+    """This fix, made for the person, when it is in place already (a second press of Fix it for me after
+    the fix took effect): for this record, or, a mailbox fix, for any (the mailbox is the same one; an
+    agent may have made it from a ticket meanwhile)."""
     person = report.user.aad_object_id
     if not person:
         return None
     record = report.record.id if report.record else None
     for applied in await fixer.history(person):
-        if (
-            applied.fix.id == data.fix
-            and applied.record == record
-            and applied.state in ("applied", "applying")
-        ):
+        same_target = applied.record == record or applied.fix.who == "agent"
+        if applied.fix.id == data.fix and same_target and applied.state in ("applied", "applying"):
             return applied.again()
     return None
 

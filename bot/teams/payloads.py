@@ -12,9 +12,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from bot.diagnosis import RECORD_TYPES, RecordType
 from bot.diagnosis.fixes import FIX_IDS, FixId
+from bot.fixing import PERSON_TOO
 from bot.ids import is_id
 
 __all__ = [
+    "AGENT_FIXES",
+    "PERSON_FIXES",
+    "SELF_FIXES",
     "Check",
     "Escalate",
     "EscalateSend",
@@ -53,9 +57,13 @@ def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-# The person's own fixes (their filters): "Fix it for me". The rest are the helpdesk's, from a ticket card
-# (design.md section 4). A verb takes only its own kind, so a forged card can't ask one for the other.
+# The person's own fixes (their filters): theirs alone. The rest are the helpdesk's, from a ticket card
+# (design.md section 4); of those, the person may also try `PERSON_TOO` (Test & Enable of their own
+# mailbox, where their roles let them: `bot.fixing.may_apply`). A verb takes only its own kinds, so a
+# forged card can't ask one for another, and is refused before anything is read.
 SELF_FIXES: frozenset[FixId] = frozenset({"activate-filter", "add-filter"})
+PERSON_FIXES: frozenset[FixId] = SELF_FIXES | {f for f in FIX_IDS if f in PERSON_TOO}  # "Fix it for me"
+AGENT_FIXES: frozenset[FixId] = frozenset(FIX_IDS) - SELF_FIXES  # an agent's "Fix" on a ticket card
 _KEY = re.compile(r"[0-9A-Za-z_-]{8,128}")  # an application's key (a hash), never anything to interpret
 
 
@@ -171,10 +179,11 @@ class TicketRefresh(Payload):
 
 
 class FixPress(_RecordPayload):
-    """Fix it for me (`fix_offer`) and its Confirm (`fix_apply`): the person's own fix, by id. Only whose it
-    is, the record, its type and the fix id: Confirm derives the changes again, as the presser."""
+    """Fix it for me (`fix_offer`) and its Confirm (`fix_apply`): a fix the person may make themselves, by
+    id. Only whose it is, the record, its type and the fix id: Confirm derives the changes again, as the
+    presser."""
 
-    fix: Annotated[FixId, _fix_of(SELF_FIXES)]
+    fix: Annotated[FixId, _fix_of(PERSON_FIXES)]
 
     def check(self) -> dict[str, Any]:
         """The data of Re-check (and Cancel): the diagnosis this fix is for."""
@@ -188,7 +197,7 @@ class TicketFixPress(FixPress):
     """An agent's Fix on a ticket card (`ticket_fix_offer`) and its Confirm (`ticket_fix_apply`): one of the
     helpdesk's fixes for the ticket's person. `ticket` is read for the helpdesk to judge."""
 
-    fix: Annotated[FixId, _fix_of(frozenset(FIX_IDS) - SELF_FIXES)]
+    fix: Annotated[FixId, _fix_of(AGENT_FIXES)]
     ticket: NumberOrNone = None
 
     def data(self) -> dict[str, Any]:

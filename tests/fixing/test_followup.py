@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,10 +21,12 @@ from bot.notify.outbox.kinds import FixFollowup
 from bot.sandbox import LocalOrg, SandboxConfig
 from bot.sandbox.connector import FakeConnector
 from bot.store import SqliteStore
-from tests.support.org import ALEX, QUARTERLY, make_local
+from tests.support.org import ALEX, MEGAN, QUARTERLY, make_local
 from tests.support.teams import running_connector
 
 TOLD_IN_OUTLOOK = "Fixed: Quarterly review with Contoso is in your Outlook now."
+ISAIAH = "00000000-0000-0000-0000-0000000000023"  # his mailbox was never tested
+MEGAN_USER = "a1000000-0000-4000-8000-000000000002"  # Megan's systemuserid
 
 
 class Clock:
@@ -156,6 +159,82 @@ async def test_someone_the_bot_never_talked_to_is_not_retried(local: LocalOrg, s
     assert await store.outbox_status() == {"dead": 1}
 
 
+async def test_undone_and_applied_again_the_person_is_told_once(
+    local: LocalOrg, store: SqliteStore, connector: FakeConnector
+) -> None:
+    """Each application queues its checks; those of one undone, or of an earlier application of the same
+    fix (undone, then applied again), are skipped: Alex hears once, from the last one's check."""
+    now = [datetime.now(UTC) - timedelta(hours=1)]
+    fixer = Fixer(store, investigator(local), recheck_after=(0,), now=lambda: now[0])
+    added = await fixer.apply(ALEX, QUARTERLY, "appointment", "add-filter", by=ALEX)
+    await fixer.undo(added.key, by=ALEX)
+    back = await fixer.apply(ALEX, QUARTERLY, "appointment", "activate-filter", by=ALEX)
+    await fixer.undo(back.key, by=ALEX)
+    now[0] += timedelta(minutes=5)  # Alex changes his mind again
+    again = await fixer.apply(ALEX, QUARTERLY, "appointment", "activate-filter", by=ALEX)
+    assert (again.key, again.state, again.first) == (back.key, "applied", True)
+    local.running.sandbox.sync.run()
+    assert await deliverer(local, store, Clock()).drain() == 3  # three checks done, one told
+    assert told(connector) == [TOLD_IN_OUTLOOK]
+
+
+async def test_a_fix_applied_again_later_is_checked_once(
+    local: LocalOrg, store: SqliteStore, connector: FakeConnector
+) -> None:
+    """A filter turned back on by the fix, turned off by hand, and turned on by the fix again an hour
+    later (the same application key, applied anew): only the new application's check tells Alex."""
+    now = [datetime.now(UTC) - timedelta(hours=2)]
+    fixer = Fixer(store, investigator(local), recheck_after=(0,), now=lambda: now[0])
+    added = await fixer.apply(ALEX, QUARTERLY, "appointment", "add-filter", by=ALEX)
+    await fixer.undo(added.key, by=ALEX)
+    first = await fixer.apply(ALEX, QUARTERLY, "appointment", "activate-filter", by=ALEX)
+    row = first.fix.changes[0].row or ""
+    await local.clients.dataverse.update_row(
+        "userqueries", row, {"statecode": 1, "statuscode": 2}, caller=ALEX
+    )
+    now[0] += timedelta(hours=1)
+    second = await fixer.apply(ALEX, QUARTERLY, "appointment", "activate-filter", by=ALEX)
+    assert (second.key, second.first) == (first.key, True) and second.at > first.at
+    local.running.sandbox.sync.run()
+    assert await deliverer(local, store, Clock()).drain() == 3
+    assert told(connector) == [TOLD_IN_OUTLOOK]
+
+
+async def test_after_test_and_enable_the_check_waits_for_the_test(
+    sample_data: dict[str, Any], store: SqliteStore
+) -> None:
+    """Scheduled is not fixed: until the sync cycle runs the test, the check waits (at the last check it
+    says it still waits for the test); after the test, it says fixed."""
+    granted = {**sample_data, "$privileges": {MEGAN_USER: ["prvWriteMailbox"]}}
+    async with make_local(granted, SandboxConfig(sync_every=0)) as local, running_connector() as connector:
+        await store.save_reference("tenant-1", ISAIAH, connector.reference("a:isaiah"))
+        fixer = Fixer(store, investigator(local), recheck_after=(0, 900))
+        await fixer.apply(ISAIAH, None, "appointment", "schedule-mailbox-test", by=MEGAN, is_agent=True)
+        clock = Clock()
+        clock.now += 900  # the follow-up's clock: the next check, queued by the first, is due at once
+        sender = deliverer(local, store, clock)
+        assert await sender.drain() == 1 and told(connector) == []  # not run yet: the next check is queued
+        local.running.sandbox.sync.run()  # the test runs
+        assert await sender.drain() == 1
+        assert told(connector) == ["Fixed: nothing keeps your mailbox from syncing with Outlook any more."]
+        assert await store.outbox_status() == {"sent": 2}
+
+
+async def test_the_last_check_before_the_test_ran_says_it_still_waits_for_it(
+    sample_data: dict[str, Any], store: SqliteStore
+) -> None:
+    granted = {**sample_data, "$privileges": {MEGAN_USER: ["prvWriteMailbox"]}}
+    async with make_local(granted, SandboxConfig(sync_every=0)) as local, running_connector() as connector:
+        await store.save_reference("tenant-1", ISAIAH, connector.reference("a:isaiah"))
+        await Fixer(store, investigator(local), recheck_after=(0,)).apply(
+            ISAIAH, None, "appointment", "schedule-mailbox-test", by=MEGAN, is_agent=True
+        )
+        assert await deliverer(local, store, Clock()).drain() == 1
+        [text] = told(connector)
+        assert text is not None and not text.startswith("Fixed")
+        assert "has not run yet: still waiting for it" in text
+
+
 def report(record: RecordSummary | None, in_exchange: bool | None, *failing: str) -> Report:
     findings = tuple(Finding(f, "fail", f"{f} title") for f in failing)
     user = UserSummary(ALEX, None, "Alex Wilber", "alexw@example.com")
@@ -189,4 +268,22 @@ CONTACT = RecordSummary("contact", QUARTERLY, None, None)
 )
 def test_what_the_person_is_told(checked: Report, last: bool, said: str | None) -> None:
     text = followup_message(checked, last=last)
+    assert (text is None) if said is None else (text is not None and said in text)
+
+
+SCHEDULED = Finding("mailbox-not-tested", "warn", "t", {"status": "Not Run", "test_scheduled": True})
+
+
+@pytest.mark.parametrize(
+    ("findings", "last", "said"),
+    [
+        ((SCHEDULED,), False, None),  # only a warning, yet not fixed before the test ran
+        ((SCHEDULED,), True, "has not run yet: still waiting for it"),
+        ((Finding("mailbox-not-tested", "pass", "t", {"test_scheduled": False}),), False, "Fixed: "),
+        ((Finding("act-sync-failing", "fail", "failing"),), True, "still doesn't sync: failing."),
+    ],
+)
+def test_after_scheduling_the_test(findings: tuple[Finding, ...], last: bool, said: str | None) -> None:
+    checked = Report(UserSummary(ISAIAH, None, None, None), None, findings, None)
+    text = followup_message(checked, last=last, fix_id="schedule-mailbox-test")
     assert (text is None) if said is None else (text is not None and said in text)

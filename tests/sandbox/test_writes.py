@@ -14,6 +14,7 @@ import pytest
 from bot.clients.dataverse import DataverseClient
 from bot.errors import AlreadyExists, BackendRefused, PermissionDenied
 from bot.sandbox import LocalOrg, Org, SandboxConfig
+from bot.sandbox.privileges import OWN_FILTERS
 from bot.sandbox.wire import APP_USER_ID
 from tests.support.org import ALEX, MEGAN, PLAYGROUND, make_local
 
@@ -245,6 +246,29 @@ async def test_listed_privileges_are_exactly_what_a_user_may_do(sample_data: dic
         await local.clients.dataverse.update_row(
             "mailboxes", ALEX_MAILBOX, {"emailrouteraccessapproval": 2}, caller=ALEX
         )
+
+
+async def test_impersonation_only_narrows_what_the_app_may_do(sample_data: dict[str, Any]) -> None:
+    """Effective privileges are the intersection of the application user's and the caller's (domain.md
+    6b): Megan holds prvWriteMailbox, but an app that lacks it can't write a mailbox as her."""
+    org = with_privileges(
+        sample_data,
+        {
+            APP_USER_ID: ["prvCreateUserQuery", "prvReadUserQuery"],
+            MEGAN_ID: ["prvWriteMailbox", *OWN_FILTERS],
+        },
+    )
+    async with make_local(org, config()) as local:
+        dv = local.clients.dataverse
+        with pytest.raises(PermissionDenied) as caught:
+            await dv.update_row("mailboxes", ALEX_MAILBOX, {"actdeliverymethod": 2}, caller=MEGAN)
+        assert "is missing prvWriteMailbox privilege" in str(caught.value.detail)
+        await dv.create_row("userqueries", {**FILTER, "userqueryid": NEW_FILTER}, caller=ALEX)  # both hold it
+        with pytest.raises(PermissionDenied) as caught:  # Alex may change his filters; the app may not
+            await dv.update_row("userqueries", NEW_FILTER, {"statecode": 1}, caller=ALEX)
+        assert "is missing prvWriteUserQuery privilege" in str(caught.value.detail)
+        row = local.running.sandbox.org.by_key("mailboxes", ALEX_MAILBOX)
+        assert row is not None and row["actdeliverymethod"] == 1  # nothing was written
 
 
 @pytest.mark.parametrize(

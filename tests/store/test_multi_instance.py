@@ -48,10 +48,11 @@ ESCALATIONS = [
 TICKETS = len(ESCALATIONS)
 
 
-def worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def worker(env: dict[str, str], log: Path, fixture: Path) -> subprocess.Popen[bytes]:
+    """A delivery worker. It needs Dataverse (the checks after fixes diagnose again): the instances' org."""
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "bot", "deliver", "--every", "0.2"],
+            [sys.executable, "-m", "bot", "deliver", "--sandbox", str(fixture), "--every", "0.2"],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -147,7 +148,7 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
             connector.hang_from = connector.admitted + 15
             logs = tmp_path / "workers"
             logs.mkdir()
-            first = worker(env, logs / "w1.log")
+            first = worker(env, logs / "w1.log", fixture)
             stack.callback(stop, first)
 
             # Two people, three tickets each (one per record, the most one person may have open).
@@ -164,7 +165,7 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
             assert all(r.status_code == 200 for r in escalations)
 
             await asyncio.wait_for(connector.hanging.wait(), timeout=60)
-            second = worker(env, logs / "w2.log")
+            second = worker(env, logs / "w2.log", fixture)
             stack.callback(stop, second)
 
             async def recorded_all_accepted() -> bool:
@@ -192,7 +193,7 @@ async def test_two_instances_two_workers_one_killed(tmp_path: Path) -> None:
             connector.hang_from = None
             connector.release_status = 503  # what was held is refused (retried later), never half-accepted
             connector.release.set()
-            third = worker(env, logs / "w3.log")  # the orchestrator's replacement
+            third = worker(env, logs / "w3.log", fixture)  # the orchestrator's replacement
             stack.callback(stop, third)
 
             await until(

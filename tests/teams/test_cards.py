@@ -12,14 +12,17 @@ from typing import Any
 
 import pytest
 
-from bot.diagnosis import Finding, self_checks
+from bot.diagnosis import Finding, Report, self_checks
 from bot.diagnosis.fixes import Change, Fix
+from bot.diagnosis.report import RecordSummary, UserSummary
+from bot.diagnosis.rules import FINDING_IDS
 from bot.fixing import Applied
 from bot.helpdesk.tickets import Ticket
 from bot.investigation import Investigator
 from bot.sandbox import LocalOrg
 from bot.teams.actions import ACTIONS
-from cards.common import MAX_VISIBLE_ACTIONS, TITLE_LIMIT, to_dict
+from bot.teams.diagnoses import offered_fix
+from cards.common import MAX_CARD_BYTES, MAX_VISIBLE_ACTIONS, TITLE_LIMIT, card_size, to_dict
 from cards.conversation import (
     PickerItem,
     build_checklist_card,
@@ -27,7 +30,7 @@ from cards.conversation import (
     build_picker_card,
     build_welcome_card,
 )
-from cards.diagnosis import build_diagnosis_card
+from cards.diagnosis import BRIEF, build_diagnosis_card
 from cards.fix import (
     build_fix_applied_card,
     build_fix_confirm_card,
@@ -73,6 +76,21 @@ FILTER_FIX = Fix(
         Change("userqueries", None, "returnedtypecode", None, "appointment"),
     ),
 )
+TEST_FIX = Fix(
+    "schedule-mailbox-test",
+    "mailbox-not-tested",
+    "Test and enable the mailbox isaiahl@example.com",
+    "agent",
+    (
+        Change(
+            "mailboxes",
+            "b2000000-0000-4000-8000-000000000004",
+            "testemailconfigurationscheduled",
+            False,
+            True,
+        ),
+    ),
+)
 APPLIED = Applied(
     "k" * 32, FILTER_FIX, ALEX, ALEX, "applied", NOW, record="c3000000-0000-4000-8000-000000000001"
 )
@@ -95,6 +113,25 @@ ALLOWED_COLORS = {"Default", "Dark", "Light", "Accent", "Good", "Warning", "Atte
 
 
 validate = partial(run_node, VALIDATOR)  # each card's problems
+
+
+def crowded() -> Report:
+    """Every cause failing at once, each with long evidence and steps: more than one Teams message takes."""
+    long = "Open Settings > Email Configuration > Mailboxes and the mailbox alexw@example.com. " * 5
+    findings = tuple(
+        Finding(
+            f,
+            "fail",
+            f"{f} fails",
+            {"filters": ["My Appointments"] * 3, "detail": long, "when": "2026-11-25T18:00:00Z"},
+            (long,) * 4,
+            "https://support.microsoft.com/help/4509420",
+            fixes=(FILTER_FIX,) if f == FILTER_FIX.finding else (),
+        )
+        for f in FINDING_IDS
+    )
+    record = RecordSummary("appointment", "c3000000-0000-4000-8000-000000000001", "Quarterly review", None)
+    return Report(UserSummary(ALEX, "s", "Alex Wilber", "alexw@example.com"), record, findings, False)
 
 
 async def all_cards(local: LocalOrg) -> dict[str, dict[str, Any]]:
@@ -204,6 +241,35 @@ async def all_cards(local: LocalOrg) -> dict[str, dict[str, Any]]:
                 viewer=ALEX,
             )
         ),
+        "diagnosis-crowded": to_dict(
+            build_diagnosis_card(
+                crowded(), record_type="appointment", checked_at=NOW, show_all=True, offer=FILTER_FIX
+            )
+        ),
+        "fix-confirm-mailbox": to_dict(
+            build_fix_confirm_card(
+                TEST_FIX,
+                data=FIX_DATA,
+                cancel=FIX_DATA,
+                record_type="appointment",
+                mailbox="isaiahl@example.com",
+            )
+        ),
+        "fix-applied-by-the-helpdesk": to_dict(
+            build_fix_applied_card(
+                replace(APPLIED, fix=TEST_FIX, by=PLAYGROUND + "22"),
+                record_type="appointment",
+                recheck_after=900,
+                check=FIX_DATA,
+                viewer=ALEX,
+                by_name="the helpdesk",
+            )
+        ),
+        "fix-refused-agent": to_dict(
+            build_fix_refused_card(
+                MAILBOX_FIX, message="missing prvWriteMailbox", helpdesk=None, whose="theirs"
+            )
+        ),
         "fix-failed": to_dict(
             build_fix_failed_card(FILTER_FIX, reason="Dataverse timed out", retry=("fix_apply", FIX_DATA))
         ),
@@ -231,6 +297,7 @@ async def all_cards(local: LocalOrg) -> dict[str, dict[str, Any]]:
         (ALEX, "quarterly review"),
         (PLAYGROUND + "21", None),
         (PLAYGROUND + "22", "product demo"),
+        (PLAYGROUND + "23", None),  # Isaiah: his mailbox was never tested (Fix it for me: Test & Enable)
         (PLAYGROUND + "25", "contract renewal"),
         ("johannal@example.com", None),
         ("nobody@example.com", None),
@@ -240,10 +307,11 @@ async def all_cards(local: LocalOrg) -> dict[str, dict[str, Any]]:
             cards[f"diagnosis {user} {record} {show_all}"] = to_dict(
                 build_diagnosis_card(report, record_type="appointment", checked_at=NOW, show_all=show_all)
             )
-            # As the person sees it: with "Fix it for me" where a fix of theirs applies.
+            # As the person sees it: with "Fix it for me" where a fix they may make applies.
+            offer = offered_fix(report, user)
             cards[f"diagnosis {user} {record} {show_all} for them"] = to_dict(
                 build_diagnosis_card(
-                    report, record_type="appointment", checked_at=NOW, show_all=show_all, viewer=user
+                    report, record_type="appointment", checked_at=NOW, show_all=show_all, offer=offer
                 )
             )
     return cards
@@ -264,6 +332,18 @@ def nodes(node: Any) -> list[Any]:
     for child in children:
         found += nodes(child)
     return found
+
+
+async def test_every_card_fits_in_one_teams_message(local: LocalOrg) -> None:
+    """Teams takes about 28 KB a message, the activity included: a crowded diagnosis leaves the last
+    problems' evidence and steps out, and says so."""
+    cards = await all_cards(local)
+    assert {n: len(json.dumps(c)) for n, c in cards.items() if len(json.dumps(c)) > MAX_CARD_BYTES} == {}
+    full = build_diagnosis_card(crowded(), record_type="appointment", checked_at=NOW, offer=FILTER_FIX)
+    assert card_size(full) <= MAX_CARD_BYTES
+    shown = card_text(to_dict(full))
+    assert BRIEF in shown and "1. Open Settings" in shown and "Fix it for me" in shown
+    assert all(f"{f} fails" in shown for f in FINDING_IDS)
 
 
 async def test_cards_use_schema_1_5_universal_actions_and_theme_colours(local: LocalOrg) -> None:

@@ -6,27 +6,35 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
+from aiohttp import web
 
-from bot.app import BOT
+from bot.app import BOT, create_app
+from bot.config import Settings
 from bot.diagnosis import Finding
-from bot.diagnosis.fixes import Change, Fix
-from bot.fixing import Applied, Fixer
+from bot.diagnosis.fixes import FIX_IDS, Change, Fix
+from bot.fixing import Applied, Fixer, may_apply, register_followups
 from bot.helpdesk.tickets import Ticket
+from bot.investigation import Investigator
+from bot.notify.outbox import deliverer_for
 from bot.sandbox import LocalOrg, SandboxConfig, local_org
 from bot.sandbox.config import Fault
+from bot.store import SqliteStore
 from bot.teams import messages
+from bot.teams.payloads import PERSON_FIXES, SELF_FIXES
 from cards.common import to_dict
 from cards.fix import describe
 from cards.ticket import build_ticket_card
 from tests.support.cards import buttons, card_text
 from tests.support.helpdesk import AGENTS, set_channel
 from tests.support.org import ADELE, ALEX, MEGAN, PLAYGROUND, QUARTERLY, make_local
-from tests.support.teams import Teams, running_bot
+from tests.support.teams import Teams, running_bot, running_connector
 from tests.support.timing import until
 
 # What the diagnosis card's "Fix it for me" sends for Alex's owner-only "Quarterly review with Contoso".
@@ -34,6 +42,10 @@ FIX = {"user": ALEX, "record": QUARTERLY, "type": "appointment", "fix": "add-fil
 ALEX_USER = "a1000000-0000-4000-8000-000000000001"  # Alex's systemuserid in the sample org
 ADELE_USER = "a1000000-0000-4000-8000-000000000003"
 MEGAN_MAILBOX = "b2000000-0000-4000-8000-000000000002"
+# Isaiah Langer (the Playground's fourth user): his mailbox was never tested and enabled.
+ISAIAH, ISAIAH_NAME = PLAYGROUND + "23", "Isaiah Langer"
+ISAIAH_USER, ISAIAH_MAILBOX = "a1000000-0000-4000-8000-000000000004", "b2000000-0000-4000-8000-000000000004"
+TEST_MAILBOX = {"user": ISAIAH, "type": "appointment", "fix": "schedule-mailbox-test"}  # no record
 NEW_FILTER = "Create a sync filter “Appointments I own” owned by you, selecting appointments you own"
 CAVEAT = "appointments it selected may then be removed from your Outlook"
 
@@ -67,9 +79,11 @@ def fixer(teams: Teams) -> Fixer:
     return found
 
 
-async def press(teams: Teams, button: dict[str, Any], user: str) -> dict[str, Any] | str:
+async def press(
+    teams: Teams, button: dict[str, Any], user: str, name: str | None = None
+) -> dict[str, Any] | str:
     """Press a card's button as `user`: the card that replaces it, or the message shown beside it."""
-    body = (await teams.press(button["verb"], button["data"], user=user)).json()
+    body = (await teams.press(button["verb"], button["data"], user=user, display_name=name)).json()
     assert body["statusCode"] == 200
     return body["value"]  # type: ignore[no-any-return]
 
@@ -305,6 +319,40 @@ async def test_an_agent_without_the_privilege_is_told_what_dataverse_said(teams:
     assert "(refused by Dynamics 365)" in text  # listed on the ticket card
 
 
+async def test_a_forged_ticket_card_fixes_nobody(org_data: dict[str, Any]) -> None:
+    """A ticket card's Fix names the ticket with its person and record: one naming another person (it
+    would list the fix on Megan's ticket) or a ticket that doesn't exist is refused before anything is read."""
+    org_data["$privileges"] = {ADELE_USER: ["prvReadActivity", "prvWriteMailbox"]}
+    async with quiet(org_data) as local, running_bot(local, AGENTS) as teams:
+        view = await escalated_ticket_view(teams)
+        megans = buttons(view)["Fix"]["data"]
+        before = local.running.sandbox.counts["dataverse"]
+        for forged in (
+            {**megans, "user": ISAIAH, "fix": "schedule-mailbox-test"},  # Isaiah's fix on Megan's ticket
+            {**megans, "record": QUARTERLY},  # another record
+            {**megans, "ticket": 4242},  # no such ticket
+        ):
+            for verb in ("ticket_fix_offer", "ticket_fix_apply"):
+                assert await press(teams, {"verb": verb, "data": forged}, ADELE) == messages.UNKNOWN_ACTION
+        assert local.running.sandbox.counts["dataverse"] == before
+        assert await fixer(teams).history() == []
+        assert mailbox_of(local, ISAIAH_MAILBOX)["testemailconfigurationscheduled"] is False
+
+
+async def test_someone_elses_undo_changes_nothing(teams: Teams, org: LocalOrg) -> None:
+    """Undo names an application by its key: pressed by anyone but its person (an agent who wrote their
+    own id into the card, to pass as its person), the filter stays on."""
+    done = await card(teams, "fix_apply", FIX, ALEX)
+    undo = buttons(done)["Undo"]
+    forged = {**undo["data"], "user": MEGAN}
+    assert await press(teams, {"verb": "fix_undo", "data": forged}, MEGAN) == messages.NOT_YOURS
+    assert await press(teams, undo, MEGAN) == messages.NOT_YOURS  # the card's own: Alex's alone
+    [made] = filters_named(org, "Appointments I own")
+    assert made["statecode"] == 0
+    [kept] = await fixer(teams).history(ALEX)
+    assert kept.state == "applied"
+
+
 async def test_a_fixed_mailbox_is_not_fixed_twice_from_a_stale_ticket_card(org_data: dict[str, Any]) -> None:
     org_data["$privileges"] = {ADELE_USER: ["prvReadActivity", "prvWriteMailbox"]}
     async with quiet(org_data) as local, running_bot(local, AGENTS) as teams:
@@ -329,6 +377,140 @@ async def test_an_agents_view_of_someones_diagnosis_offers_no_fix_of_theirs(team
     shown = await card(teams, "recheck", {"user": ALEX, "record": QUARTERLY, "type": "appointment"}, MEGAN)
     assert "doesn't meet your synchronization filters" in card_text(shown)
     assert "Fix it for me" not in buttons(shown) and "Fix it for me" not in card_text(shown)
+
+
+# --- Test & Enable: an agent's fix the person may try on their own mailbox ------------------------------
+
+
+def mailbox_of(local: LocalOrg, mailbox: str) -> dict[str, Any]:
+    row = local.running.sandbox.org.by_key("mailboxes", mailbox)
+    assert row is not None
+    return row
+
+
+def test_the_person_may_press_exactly_the_fixes_they_may_make() -> None:
+    """Fix it for me's verbs take the fix ids the service lets a person make for themselves (checked before
+    anything is read): their filters, and Test & Enable of their own mailbox; never an agent's other fixes."""
+    for fix_id in FIX_IDS:
+        fix = Fix(fix_id, "f", "t", "self" if fix_id in SELF_FIXES else "agent", ())
+        assert may_apply(fix, by=ISAIAH, person=ISAIAH, is_agent=False) is (fix_id in PERSON_FIXES), fix_id
+        assert not may_apply(fix, by=ALEX, person=ISAIAH, is_agent=False), fix_id  # someone else's: never
+
+
+async def test_isaiah_is_offered_test_and_enable_and_dataverse_refuses_it(
+    teams: Teams, org: LocalOrg
+) -> None:
+    """Isaiah's mailbox was never tested: his card offers Test & Enable in his words. The sample org's roles
+    don't let users write mailboxes, so Dataverse refuses it, as him: the helpdesk gets a ticket (the agent's
+    job now, from its card), nothing changes."""
+    await set_channel(teams)
+    await teams.say("check my mailbox", user=ISAIAH, display_name=ISAIAH_NAME)
+    [diagnosis] = teams.connector.cards()
+    assert "Your mailbox was never tested and enabled" in card_text(diagnosis)
+    assert visible(diagnosis) == ["Fix it for me", "Escalate"]
+    offer = buttons(diagnosis)["Fix it for me"]
+    assert offer["verb"] == "fix_offer" and offer["data"] == TEST_MAILBOX
+    assert offer["tooltip"] == "Fix it for me: Test and enable my mailbox"
+    assert "I can do it for you: **Fix it for me** (Test and enable my mailbox)" in card_text(diagnosis)
+
+    confirm = await press(teams, offer, ISAIAH, ISAIAH_NAME)
+    assert isinstance(confirm, dict)
+    text = card_text(confirm).replace("\\", "")
+    assert applied_title(confirm) == "Test and enable my mailbox"
+    assert "Schedule Test & Enable for your mailbox (isaiahl@example.com)" in text
+    assert "nothing changes if it says no" in text and "Undo" not in text
+    assert buttons(confirm)["Confirm"]["data"] == TEST_MAILBOX
+
+    refused = await press(teams, buttons(confirm)["Confirm"], ISAIAH, ISAIAH_NAME)
+    assert isinstance(refused, dict)
+    text = card_text(refused)
+    assert "Your organization doesn't let you change this; I've told the helpdesk: ticket SD-1001" in text
+    assert "Test and enable my mailbox" in text and "prvWriteMailbox" in text
+    assert mailbox_of(org, ISAIAH_MAILBOX)["testemailconfigurationscheduled"] is False
+    [applied] = await fixer(teams).history(ISAIAH)
+    assert (applied.state, applied.by, applied.fix.id) == ("refused", ISAIAH, "schedule-mailbox-test")
+
+    # The ticket is the helpdesk's: its agent view offers the same fix, to be made as the agent.
+    await teams.settle()
+    view = await card(teams, "ticket_view", {"ticket": 1001}, ADELE)
+    fix = buttons(view)["Fix"]
+    assert (fix["verb"], fix["data"]["fix"], fix["data"]["user"]) == (
+        "ticket_fix_offer",
+        "schedule-mailbox-test",
+        ISAIAH,
+    )
+    assert "Isaiah Langer" in card_text(view) and "(refused by Dynamics 365)" in card_text(view)
+
+
+async def test_only_isaiah_may_press_his_test_and_enable(teams: Teams, org: LocalOrg) -> None:
+    before = org.running.sandbox.counts["dataverse"]
+    for user in (ALEX, ADELE):  # an ordinary user, an agent: the card's buttons are its person's alone
+        for verb in ("fix_offer", "fix_apply"):
+            assert await press(teams, {"verb": verb, "data": TEST_MAILBOX}, user) == messages.NOT_YOURS
+    assert org.running.sandbox.counts["dataverse"] == before
+    # An agent re-checking Isaiah's diagnosis: no Fix it for me (the ticket card is an agent's way).
+    shown = await card(teams, "recheck", {"user": ISAIAH, "record": None, "type": "appointment"}, ADELE)
+    assert "never tested and enabled" in card_text(shown) and "Fix it for me" not in buttons(shown)
+    assert await fixer(teams).history() == []
+
+
+@asynccontextmanager
+async def bot_drained_by_the_test(local: LocalOrg, settings: Settings) -> AsyncIterator[Teams]:
+    """The bot whose outbox the test drains: no leader polling (`OUTBOX_LEADER` false) and an hour between
+    the app's own rounds, so a check after a fix runs when the test drains, after the sync it runs."""
+    store = SqliteStore(":memory:")
+    async with running_connector() as connector:
+        app = create_app(settings, clients=local.clients, store=store, delivery_interval=3600)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                yield Teams(http=http, connector=connector, app=app, store=store)
+        finally:
+            await runner.cleanup()
+            await store.close()
+
+
+async def test_isaiah_whose_roles_allow_it_tests_his_mailbox_and_hears_it_is_fixed(
+    org_data: dict[str, Any],
+) -> None:
+    org_data["$privileges"] = {ISAIAH_USER: ["prvReadActivity", "prvWriteMailbox"]}
+    settings = Settings(HELPDESK_AGENTS=f"{MEGAN},{ADELE}", FIX_RECHECK_AFTER="0.001", OUTBOX_LEADER=False)
+    async with quiet(org_data) as local, bot_drained_by_the_test(local, settings) as teams:
+        await teams.say("check my mailbox", user=ISAIAH, display_name=ISAIAH_NAME)
+        [diagnosis] = teams.connector.cards()
+        confirm = await press(teams, buttons(diagnosis)["Fix it for me"], ISAIAH, ISAIAH_NAME)
+        assert isinstance(confirm, dict)
+        done = await press(teams, buttons(confirm)["Confirm"], ISAIAH, ISAIAH_NAME)
+        assert isinstance(done, dict)
+        text = card_text(done).replace("\\", "")
+        assert "Change made" in text and "Test and enable my mailbox" in text
+        assert "Scheduled Test & Enable for your mailbox" in text and "Made by you" in text
+        assert visible(done) == ["Re-check"]  # nothing to undo: the test runs once
+        assert mailbox_of(local, ISAIAH_MAILBOX)["testemailconfigurationscheduled"] is True
+        [applied] = await fixer(teams).history(ISAIAH)
+        assert (applied.state, applied.by) == ("applied", ISAIAH)
+        again = await card(teams, "fix_offer", TEST_MAILBOX, ISAIAH)  # the old card's button, pressed again
+        assert "done once already" in card_text(again)
+
+        # Server-side sync's next cycle runs the test; the check after the fix finds the mailbox fine.
+        await local.running.sandbox.sync.run_now()
+        assert mailbox_of(local, ISAIAH_MAILBOX)["actstatus"] == 1
+        assert teams.store is not None
+        worker = deliverer_for(settings, teams.store)  # as `python -m bot deliver` builds it
+        register_followups(worker, Investigator(local.clients.dataverse, local.clients.graph))
+
+        async def checked() -> bool:
+            return await worker.drain() == 1  # due a millisecond after the fix
+
+        await until(checked, "the check after the fix")
+        told = [a.get("text") for a in teams.connector.sent if a.get("text")]
+        assert told[-1] == "Fixed: nothing keeps your mailbox from syncing with Outlook any more."
+        now = await press(teams, buttons(done)["Re-check"], ISAIAH, ISAIAH_NAME)
+        assert isinstance(now, dict) and "Fix it for me" not in buttons(now)
+        assert "never tested" not in card_text(now)
 
 
 def test_the_changes_in_plain_words() -> None:

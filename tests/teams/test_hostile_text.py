@@ -21,11 +21,12 @@ import pytest
 from bot.diagnosis import Finding, Report
 from bot.diagnosis.fixes import Change, Fix
 from bot.diagnosis.report import RecordSummary, UserSummary
+from bot.diagnosis.rules import FINDING_IDS
 from bot.fixing import Applied
 from bot.helpdesk.tickets import Ticket
-from cards.common import clip, literal, to_dict
+from cards.common import MAX_CARD_BYTES, card_size, clip, literal, to_dict
 from cards.conversation import PickerItem, build_checklist_card, build_picker_card, build_welcome_card
-from cards.diagnosis import build_diagnosis_card
+from cards.diagnosis import BRIEF, build_diagnosis_card
 from cards.fix import (
     build_fix_applied_card,
     build_fix_confirm_card,
@@ -118,6 +119,14 @@ def mailbox_fix(words: str) -> Fix:
     return Fix("set-act-server-side-sync", "act-not-server-side-sync", words, "agent", (change,))
 
 
+def mailbox_test_fix(words: str) -> Fix:
+    """Test & Enable, an agent's fix the person may make too, its title `words`."""
+    change = Change(
+        "mailboxes", "b2000000-0000-4000-8000-000000000004", "testemailconfigurationscheduled", False, True
+    )
+    return Fix("schedule-mailbox-test", "mailbox-not-tested", words, "agent", (change,))
+
+
 def applied(words: str, state: str = "applied") -> Applied:
     return Applied("k" * 32, filter_fix(words), ALEX, words, state, NOW, {"undone_at": words}, words)  # type: ignore[arg-type]
 
@@ -175,7 +184,7 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
         report(w, with_record=False), record_type="appointment", checked_at=NOW
     ),
     "fix offered on a diagnosis": lambda w: build_diagnosis_card(
-        with_fixes(w), record_type="appointment", checked_at=NOW, viewer=ALEX, notice=w
+        with_fixes(w), record_type="appointment", checked_at=NOW, offer=filter_fix(w), notice=w
     ),
     "fix confirmation": lambda w: build_fix_confirm_card(
         filter_fix(w), data={}, cancel={}, record_type="appointment", subject=w, mailbox=w
@@ -189,8 +198,24 @@ BUILDERS: dict[str, Callable[[str], Any]] = {
     "fix undone": lambda w: build_fix_applied_card(
         applied(w, "undone"), record_type="appointment", recheck_after=None, check={}, viewer=ALEX
     ),
+    "fix confirmation, Test & Enable of my mailbox": lambda w: build_fix_confirm_card(
+        mailbox_test_fix(w), data={}, cancel={}, record_type="appointment", subject=w, mailbox=w
+    ),
+    "fix applied, by the helpdesk": lambda w: build_fix_applied_card(
+        replace(applied(w), fix=mailbox_test_fix(w)),
+        record_type="appointment",
+        recheck_after=900,
+        check={},
+        viewer=ALEX,
+        subject=w,
+        mailbox=w,
+        by_name=w,
+    ),
     "fix failed": lambda w: build_fix_failed_card(filter_fix(w), reason=w, retry=("fix_apply", {})),
     "fix refused": lambda w: build_fix_refused_card(filter_fix(w), message=w, helpdesk=w, check={}),
+    "fix refused, an agent's": lambda w: build_fix_refused_card(
+        mailbox_fix(w), message=w, helpdesk=None, check={}, whose="theirs"
+    ),
     "ticket with fixes, an agent's view": lambda w: build_ticket_card(
         ticket(w, report=with_fixes(w).to_dict() | {"findings": [mailbox_finding(w)]}),
         agents=["29:a"],
@@ -282,3 +307,78 @@ def test_long_text_is_cut_with_an_ellipsis(builder: str) -> None:
     card = json.dumps(to_dict(BUILDERS[builder](HOSTILE["10 KB"])), ensure_ascii=False)
     assert len(card.encode()) < 12_000  # Teams takes about 28 KB per message
     assert "…" in card or builder == "welcome"  # (the welcome card says the first name only)
+
+
+def worst_report(words: str, title: str | None = None) -> Report:
+    """Every documented cause failing at once, each titled `title` (else `words`), with long evidence (a
+    time among it) and four long steps; the filter cause with the person's fix, the mailbox's with an
+    agent's."""
+    evidence: dict[str, Any] = {
+        "filters": [words, words],
+        "last_sync_error": {"message": words},
+        "when": "2026-11-25T18:00:00Z",
+        "looked_for": words,
+        "owner": words,
+    }
+    fixes = {"outside-sync-filter": filter_fix(words), "act-not-server-side-sync": mailbox_fix(words)}
+    findings = tuple(
+        Finding(
+            f,
+            "fail",
+            title or words,
+            evidence,
+            (words,) * 4,
+            KB,
+            fixes=(fixes[f],) if f in fixes else (),
+        )
+        for f in FINDING_IDS
+    )
+    record = RecordSummary(
+        "appointment", "c3000000-0000-4000-8000-000000000001", words, "2026-11-25T18:00:00Z"
+    )
+    return Report(
+        user=UserSummary(ALEX, "s", words, words), record=record, findings=findings, in_exchange=False
+    )
+
+
+# The finding titles are the catalogue's words, with a name or an address in some: long, never 10 KB of emoji.
+LONG_TITLE = "Your mailbox " + "x" * 60 + "@example.com was never tested and enabled, so nothing syncs"
+
+
+@pytest.mark.parametrize(
+    ("words", "title"),
+    [
+        (HOSTILE["10 KB"], None),
+        ("😀 " * 5000, LONG_TITLE),
+    ],  # an emoji takes 12 bytes of JSON: "\\ud83d\\ude00"
+    ids=["markdown", "emoji"],
+)
+def test_every_card_fits_in_one_teams_message_at_its_worst(words: str, title: str | None) -> None:
+    """Teams refuses a message over about 28 KB: with every cause failing and every text at its longest,
+    the diagnosis card leaves the last problems' details out (saying so), never a title or the fix."""
+    worst = worst_report(words, title)
+    offer = worst.findings[FINDING_IDS.index("outside-sync-filter")].fixes[0]
+    for show_all in (False, True):
+        built = build_diagnosis_card(
+            worst, record_type="appointment", checked_at=NOW, show_all=show_all, offer=offer, notice=words
+        )
+        assert card_size(built) <= MAX_CARD_BYTES, show_all
+        shown = json.dumps(to_dict(built), ensure_ascii=False)
+        assert BRIEF in shown and shown.count("Microsoft's guidance") == len(FINDING_IDS)
+        assert "Fix it for me" in shown
+        assert ("1. " in shown) is (title is None)  # ASCII: the first problems keep their steps
+    calm = build_diagnosis_card(
+        report(HOSTILE["10 KB"]), record_type="appointment", checked_at=NOW, show_all=True
+    )
+    assert BRIEF not in json.dumps(to_dict(calm), ensure_ascii=False)  # what fits keeps every detail
+
+    ticket_at_worst = ticket(words, report=worst.to_dict(), status="resolved", resolution=words)
+    many = [applied(words), applied(words, "refused")] * 5
+    agents = [f"29:{'1' * 120}{n}" for n in range(80)]
+    for for_agents in (True, False):
+        built = build_ticket_card(
+            ticket_at_worst, for_agents=for_agents, agents=agents, notice=words, fixes=many
+        )
+        assert card_size(built) <= MAX_CARD_BYTES
+    for name, builder in BUILDERS.items():
+        assert card_size(builder(words)) <= MAX_CARD_BYTES, name

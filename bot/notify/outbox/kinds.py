@@ -155,7 +155,7 @@ class FixFollowup(Payload):
     same user and record and tells the person, or queues the next check (`remaining`)."""
 
     kind = Kind.FIX_FOLLOWUP
-    key: str  # the application's key (its record: setting "fix:<key>")
+    key: str  # which application: "<key>@<stamp>" (its record is setting "fix:<key>"; bot.fixing.followup)
     user: str  # the person's Entra object id
     record: str | None  # the record's id; None: a mailbox-level fix
     type: str  # the record type
