@@ -482,6 +482,8 @@ async def _deliver_rounds(
         sent += round_sent
         if progress is not None and round_sent:
             progress.add(sent=round_sent)
+        if round_sent:
+            continue  # more may be due: only an idle round asks the store what waits (on Azure a scan)
         waiting, due_in = await store.pending()
         stop = waiting == 0 or (due_in is not None and due_in > deliverer.lease_seconds + 1)
         if stop and waiting and report_key and await report_waits(store, report_key, now=time.time()):

@@ -268,7 +268,8 @@ def build_fix_applied_card(
     actions = []
     if not undone and fix.id in FILTER_FIXES and mine:
         body.append(text(undo_caveat(record_type), subtle=True))
-        undo = {"user": applied.user, "key": applied.key}
+        # Not "key": the Agents Playground's card renderer throws on an Action.Execute datum of that name.
+        undo = {"user": applied.user, "applied": applied.key}
         actions.append(execute("Undo", "fix_undo", undo, tooltip="Undo: turn the filter off again"))
     actions.append(execute("Re-check", "recheck", check, style="positive", tooltip="Re-check it now"))
     fallback = f"Undone: {named}" if undone else f"Done: {named}"

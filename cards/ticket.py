@@ -221,7 +221,7 @@ def _who(ticket: TicketView, by: str) -> str:
         return ticket.user_name or by
     if ticket.assignee and by.lower() == ticket.assignee.lower():
         return ticket.assignee_name or by
-    return by
+    return "a helpdesk agent"  # an agent who isn't the assignee: the ticket doesn't know their name
 
 
 def _history(ticket: TicketView, fixes: Sequence[FixLine], room: _Room) -> TextBlock:

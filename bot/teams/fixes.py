@@ -147,7 +147,7 @@ async def apply(turn: Turn, presser: str, data: FixPress) -> Reply:
 async def undo(turn: Turn, presser: str, data: FixUndo) -> Reply:
     """Undo a filter fix: the service turns the filter off again, as the person (only they may)."""
     fixer = _fixer(turn)
-    retry: Retry = ("fix_undo", {"user": data.user, "key": data.key})
+    retry: Retry = ("fix_undo", {"user": data.user, "applied": data.key})
     try:
         applied = await _within(turn, fixer.undo(data.key, by=presser))
     except _StillRunning as exc:

@@ -207,4 +207,5 @@ class TicketFixPress(FixPress):
 class FixUndo(Payload):
     """Undo (a filter fix): the application's key, which the fix service looks up and checks itself."""
 
-    key: Annotated[str, BeforeValidator(_key)]
+    # "applied" on the card (a datum called "key" breaks the Playground's renderer); "key" from older cards.
+    key: Annotated[str, BeforeValidator(_key)] = Field(alias="applied")

@@ -9,19 +9,17 @@ tests still meet Alex's appointment outside his filters.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.async_api import Page, expect
 
 from tests.support.playground import SHOTS, running_playground, say
+from tests.support.playground_flows import sandbox_of, sync
 from tests.support.processes import bot_env, running_bot
 
 RECHECK_AFTER = "8,40"  # seconds after the fix: the first check finds the sync cycle the test runs
-SANDBOX_URL = re.compile(r"serving the sandbox org from .* at (http://127\.0\.0\.1:\d+)")
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +41,6 @@ def bot_url(fix_bot: tuple[str, Path]) -> str:
 def playground_url(bot_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with running_playground(tmp_path_factory.mktemp("fix-playground"), bot_url) as url:
         yield url
-
-
-def sandbox_of(log: Path) -> str:
-    """The bot's sandbox URL, as its log says at start."""
-    found = SANDBOX_URL.search(log.read_text(errors="replace"))
-    assert found, f"the bot's log names no sandbox: {log}"
-    return found.group(1)
 
 
 async def test_fix_it_for_me_confirm_and_told_it_is_in_outlook(page: Page, fix_bot: tuple[str, Path]) -> None:
@@ -80,9 +71,7 @@ async def test_fix_it_for_me_confirm_and_told_it_is_in_outlook(page: Page, fix_b
 
     # Server-side sync's next cycle (on demand): the appointment meets Alex's new filter and reaches his
     # calendar; the bot's check after the fix finds it there and tells him.
-    async with httpx.AsyncClient(timeout=30) as http:
-        cycle = await http.post(f"{sandbox_of(fix_bot[1])}/$sandbox/sync")
-        assert cycle.status_code == 200, cycle.text
+    await sync(sandbox_of(fix_bot[1]))
     told = page.get_by_text("Fixed: Quarterly review with Contoso is in your Outlook now.")
     await expect(told.first).to_be_visible(timeout=90_000)
     await page.screenshot(path=str(SHOTS / "fix.png"), full_page=True)

@@ -1,7 +1,8 @@
 """Helpdesk end to end in the Agents Playground: set the channel, escalate from personal chat, then in the
 team channel assign and resolve the ticket, and see the user told in their chat.
 
-The Playground signs in one user, so Alex Wilber is both the user and (through HELPDESK_AGENTS) the agent.
+One Playground signs in one user, so here Alex Wilber is both the user and (through HELPDESK_AGENTS) the
+agent (test_fix_ticket_playground.py runs a Playground per person).
 The channel's ticket card is the read-only view everyone sees; Teams refreshes it to the agent view for the
 agents (Universal Actions `refresh`), which the Playground doesn't ("User specific view is not supported yet
 in Microsoft 365 Agents playground"): here the agent refreshes it by hand, from the card's overflow menu.
@@ -12,28 +13,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from playwright.async_api import Locator, Page, expect
+from playwright.async_api import Page, expect
 
-from bot.store import SqliteStore
-from tests.support.helpdesk import all_sent
 from tests.support.playground import SHOTS, say
-
-
-async def delivered(store_path: Path) -> None:
-    """Wait until the bot's outbox has nothing left to send (bounded)."""
-    store = SqliteStore(str(store_path))
-    try:
-        await all_sent(store)
-    finally:
-        await store.close()
-
-
-async def agent_view(page: Page, ticket: Locator) -> None:
-    """Refresh the ticket card by hand (its overflow menu), as Teams does on its own for an agent."""
-    await expect(ticket.get_by_role("button", name="Resolve")).to_have_count(0)  # the read-only view
-    await ticket.get_by_role("button", name="More options").click()
-    await page.get_by_role("menuitem", name="Refresh").click()
-    await expect(ticket.get_by_role("button", name="Resolve")).to_have_count(1, timeout=30_000)
+from tests.support.playground_flows import agent_view, delivered, set_helpdesk_channel
 
 
 async def test_escalate_assign_resolve_and_the_user_is_told(page: Page, bot_store: Path) -> None:
@@ -42,16 +25,7 @@ async def test_escalate_assign_resolve_and_the_user_is_told(page: Page, bot_stor
     await expect(cards.first).to_contain_text("I'm Sync Doctor", timeout=30_000)
 
     # In the team channel, an agent @mentions the bot to make it the helpdesk channel.
-    await page.get_by_text("General", exact=True).first.click()
-    composer = page.locator('[role="textbox"]').first
-    await composer.click()
-    await composer.type("@")
-    await page.locator(".fui-MenuItem__content").filter(has_text="Test Bot").first.click()
-    await page.keyboard.type(" use this channel for helpdesk")
-    await page.get_by_role("button", name="Post").click()
-    await expect(page.get_by_text("This channel now gets Sync Doctor tickets").first).to_be_visible(
-        timeout=30_000
-    )
+    await set_helpdesk_channel(page)
 
     # In personal chat, the user escalates the diagnosis with a comment.
     await page.get_by_text("Personal Chat", exact=True).first.click()
