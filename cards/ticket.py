@@ -314,8 +314,10 @@ def _ticket_card(
         body.append(
             TextInput(id="note", label="Resolution note (for Resolve)", is_multiline=True, max_length=1000)
         )
-        # A fix takes Re-run's place in the row; Re-run and further fixes go to the overflow menu.
-        fixable = agent_fixes(ticket)
+        # A fix takes Re-run's place in the row; Re-run and further fixes go to the overflow menu. One
+        # made already (its change, in effect) is not offered again: Re-run shows what still blocks.
+        made = {(line.fix.id, line.fix.changes) for line in fixes if line.state == "applied"}
+        fixable = [fix for fix in agent_fixes(ticket) if (fix.id, fix.changes) not in made]
         fix_buttons = [
             execute(
                 _FIX_LABEL.get(fix.id, "Fix") if n else "Fix",

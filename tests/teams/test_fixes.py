@@ -564,17 +564,25 @@ def test_the_ticket_card_offers_each_agent_fix_and_lists_what_was_done() -> None
         Finding("outside-sync-filter", "fail", "Outside", fixes=(own,)).to_dict(),
     ]
     ticket = Ticket(1001, "t", MEGAN, "Megan Bowen", "appointment", None, None, {"findings": findings}, "")
-    done = Applied("k" * 32, act, MEGAN, ADELE, "applied", datetime(2026, 11, 25, 18, tzinfo=UTC))
-    view = to_dict(build_ticket_card(ticket, agents=["29:a"], fixes=[done]))
-    assert visible(view) == ["Assign me", "Fix", "Resolve"]
-    assert [(a["title"], a.get("mode")) for a in view["actions"][3:]] == [
+    before = to_dict(build_ticket_card(ticket, agents=["29:a"]))
+    assert visible(before) == ["Assign me", "Fix", "Resolve"]
+    assert [(a["title"], a.get("mode")) for a in before["actions"][3:]] == [
         ("Re-run", "secondary"),
         ("Fix: Test & Enable", "secondary"),
     ]
-    assert [a["data"].get("fix") for a in view["actions"] if a["verb"] == "ticket_fix_offer"] == [
+    assert [a["data"].get("fix") for a in before["actions"] if a["verb"] == "ticket_fix_offer"] == [
         "set-act-server-side-sync",
-        "schedule-mailbox-test",  # the person's own fix is theirs: not offered to agents
+        "schedule-mailbox-test",  # the person's own fix (add-filter) is theirs: not offered to agents
     ]
+    done = Applied("k" * 32, act, MEGAN, ADELE, "applied", datetime(2026, 11, 25, 18, tzinfo=UTC))
+    view = to_dict(build_ticket_card(ticket, agents=["29:a"], fixes=[done]))
+    # The fix made is not offered again; the next one takes its place.
+    assert [a["data"].get("fix") for a in view["actions"] if a["verb"] == "ticket_fix_offer"] == [
+        "schedule-mailbox-test"
+    ]
+    undone = replace(done, state="undone")
+    again = to_dict(build_ticket_card(ticket, agents=["29:a"], fixes=[undone]))
+    assert "set-act-server-side-sync" in [a["data"].get("fix") for a in again["actions"]]
     assert "- a helpdesk agent, {{DATE(2026-11-25T18:00:00Z, SHORT)}}" in card_text(view)  # no raw id
     assert "Set to Server-Side Synchronization (done)" in card_text(view)
     read_only = to_dict(build_ticket_card(ticket, for_agents=False, agents=["29:a"], fixes=[done]))
