@@ -300,10 +300,15 @@ def _undone_at(applied: AppliedView) -> datetime:
 
 
 def build_fix_failed_card(
-    fix: Fix | None, *, reason: str, retry: tuple[RetryVerb, dict[str, Any]], in_progress: bool = False
+    fix: Fix | None,
+    *,
+    reason: str,
+    retry: tuple[RetryVerb, dict[str, Any]],
+    in_progress: bool = False,
+    throttled: bool = False,
 ) -> AdaptiveCard:
-    """Dynamics 365 couldn't be reached (or the change is still being made): why, and a button to try
-    again (applying is idempotent: a retry never changes twice)."""
+    """Dynamics 365 couldn't be reached, or asked us to wait (`throttled`: `reason` says until when), or
+    the change is still being made: why, and a button to try again (a retry never changes twice)."""
     what = f": {clip(fix.title, LINE)}" if fix else ""
     if in_progress:
         body: list[CardElement] = [
@@ -313,12 +318,14 @@ def build_fix_failed_card(
         ]
         label, tip = "Check again", "Check again: how the change went"
     else:
+        when = "when it says above" if throttled else "in a minute"
         body = [
-            heading("I couldn't reach Dynamics 365", size="Medium"),
-            plain(clip(reason, ERROR) + (f" ({clip(fix.title, LINE)})" if fix else "")),
-            text(
-                "Try again in a minute: if a change was made after all, I won't make it twice.", subtle=True
+            heading(
+                "Dynamics 365 asked me to wait" if throttled else "I couldn't reach Dynamics 365",
+                size="Medium",
             ),
+            plain(clip(reason, ERROR) + (f" ({clip(fix.title, LINE)})" if fix else "")),
+            text(f"Try again {when}: if a change was made after all, I won't make it twice.", subtle=True),
         ]
         label, tip = "Try again", "Try again: make the change"
     return card(body, [_retry(retry[0], retry[1], label, tip)], fallback_text=label)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
-from bot.diagnosis import RECORD_TYPES, RecordType
+from bot.diagnosis import RECORD_TYPES, RecordType, Report
 from bot.diagnosis.fixes import Fix
 from bot.errors import SyncDoctorError
 
@@ -50,7 +50,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class FixError(SyncDoctorError):
-    """A fix that was not applied, and why (CLI exit 2)."""
+    """A fix that was not applied, and why (CLI exit 2). `report`: the fresh diagnosis the decision was made
+    on, when there is one, so that the caller can show it without diagnosing again (Teams' time limit)."""
+
+    def __init__(self, message: str, *, report: Report | None = None) -> None:
+        self.report = report
+        super().__init__(message)
 
 
 class NotApplicable(FixError):
@@ -65,9 +70,9 @@ class Refused(FixError):
     """Dataverse refused the write (403) to who asked. `detail` is Dataverse's own message (e.g. "... is
     missing prvWriteMailbox privilege ..."), or None when it gave none."""
 
-    def __init__(self, message: str, *, detail: str | None = None) -> None:
+    def __init__(self, message: str, *, detail: str | None = None, report: Report | None = None) -> None:
         self.detail = detail
-        super().__init__(message)
+        super().__init__(message, report=report)
 
 
 def may_apply(fix: Fix, *, by: str, person: str | None, is_agent: bool) -> bool:

@@ -129,12 +129,12 @@ class Fixer:
         if fix is None:
             done = await self._done_before(fix_id, person, report)
             if done is None:
-                raise NotApplicable(_not_applicable(fix_id, report))
+                raise NotApplicable(_not_applicable(fix_id, report), report=report)
             self._allowed(done.fix, by, report, is_agent)
             return done
         self._allowed(fix, by, report, is_agent)
         if not person:
-            raise NotApplicable(_not_applicable(fix_id, report))
+            raise NotApplicable(_not_applicable(fix_id, report), report=report)
         record = report.record.id if report.record else None
         applied = Applied(
             application_key(fix, person),
@@ -154,7 +154,9 @@ class Fixer:
         except PermissionDenied as exc:
             detail = exc.detail or str(exc)
             await self._record(replace(applied, state="refused", error=detail))
-            raise Refused(f"Dataverse refused the fix ({fix.title}): {detail}", detail=exc.detail) from exc
+            raise Refused(
+                f"Dataverse refused the fix ({fix.title}): {detail}", detail=exc.detail, report=report
+            ) from exc
         except NotApplicable as exc:
             await self._record(replace(applied, state="failed", error=str(exc)))
             raise

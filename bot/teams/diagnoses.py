@@ -157,16 +157,19 @@ def offered_fix(report: Report, viewer: str | None) -> Fix | None:
     """The fix "Fix it for me" offers `viewer`: the first of the report's, in fix order, that the person may
     make themselves (`may_apply`, as the person: an agent's way is the ticket card), when the card is
     theirs. One at a time: the next shows once it is done. A card about someone else offers none: its fix
-    buttons are its own person's alone (`actions`)."""
+    buttons are its own person's alone (`actions`).
+
+    Fixes only they can make (their own filters) come before those an agent can make too (Test & Enable):
+    when Dataverse refuses them the latter, it goes to the helpdesk, and their own stays theirs to press."""
     person = (report.user.aad_object_id or "").lower()
     if not (viewer and person and viewer.lower() == person):
         return None
-    mine = (
+    mine = [
         fix
         for fix in fixes_of(report)
         if fix.id in PERSON_FIXES and may_apply(fix, by=person, person=person, is_agent=False)
-    )
-    return next(mine, None)
+    ]
+    return min(mine, key=lambda fix: fix.who != "self", default=None)  # stable: fix order otherwise
 
 
 def diagnosis_card(report: Report, record_type: str, *, viewer: str, notice: str | None = None) -> Card:

@@ -10,8 +10,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
-from bot.diagnosis import RecordType
+from bot.diagnosis import RecordType, Report
 from bot.errors import StoreError
 from bot.helpdesk.desk import MAX_OPEN_TICKETS, Escalation, EscalationRefused
 from bot.teams import messages
@@ -93,14 +94,24 @@ async def escalate_in_chat(turn: Turn, comment: str) -> Card | str:
 
 
 async def escalate_refused_fix(
-    turn: Turn, user: str, record: str | None, record_type: RecordType, comment: str
+    turn: Turn,
+    user: str,
+    record: str | None,
+    record_type: RecordType,
+    comment: str,
+    *,
+    report: Report | None = None,
 ) -> Card | str:
     """Dynamics 365 refused a person's own fix: a ticket about it, the refusal as its comment (what the
-    person would have written), and its card saying so. Opened as the Escalate button opens one."""
+    person would have written), and its card saying so. Opened as the Escalate button opens one; with
+    `report` (the diagnosis the fix came from) the ticket carries it instead of diagnosing again."""
 
     async def asked() -> Escalation:
         name = _name(turn, user)
-        return Escalation(turn.tenant or "", user, name, record_type, record, comment, reader=turn.user)
+        diagnosis: Report | Literal["run"] = report if report is not None else "run"
+        return Escalation(
+            turn.tenant or "", user, name, record_type, record, comment, reader=turn.user, diagnosis=diagnosis
+        )
 
     return await _open(turn, asked, _REFUSED_FIX)
 

@@ -21,8 +21,9 @@ from typing import Any, Literal, TypeVar
 
 from bot.diagnosis import Report
 from bot.diagnosis.fixes import Fix
-from bot.errors import BackendError, InputError
+from bot.errors import BackendError, InputError, Throttled
 from bot.fixing import Applied, Fixer, NotAllowed, NotApplicable, Refused, may_apply
+from bot.helpdesk.tickets import CLOSED
 from bot.teams import messages
 from bot.teams.diagnoses import check, diagnosis_card, reason, remember
 from bot.teams.escalations import escalate_refused_fix
@@ -124,7 +125,12 @@ async def apply(turn: Turn, presser: str, data: FixPress) -> Reply:
         return _unreachable(exc, ("fix_apply", data.data()))
     except NotAllowed:
         return messages.NOT_YOURS
-    except NotApplicable:
+    except NotApplicable as exc:
+        if exc.report is not None:  # the diagnosis it was decided on: shown, not run again (Teams' limit)
+            await remember(turn, user, data.record_type, exc.report)
+            return diagnosis_card(
+                exc.report, data.record_type, viewer=presser, notice=messages.FIX_NOT_APPLICABLE
+            )
         return await check(
             turn.services,
             user,
@@ -136,7 +142,7 @@ async def apply(turn: Turn, presser: str, data: FixPress) -> Reply:
         )
     except Refused as exc:
         fix = await _refused_fix(fixer, user, data)
-        return await _refused(turn, user, data, fix, exc.detail or str(exc))
+        return await _refused(turn, user, data, fix, exc.detail or str(exc), exc.report)
     except InputError:
         return messages.UNKNOWN_ACTION
     except BackendError as exc:
@@ -182,8 +188,9 @@ async def ticket_offer(turn: Turn, presser: str, data: TicketFixPress) -> Reply:
     becomes the ticket's diagnosis, with a notice)."""
     fixer = _fixer(turn)
     user = data.about(presser)
-    if not await _ticket_matches(turn, data, user):
-        return messages.UNKNOWN_ACTION
+    refused = await _ticket_refusal(turn, data, user)
+    if refused is not None:
+        return refused
     try:
         report, fixes = await _within(turn, fixer.proposals(user, data.record, data.record_type))
     except (_StillRunning, BackendError) as exc:
@@ -211,8 +218,9 @@ async def ticket_apply(turn: Turn, presser: str, data: TicketFixPress) -> Reply:
     user = data.about(presser)
     retry: Retry = ("ticket_fix_apply", data.data())
     agent = turn.services.is_agent(presser)  # True: the dispatcher let only agents through
-    if not await _ticket_matches(turn, data, user):
-        return messages.UNKNOWN_ACTION
+    refused = await _ticket_refusal(turn, data, user)
+    if refused is not None:
+        return refused
     try:
         work = fixer.apply(user, data.record, data.record_type, data.fix, by=presser, is_agent=agent)
         applied = await _within(turn, work)
@@ -299,16 +307,19 @@ def _unreachable(exc: Exception, retry: Retry, *, writing: bool = True) -> Card:
     if isinstance(exc, _StillRunning) and writing:
         return to_dict(build_fix_failed_card(None, reason="", retry=retry, in_progress=True))
     why = reason(exc) if isinstance(exc, BackendError) else messages.FIX_SLOW
-    return to_dict(build_fix_failed_card(None, reason=why, retry=retry))
+    return to_dict(build_fix_failed_card(None, reason=why, retry=retry, throttled=isinstance(exc, Throttled)))
 
 
-async def _refused(turn: Turn, user: str, data: FixPress, fix: Fix | None, detail: str) -> Reply:
-    """Dataverse refused the person's own fix: the helpdesk is told (a ticket, the refusal as its comment)
-    and the card says so; with no helpdesk, who to ask."""
+async def _refused(
+    turn: Turn, user: str, data: FixPress, fix: Fix | None, detail: str, report: Report | None = None
+) -> Reply:
+    """Dataverse refused the person's own fix: the helpdesk is told (a ticket, the refusal as its comment,
+    and the diagnosis the fix was derived from, not a second one) and the card says so; with no helpdesk,
+    who to ask."""
     title = person_title(fix) if fix is not None else data.fix
     if turn.services.helpdesk is not None:
         comment = messages.FIX_REFUSED_TICKET.format(title=title, detail=detail)
-        return await escalate_refused_fix(turn, user, data.record, data.record_type, comment)
+        return await escalate_refused_fix(turn, user, data.record, data.record_type, comment, report=report)
     shown = fix if fix is not None else Fix(data.fix, "", title, "self", ())
     card = build_fix_refused_card(shown, message=detail, helpdesk=messages.FIX_ASK_ADMIN, check=data.check())
     return to_dict(card)
@@ -341,17 +352,23 @@ async def _rerun(turn: Turn, presser: str, data: TicketFixPress, notice: str) ->
     return await helpdesk.rerun(data.ticket, agent=presser, agent_name=name, notice=notice)
 
 
-async def _ticket_matches(turn: Turn, data: TicketFixPress, user: str) -> bool:
-    """The ticket a Fix names is about its person and record, as the ticket card wrote them: a card that
-    says otherwise is forged (it would list a fix on another person's ticket). Read from the store only."""
+async def _ticket_refusal(turn: Turn, data: TicketFixPress, user: str) -> str | None:
+    """Why an agent's Fix may not go ahead on the ticket it names, or None. A ticket card always names its
+    open ticket, about its person and record: a card without one, or saying otherwise, is forged (the fix
+    would be made on no ticket, or listed on another person's); one of a resolved ticket is stale. Read
+    from the store only."""
     helpdesk = turn.services.helpdesk
     if helpdesk is None or data.ticket is None:
-        return True  # no ticket to keep it on: the fix stands alone
+        return messages.UNKNOWN_ACTION
     ticket = await helpdesk.tickets.get(data.ticket)
     if ticket is None:
-        return False
+        return messages.UNKNOWN_ACTION
     same_record = (ticket.record_id or "").lower() == (data.record or "").lower()
-    return ticket.user_aad.lower() == user.lower() and same_record
+    if ticket.user_aad.lower() != user.lower() or not same_record:
+        return messages.UNKNOWN_ACTION
+    if ticket.status == CLOSED:
+        return messages.TICKET_CLOSED_FIX.format(key=ticket.key)
+    return None
 
 
 async def _person(turn: Turn, number: int) -> str:

@@ -62,6 +62,7 @@ NO_IDENTITY = (
 TENANT_REFUSED = "Sorry, Sync Doctor isn't set up for your organization. Ask your Microsoft 365 admin."
 NOT_YOURS = "That check belongs to someone else, so I can't run it for you. Ask me about your own records."
 UNKNOWN_ACTION = "I don't know that button any more. Ask me again in your own words."
+TICKET_CLOSED_FIX = "{key} is resolved, so I changed nothing. Reopen it to make a fix."
 ESCALATE_SOON = (
     "Escalating to the helpdesk from here is coming soon. Until then, share this card with your helpdesk: "
     "it has everything they need."

@@ -610,3 +610,81 @@ async def test_a_slow_fix_is_answered_in_time_and_finishes_unseen(teams: Teams, 
     done = await press(teams, check, ALEX)
     assert isinstance(done, dict) and "done once already" in card_text(done)
     assert len(filters_named(org, "Appointments I own")) == 1
+
+
+# --- after an independent review of the Teams side -------------------------------------------------------
+
+
+def dataverse_requests(teams: Teams) -> int:
+    return fixer(teams).investigator.dataverse.requests_sent
+
+
+async def test_a_confirm_that_no_longer_applies_shows_the_diagnosis_it_was_decided_on(teams: Teams) -> None:
+    """Teams' time limit: the answer is the diagnosis the service decided on, not a second one after it."""
+    before = dataverse_requests(teams)
+    await card(teams, "recheck", {"user": ALEX, "record": QUARTERLY, "type": "appointment"}, ALEX)
+    one_diagnosis = dataverse_requests(teams) - before
+    before = dataverse_requests(teams)
+    shown = await card(teams, "fix_apply", {**FIX, "fix": "activate-filter"}, ALEX)  # he has none off
+    assert messages.FIX_NOT_APPLICABLE in card_text(shown)
+    assert "Quarterly review with Contoso" in card_text(shown)
+    assert dataverse_requests(teams) - before <= one_diagnosis
+
+
+async def test_a_refused_fix_opens_its_ticket_with_the_diagnosis_it_came_from(
+    org_data: dict[str, Any],
+) -> None:
+    org_data["$privileges"] = {ALEX_USER: ["prvReadActivity"]}  # not even his own filters
+    async with quiet(org_data) as local, running_bot(local, AGENTS) as teams:
+        await set_channel(teams)
+        before = dataverse_requests(teams)
+        await card(teams, "recheck", {"user": ALEX, "record": QUARTERLY, "type": "appointment"}, ALEX)
+        one_diagnosis = dataverse_requests(teams) - before
+        before = dataverse_requests(teams)
+        refused = await card(teams, "fix_apply", FIX, ALEX)
+        assert "Your organization doesn't let you change this" in card_text(refused)
+        assert dataverse_requests(teams) - before <= one_diagnosis + 1  # the diagnosis, and the refused POST
+        ticket = await teams.app[BOT].services.helpdesk.tickets.get(1001)  # type: ignore[union-attr]
+        assert ticket is not None and "outside-sync-filter" in str(ticket.report)
+
+
+def isaiah_owner_only(org_data: dict[str, Any]) -> dict[str, Any]:
+    """Isaiah only owns "Budget planning" (Patti organizes it), and his mailbox was never tested."""
+    for party in org_data["activityparties"]:
+        if party["activitypartyid"] == "d4000000-0000-4000-8000-000000000012":
+            party["_partyid_value"] = "a1000000-0000-4000-8000-000000000005"
+    return org_data
+
+
+async def test_the_persons_own_fix_comes_before_one_an_agent_can_make_too(org_data: dict[str, Any]) -> None:
+    """Test & Enable is an agent's fix the person may also try; refused, it goes to the helpdesk. Their own
+    filter only they can make: it is offered first, so a refusal never leaves them without it."""
+    async with quiet(isaiah_owner_only(org_data)) as local, running_bot(local, AGENTS) as teams:
+        budget = "c3000000-0000-4000-8000-000000000005"
+        shown = await card(
+            teams, "recheck", {"user": ISAIAH, "record": budget, "type": "appointment"}, ISAIAH
+        )
+        assert buttons(shown)["Fix it for me"]["data"]["fix"] == "add-filter"
+
+
+async def test_an_agents_fix_needs_the_open_ticket_its_card_names(org_data: dict[str, Any]) -> None:
+    org_data["$privileges"] = {ADELE_USER: ["prvReadActivity", "prvWriteMailbox"]}
+    async with quiet(org_data) as local, running_bot(local, AGENTS) as teams:
+        view = await escalated_ticket_view(teams)
+        fix = buttons(view)["Fix"]["data"]
+        forged = await press(teams, {"verb": "ticket_fix_apply", "data": {**fix, "ticket": None}}, ADELE)
+        assert forged == messages.UNKNOWN_ACTION  # a fix on no ticket: a forged card
+        resolve = {**buttons(view)["Resolve"]["data"], "note": "done"}
+        assert "Resolved" in card_text(await card(teams, "ticket_resolve", resolve, ADELE))
+        stale = await press(teams, {"verb": "ticket_fix_apply", "data": fix}, ADELE)
+        assert stale == messages.TICKET_CLOSED_FIX.format(key="SD-1001")
+        assert mailbox_of(local, MEGAN_MAILBOX)["actdeliverymethod"] == 2  # None, as before: nothing written
+
+
+async def test_a_throttled_confirm_says_when_to_try_again(teams: Teams, org: LocalOrg) -> None:
+    org.running.sandbox.config.faults.append(
+        Fault.parse({"route": "dataverse", "status": 429, "retry_after": 600})
+    )
+    text = card_text(await card(teams, "fix_apply", FIX, ALEX))
+    assert "Dynamics 365 asked me to wait" in text and "try again after" in text.lower()
+    assert "couldn't reach" not in text and "in a minute" not in text
