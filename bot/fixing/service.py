@@ -252,6 +252,9 @@ class Fixer:
             # earlier one's pending checks are skipped). Two such retries at once both write the same
             # idempotent changes.
             log.info("fix %s was %s; applying it again", applied.key, earlier.state)
+            # The earlier outcome stays on record beside the new one (a refusal, then an agent's success).
+            archived = setting_key(f"{earlier.key}.{earlier.stamp}")
+            await self.store.set_setting(archived, earlier.to_dict())
         await self._record(applied)
         return None
 

@@ -688,3 +688,20 @@ async def test_a_throttled_confirm_says_when_to_try_again(teams: Teams, org: Loc
     text = card_text(await card(teams, "fix_apply", FIX, ALEX))
     assert "Dynamics 365 asked me to wait" in text and "try again after" in text.lower()
     assert "couldn't reach" not in text and "in a minute" not in text
+
+
+async def test_a_refused_attempt_stays_on_record_after_an_agent_makes_the_fix(
+    org_data: dict[str, Any],
+) -> None:
+    """Each application is recorded: Isaiah's refused Test & Enable stays beside the agent's success."""
+    org_data["$privileges"] = {ADELE_USER: ["prvReadActivity", "prvWriteMailbox"]}
+    async with quiet(org_data) as local, running_bot(local, AGENTS) as teams:
+        await set_channel(teams)
+        await card(teams, "fix_apply", TEST_MAILBOX, ISAIAH)
+        assert [a.state for a in await fixer(teams).history(ISAIAH)] == ["refused"]
+        await teams.settle()
+        view = await card(teams, "ticket_view", {"ticket": 1001}, ADELE)
+        await card(teams, "ticket_fix_apply", buttons(view)["Fix"]["data"], ADELE)
+        kept = [(a.state, a.by) for a in await fixer(teams).history(ISAIAH)]
+        assert kept == [("applied", ADELE), ("refused", ISAIAH)]  # newest first
+        assert mailbox_of(local, ISAIAH_MAILBOX)["testemailconfigurationscheduled"] is True
