@@ -2,8 +2,9 @@
 whoever confirmed it, keeps each application, undoes filter fixes, and checks back after the next sync.
 
 Modules: `applied` (the application's record, the errors, and `may_apply`: who may ask for which fix,
-which the Teams layer asks before it offers one), `service` (`Fixer`), `followup` (the checks after a
-fix: an outbox kind's sender, and the message the person gets).
+which the Teams layer asks before it offers one), `service` (`Fixer`), `rows` (the rows a fix writes as
+who confirmed it, and whether they still hold), `followup` (the checks after a fix: an outbox kind's
+sender, and the message the person gets).
 """
 
 from bot.fixing.applied import (

@@ -19,14 +19,14 @@ older than `STALE_CLAIM`) is settled then from what Dataverse holds: applied (it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from bot.clients.dataverse import key_of
 from bot.diagnosis import RecordType, Report
-from bot.diagnosis.fixes import FIX_IDS, Change, Fix, Value
-from bot.errors import AlreadyExists, BackendError, BackendRefused, PermissionDenied
+from bot.diagnosis.fixes import FIX_IDS, Fix
+from bot.errors import BackendError, BackendRefused, PermissionDenied
 from bot.fixing.applied import (
     FILTER_FIXES,
     SETTING,
@@ -39,6 +39,7 @@ from bot.fixing.applied import (
     setting_key,
 )
 from bot.fixing.followup import check_key, check_ref
+from bot.fixing.rows import INACTIVE, by_row, in_effect, write
 from bot.ids import require_id
 from bot.investigation import Investigator
 from bot.notify.outbox.kinds import FixFollowup, enqueue
@@ -53,11 +54,6 @@ log = logging.getLogger(__name__)
 # crash mid-write), and a fix applied but proposed again was reverted since: a press writes again. The
 # writes are safe to repeat (deterministic ids, PATCH), so the only cost is a repeat.
 STALE_CLAIM = timedelta(minutes=3)
-INACTIVE: dict[str, Value] = {"statecode": 1, "statuscode": 2}  # a deactivated filter (userquery)
-ACTIVE: dict[str, Value] = {"statecode": 0, "statuscode": 1}
-# A filter's columns, read back: whose it is, what kind, whether it is on (and what it selects).
-FILTER_CHECKED = ("_ownerid_value", "querytype", "returnedtypecode", "statecode")
-FILTER_READ = (*FILTER_CHECKED, "fetchxml")
 
 
 def fixes_of(report: Report) -> tuple[Fix, ...]:
@@ -150,7 +146,7 @@ class Fixer:
         if earlier is not None:
             return earlier
         try:
-            written = await self._write(fix, by, report)
+            written = await write(self.investigator.dataverse, fix, by, report)
         except PermissionDenied as exc:
             detail = exc.detail or str(exc)
             await self._record(replace(applied, state="refused", error=detail))
@@ -261,58 +257,6 @@ class Fixer:
     async def _record(self, applied: Applied) -> None:
         await self.store.set_setting(setting_key(applied.key), applied.to_dict())
 
-    async def _write(self, fix: Fix, by: str, report: Report) -> list[dict[str, str]]:
-        """Write the fix's changes as `by`: one create per new row, one update per existing row."""
-        dataverse = self.investigator.dataverse
-        written: list[dict[str, str]] = []
-        for (table, row), changes in _by_row(fix.changes).items():
-            columns = {c.column: c.new for c in changes}
-            if row is None:
-                try:
-                    made = await dataverse.create_row(table, columns, caller=by)
-                    action = "created"
-                except AlreadyExists:
-                    made = str(columns.get(key_of(table) or "", "")).lower()
-                    action = await self._made_before(table, made, columns, by, report)
-                written.append({"table": table, "id": made, "action": action})
-            else:
-                await dataverse.update_row(table, row, columns, caller=by)
-                written.append({"table": table, "id": row, "action": "updated"})
-        return written
-
-    async def _made_before(
-        self, table: str, row_id: str, columns: dict[str, Value], by: str, report: Report
-    ) -> str:
-        """After a 412 to a create (its id is taken): the row, read as `by` (the person), counts as this
-        fix only when it is their own sync filter of the same type, as an earlier press (or this one,
-        before its answer was lost) made it: "existed"; made the fix's filter again (as them) when it was
-        turned off since ("activated") or its selection was changed ("updated").
-
-        Raises:
-            NotApplicable: it is not their filter (anyone may create a row under an id they can compute),
-                or not a sync filter of this type.
-        """
-        dataverse = self.investigator.dataverse
-        found = (
-            await dataverse.read_row(table, row_id, FILTER_READ, caller=by)
-            if table == "userqueries"
-            else None
-        )
-        if found is None or not _owned_by(found, report):
-            raise NotApplicable(f"a filter with this fix's id ({row_id}) exists and is not {_whose(report)}")
-        if any(found.get(c) != columns.get(c) for c in ("querytype", "returnedtypecode")):
-            raise NotApplicable(
-                f"a filter with this fix's id ({row_id}) exists and is not a sync filter for "
-                f"{columns.get('returnedtypecode')}s"
-            )
-        fetchxml = (
-            {} if found.get("fetchxml") == columns.get("fetchxml") else {"fetchxml": columns.get("fetchxml")}
-        )
-        if found.get("statecode") == 0 and not fetchxml:
-            return "existed"
-        await dataverse.update_row(table, row_id, {**fetchxml, **ACTIVE}, caller=by)
-        return "activated" if found.get("statecode") != 0 else "updated"
-
     async def _follow_up(self, applied: Applied) -> None:
         """Queue the first check after the next sync; each check queues the next (`bot.fixing.followup`).
         Nobody to tell (no Entra id): no checks."""
@@ -346,7 +290,7 @@ class Fixer:
                 settled = await self._settle(applied, report)
                 if settled.state == "applied":
                     return settled.again()
-            elif await self._in_effect(applied, report):
+            elif await in_effect(self.investigator.dataverse, applied, report):
                 return applied.again()
         return None
 
@@ -360,14 +304,14 @@ class Fixer:
         if report is None:
             report = await self.investigator.run(applied.user, applied.record, applied.record_type)
         proposed = any(f.id == applied.fix.id for f in fixes_of(report))
-        if not proposed and await self._in_effect(applied, report):
+        if not proposed and await in_effect(self.investigator.dataverse, applied, report):
             written = [
                 {
                     "table": table,
                     "id": row or str(next(c.new for c in changes if c.column == key_of(table))).lower(),
                     "action": "created" if row is None else "updated",
                 }
-                for (table, row), changes in _by_row(applied.fix.changes).items()
+                for (table, row), changes in by_row(applied.fix.changes).items()
             ]
             result = {**applied.result, "written": written, "settled_at": self.now().isoformat()}
             settled = replace(applied, state="applied", result=result)
@@ -378,26 +322,6 @@ class Fixer:
         failed = replace(applied, state="failed", error="its writer stopped before it took effect")
         await self._record(failed)
         return failed
-
-    async def _in_effect(self, applied: Applied, report: Report) -> bool:
-        """Whether what `applied` writes holds now, read back from Dataverse: each row it changes has the
-        values it sets (a mailbox's, read as the app), and a filter it creates is the person's own and on
-        (read as them)."""
-        dataverse = self.investigator.dataverse
-        for (table, row), changes in _by_row(applied.fix.changes).items():
-            wanted: dict[str, Value] = {c.column: c.new for c in changes}
-            row_id = row if row is not None else str(wanted.get(key_of(table) or ""))
-            if row is None:
-                wanted = {"statecode": 0}
-            if table == "userqueries":
-                found = await dataverse.read_row(table, row_id, FILTER_CHECKED, caller=applied.user)
-                if found is None or not _owned_by(found, report):
-                    return False
-            else:
-                found = await dataverse.read_row(table, row_id, tuple(wanted))
-            if found is None or any(found.get(column) != value for column, value in wanted.items()):
-                return False
-        return True
 
     def _allowed(self, fix: Fix, by: str, report: Report, is_agent: bool) -> None:
         if may_apply(fix, by=by, person=report.user.aad_object_id, is_agent=is_agent):
@@ -423,30 +347,14 @@ async def history(store: Store, user: str | None = None) -> list[Applied]:
     return sorted(found, key=lambda a: a.at, reverse=True)
 
 
-def _by_row(changes: Sequence[Change]) -> dict[tuple[str, str | None], list[Change]]:
-    rows: dict[tuple[str, str | None], list[Change]] = {}
-    for change in changes:
-        rows.setdefault((change.table, change.row), []).append(change)
-    return rows
-
-
 def _who(report: Report) -> str:
     return report.user.name or report.user.email or "the person"
-
-
-def _whose(report: Report) -> str:
-    return f"{report.user.name}'s" if report.user.name else "theirs"
 
 
 def _person(report: Report) -> str:
     """Whom an application is for: their Entra object id, else their systemuserid (an agent's fix for
     someone who has no Entra id); "" when Dataverse has no such user."""
     return (report.user.aad_object_id or report.user.systemuserid or "").lower()
-
-
-def _owned_by(row: Mapping[str, object], report: Report) -> bool:
-    owner, person = str(row.get("_ownerid_value") or "").lower(), (report.user.systemuserid or "").lower()
-    return bool(person) and owner == person
 
 
 def _refusal(exc: BackendRefused) -> bool:
