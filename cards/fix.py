@@ -13,8 +13,8 @@ from typing import Any, Literal, Protocol
 from microsoft_teams.cards.core import AdaptiveCard, CardElement, ExecuteAction, TextBlock
 
 from bot.diagnosis.facts import ACT_DELIVERY, APPROVAL
-from bot.diagnosis.fixes import Change, Fix
-from bot.diagnosis.selection import describe_selection
+from bot.diagnosis.fixes import FILTER_FIXES, Change, Fix
+from bot.diagnosis.selection import PLURAL, describe_selection
 from cards.common import (
     ERROR,
     LINE,
@@ -31,7 +31,6 @@ from cards.common import (
 )
 
 __all__ = [
-    "FILTER_FIXES",
     "AppliedView",
     "RetryVerb",
     "build_fix_applied_card",
@@ -44,8 +43,6 @@ __all__ = [
     "undo_caveat",
 ]
 
-FILTER_FIXES = frozenset({"activate-filter", "add-filter"})  # the fixes Undo reverses
-_PLURAL = {"appointment": "appointments", "contact": "contacts", "task": "tasks"}
 # A fix as its person names it on their own cards (the button says "Fix it for me"), where the core's title
 # names the mailbox as an agent reads it ("Test and enable the mailbox isaiahl@contoso.com").
 _PERSON_TITLE = {"schedule-mailbox-test": "Test and enable my mailbox"}
@@ -152,7 +149,7 @@ def _label(labels: Mapping[int, str], value: object) -> str:
 def undo_caveat(record_type: str) -> str:
     """The documented warning (sync-logic, KB 4345686): a record that stops meeting the filters is deleted
     from Exchange by server-side sync, unless the organization keeps logical deletes apart."""
-    plural = _PLURAL.get(record_type, "records")
+    plural = PLURAL.get(record_type, "records")
     return (
         f"You can undo it: Undo turns the filter off again, and {plural} it selected may then be removed "
         "from your Outlook at the next sync."
@@ -248,7 +245,7 @@ def build_fix_applied_card(
     if undone:
         body.append(
             text(
-                f"I turned the filter off again. {_PLURAL.get(record_type, 'Records').capitalize()} it selected "
+                f"I turned the filter off again. {PLURAL.get(record_type, 'Records').capitalize()} it selected "
                 "may be removed from your Outlook at the next sync.",
                 color="Warning",
             )

@@ -10,12 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-__all__ = ["FIX_IDS", "Change", "Fix", "FixId", "Value", "Who"]
+__all__ = ["FILTER_FIXES", "FIX_IDS", "Change", "Fix", "FixId", "Value", "Who"]
 
 FixId = Literal[
     "activate-filter", "add-filter", "schedule-mailbox-test", "set-act-server-side-sync", "approve-email"
 ]
 FIX_IDS: tuple[FixId, ...] = get_args(FixId)
+# The fixes that change the person's own sync filters: theirs alone to make, and the ones Undo reverses.
+FILTER_FIXES: frozenset[FixId] = frozenset({"activate-filter", "add-filter"})
 # "self": the person applies it as themselves (their own filters); "agent": a helpdesk agent applies it
 # as themselves (the mailbox): Dataverse decides, either way, whether they may.
 Who = Literal["self", "agent"]

@@ -15,13 +15,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 
-from bot.diagnosis.changes import FIX_IDS, Change, Fix, FixId, Value, Who
+from bot.diagnosis.changes import FILTER_FIXES, FIX_IDS, Change, Fix, FixId, Value, Who
 from bot.diagnosis.facts import ACT_SSS, APPROVED, Facts, FilterFacts
 from bot.diagnosis.report import Report
 from bot.diagnosis.rule import mailbox_name
 from bot.diagnosis.selection import selection
 
-__all__ = ["FILTER_NAMESPACE", "FIX_IDS", "Change", "Fix", "FixId", "Value", "Who", "filter_id", "propose"]
+__all__ = [
+    "FILTER_FIXES",
+    "FILTER_NAMESPACE",
+    "FIX_IDS",
+    "Change",
+    "Fix",
+    "FixId",
+    "Value",
+    "Who",
+    "filter_id",
+    "propose",
+]
 
 # Ours, fixed forever: the ids of the filters Sync Doctor adds are uuid5s in it, so that proposing the same
 # filter twice (a second press, a second agent) names the same row and Dataverse refuses the duplicate.

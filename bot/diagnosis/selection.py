@@ -22,6 +22,7 @@ from bot.diagnosis.facts import PARTICIPATION_ROLES, RecordFacts, RecordType
 __all__ = [
     "NAME_LIMIT",
     "PARTY_ROLES",
+    "PLURAL",
     "Selection",
     "describe_selection",
     "needs_team_check",
@@ -40,7 +41,7 @@ _COLUMNS: dict[RecordType, tuple[str, str]] = {
     "task": ("activityid", "subject"),
     "contact": ("contactid", "fullname"),
 }
-_PLURALS: dict[RecordType, str] = {"appointment": "Appointments", "task": "Tasks", "contact": "Contacts"}
+PLURAL: dict[str, str] = {"appointment": "appointments", "contact": "contacts", "task": "tasks"}
 _PARTY_NAMES = {
     "organizer": "Appointments I organize",
     "required_attendee": "Appointments where I'm a required attendee",
@@ -117,7 +118,7 @@ def _select(record: RecordFacts, role: str) -> Selection:
         _condition(where, "seriesid" if record.recurrence == "series" else key_column, "eq", record.id)
         return Selection(role, _record_name(record), _text(root), f"record:{record.id}")
     _condition(where, "ownerid", "eq-userid" if role == "owner" else "eq-userteams")
-    plural = _PLURALS[record.type]
+    plural = PLURAL[record.type].capitalize()
     if record.type == "contact" and record.statecode == 0:
         # As the default contact filter: active ones (an inactive contact would not be selected).
         _condition(where, "statecode", "eq", "0")
@@ -153,9 +154,7 @@ def describe_selection(fetchxml: object, record_type: str | None) -> str:
     """What a sync filter's FetchXML selects, in words ("appointments you own"): the shapes `selection`
     writes (by role, by team, one record); anything else is named as what it is. The XML is parsed with
     defusedxml: it may come from a card's data."""
-    plural = {"appointment": "appointments", "contact": "contacts", "task": "tasks"}.get(
-        record_type or "", "records"
-    )
+    plural = PLURAL.get(record_type or "", "records")
     try:
         root = SafeET.fromstring(fetchxml) if isinstance(fetchxml, str) else None
     except (ET.ParseError, DefusedXmlException):

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
 from bot.diagnosis import RECORD_TYPES, RecordType, Report
-from bot.diagnosis.fixes import Fix
+from bot.diagnosis.fixes import FILTER_FIXES, Fix
 from bot.errors import SyncDoctorError
 
 __all__ = [
@@ -35,8 +35,6 @@ __all__ = [
 ]
 
 SETTING = "fix"  # the settings' prefix: "fix:<key>"
-# Fixes that change the person's own sync filters: they may be undone.
-FILTER_FIXES = frozenset({"activate-filter", "add-filter"})
 # Agents' fixes the person may apply to their own mailbox too, as themselves, where Dataverse lets them (the
 # issue's table: "the person too where Dataverse lets users test their own mailbox"). Their `who` stays
 # "agent": it is an agent's fix that Dataverse may also allow a person.

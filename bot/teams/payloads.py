@@ -11,7 +11,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from bot.diagnosis import RECORD_TYPES, RecordType
-from bot.diagnosis.fixes import FIX_IDS, FixId
+from bot.diagnosis.fixes import FILTER_FIXES, FIX_IDS, FixId
 from bot.fixing import PERSON_TOO
 from bot.ids import is_id
 
@@ -61,7 +61,7 @@ def _int_or_none(value: object) -> int | None:
 # (design.md section 4); of those, the person may also try `PERSON_TOO` (Test & Enable of their own
 # mailbox, where their roles let them: `bot.fixing.may_apply`). A verb takes only its own kinds, so a
 # forged card can't ask one for another, and is refused before anything is read.
-SELF_FIXES: frozenset[FixId] = frozenset({"activate-filter", "add-filter"})
+SELF_FIXES: frozenset[FixId] = FILTER_FIXES  # the person's own filters: theirs alone
 PERSON_FIXES: frozenset[FixId] = SELF_FIXES | {f for f in FIX_IDS if f in PERSON_TOO}  # "Fix it for me"
 AGENT_FIXES: frozenset[FixId] = frozenset(FIX_IDS) - SELF_FIXES  # an agent's "Fix" on a ticket card
 _KEY = re.compile(r"[0-9A-Za-z_-]{8,128}")  # an application's key (a hash), never anything to interpret
