@@ -123,7 +123,7 @@ class Fixer:
         person = _person(report)
         fix = next((f for f in fixes if f.id == fix_id), None)
         if fix is None:
-            done = await self._done_before(fix_id, person, report)
+            done = await self.done_before(fix_id, report)
             if done is None:
                 raise NotApplicable(_not_applicable(fix_id, report), report=report)
             self._allowed(done.fix, by, report, is_agent)
@@ -272,10 +272,11 @@ class Fixer:
         )
         await enqueue(self.store, check_key(applied, first), check, delay=first)
 
-    async def _done_before(self, fix_id: str, person: str, report: Report) -> Applied | None:
-        """When `fix_id` is no longer proposed because it was applied: that application (a second press
-        after the fix took effect), while what it wrote still holds. One still being written is returned
-        as it is; one whose writer stopped is settled now."""
+    async def done_before(self, fix_id: str, report: Report) -> Applied | None:
+        """When `fix_id` is no longer proposed in `report` because it was applied: that application (a
+        second press after the fix took effect, by the person or an agent), while what it wrote still holds.
+        One still being written is returned as it is; one whose writer stopped is settled now."""
+        person = _person(report)
         if not person:
             return None
         record = report.record.id if report.record else None

@@ -105,7 +105,7 @@ async def offer(turn: Turn, presser: str, data: FixPress) -> Reply:
     )
     fix = next(mine, None)
     if fix is None:
-        earlier = await _made_before(fixer, report, data)
+        earlier = await fixer.done_before(data.fix, report)
         if earlier is not None:
             return _applied_card(fixer, earlier, presser)
         await remember(turn, user, data.record_type, report)
@@ -379,21 +379,6 @@ async def _person(turn: Turn, number: int) -> str:
 
 
 # --- what the service kept ------------------------------------------------------------------------------
-
-
-async def _made_before(fixer: Fixer, report: Report, data: FixPress) -> Applied | None:
-    """This fix, made for the person, when it is in place already (a second press of Fix it for me after
-    the fix took effect): for this record, or, a mailbox fix, for any (the mailbox is the same one; an
-    agent may have made it from a ticket meanwhile)."""
-    person = report.user.aad_object_id
-    if not person:
-        return None
-    record = report.record.id if report.record else None
-    for applied in await fixer.history(person):
-        same_target = applied.record == record or applied.fix.who == "agent"
-        if applied.fix.id == data.fix and same_target and applied.state in ("applied", "applying"):
-            return applied.again()
-    return None
 
 
 async def _refused_fix(fixer: Fixer, user: str, data: FixPress) -> Fix | None:
