@@ -18,14 +18,9 @@ from bot.health import check_store
 from bot.sandbox import SAMPLE_ORG
 from bot.setup import wiring
 from bot.store import SqliteStore
+from tests.support.cli import run
 from tests.support.org import ALEX
 from tests.support.repo import ROOT
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def write(tmp_path: Path, data: Any) -> str:

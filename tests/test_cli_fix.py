@@ -19,6 +19,7 @@ from bot.sandbox import SAMPLE_ORG, SandboxConfig
 from bot.sandbox.config import Fault
 from bot.sandbox.server import RunningSandbox
 from bot.store import SqliteStore
+from tests.support.cli import run, run_beside
 from tests.support.org import ALEX, QUARTERLY, env, make_local
 from tests.support.processes import bot_env
 from tests.support.repo import ROOT
@@ -36,19 +37,6 @@ def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"sqlite:///{tmp_path}/store.sqlite3"
     monkeypatch.setenv("STORE_URL", url)
     return url
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-async def run_beside(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """The CLI in a thread of its own (it runs its own event loop), beside a sandbox on this one."""
-    code = await asyncio.to_thread(main, list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_the_fixes_a_diagnosis_proposes(capsys: pytest.CaptureFixture[str]) -> None:

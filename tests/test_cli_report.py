@@ -15,6 +15,7 @@ from bot.cli import main
 from bot.notify.outbox import DeliveryReport, NotifyProblem, Unreached, enqueue
 from bot.sandbox import SAMPLE_ORG
 from bot.store import SqliteStore
+from tests.support.cli import run
 from tests.support.org import ADELE, ALEX, MEGAN
 
 FINDING = {
@@ -53,12 +54,6 @@ async def store_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"sqlite:///{path}"
     monkeypatch.setenv("STORE_URL", url)
     return url
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_the_table_lists_each_notice_with_its_outcome(
