@@ -2,7 +2,7 @@
 once their causes are fixed (`watch`). The helpdesk records them from the chat; the sweep reads them.
 
     await set_muted(store, user, since=now)
-    if await is_muted(store, user): ...
+    if user.lower() in await muted_users(store): ...   # everyone's at once: one read, not one a person
 """
 
 from __future__ import annotations
@@ -12,15 +12,17 @@ from dataclasses import dataclass
 
 from bot.store.base import Store
 
-__all__ = ["Watch", "clear_watch", "get_watch", "is_muted", "set_muted", "set_watch"]
+__all__ = ["Watch", "clear_watch", "muted_users", "set_muted", "set_watch", "watches"]
+
+_MUTE, _WATCH = "mute", "watch"
 
 
 def _mute_key(user: str) -> str:
-    return f"mute:{user.lower()}"
+    return f"{_MUTE}:{user.lower()}"
 
 
 def _watch_key(user: str) -> str:
-    return f"watch:{user.lower()}"
+    return f"{_WATCH}:{user.lower()}"
 
 
 @dataclass(frozen=True)
@@ -35,19 +37,26 @@ async def set_muted(store: Store, user: str, *, since: str) -> None:
     await store.set_setting(_mute_key(user), {"since": since})
 
 
-async def is_muted(store: Store, user: str) -> bool:
-    return await store.get_setting(_mute_key(user)) is not None
+async def muted_users(store: Store) -> set[str]:
+    """Everyone who asked to hear no more (lowercased Entra ids)."""
+    return {key.partition(":")[2] for key, _ in await store.list_settings(_MUTE)}
 
 
 async def set_watch(store: Store, user: str, causes: Sequence[str], *, since: str) -> None:
     await store.set_setting(_watch_key(user), {"causes": list(causes), "since": since})
 
 
-async def get_watch(store: Store, user: str) -> Watch | None:
-    value = await store.get_setting(_watch_key(user))
-    if value is None:
-        return None
-    return Watch(causes=tuple(value.get("causes") or ()), since=str(value.get("since", "")))
+async def watches(store: Store) -> dict[str, Watch]:
+    """Everyone waiting to hear that their causes are fixed, by lowercased Entra id."""
+    return {key.partition(":")[2]: _watch(value) for key, value in await store.list_settings(_WATCH)}
+
+
+def _watch(value: dict[str, object]) -> Watch:
+    causes = value.get("causes")
+    return Watch(
+        causes=tuple(str(c) for c in causes) if isinstance(causes, list) else (),
+        since=str(value.get("since", "")),
+    )
 
 
 async def clear_watch(store: Store, user: str) -> None:

@@ -26,7 +26,7 @@ from bot.clients.dataverse import DataverseClient
 from bot.diagnosis import MAILBOX_RULE_IDS, Facts, Finding, diagnose
 from bot.errors import BackendError
 from bot.notify.outbox.kinds import DeliveryReport, NotifyProblem, NotifyUser, Unreached, enqueue
-from bot.notify.preferences import clear_watch, get_watch, is_muted
+from bot.notify.preferences import clear_watch, muted_users, watches
 from bot.notify.progress import Progress
 from bot.store.base import Store
 
@@ -201,6 +201,9 @@ async def _tell_page_by_page(
     progress: Progress | None,
 ) -> None:
     """Each page's affected people, queued as the page is read (delivery may start before the last)."""
+    # Read once for the whole sweep (one request, not one per person): someone who asks to hear no more
+    # while the sweep runs is spared from the next sweep on.
+    muted = set() if dry_run else await muted_users(store)
     async for page_affected, page_checked in affected_pages(dataverse, progress):
         result.pages += 1
         result.affected += page_affected
@@ -210,13 +213,19 @@ async def _tell_page_by_page(
         for start in range(0, len(page_affected), TELL_AT_ONCE):
             people = page_affected[start : start + TELL_AT_ONCE]
             told = await asyncio.gather(
-                *(_tell(store, p, result, dry_run=dry_run, progress=progress) for p in people)
+                *(_tell(store, p, result, muted, dry_run=dry_run, progress=progress) for p in people)
             )
             unreachable += [person for person, reached in zip(people, told, strict=True) if not reached]
 
 
 async def _tell(
-    store: Store, person: Affected, result: SweepResult, *, dry_run: bool, progress: Progress | None
+    store: Store,
+    person: Affected,
+    result: SweepResult,
+    muted: set[str],
+    *,
+    dry_run: bool,
+    progress: Progress | None,
 ) -> bool:
     """Queue a notice per failing finding, once each (unless `dry_run` or muted). False: unreachable."""
     found = await store.find_reference(person.aad_object_id)
@@ -227,7 +236,7 @@ async def _tell(
     result.reachable += 1
     if dry_run:
         return True
-    if await is_muted(store, person.aad_object_id):
+    if person.aad_object_id.lower() in muted:
         result.muted += 1
         return True
     for finding in person.findings:
@@ -254,9 +263,10 @@ def _name(person: Affected) -> str:
 async def _tell_the_fixed(store: Store, affected: list[Affected], checked: list[str]) -> int:
     """People who asked to be told when it's fixed, whose causes are gone now: tell them, once."""
     still = {a.aad_object_id.lower(): set(a.causes) for a in affected}
+    waiting = await watches(store)  # one read: few people watch, every person with a mailbox is checked
     told = 0
     for user in checked:
-        watch = await get_watch(store, user)
+        watch = waiting.get(user.lower())
         if watch is None or set(watch.causes) & still.get(user.lower(), set()):
             continue
         found = await store.find_reference(user)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 
-from bot.notify.preferences import get_watch
+from bot.notify.preferences import watches
 from bot.sandbox import SAMPLE_ORG
 from bot.store import SqliteStore
 from tests.support.org import ALEX
@@ -28,7 +28,7 @@ async def _until_watching(store_path: Path, user: str) -> None:
     store = SqliteStore(str(store_path))
 
     async def watching() -> bool:
-        return await get_watch(store, user) is not None
+        return user.lower() in await watches(store)
 
     try:
         await until(watching, "the watch to be recorded", seconds=30, every=0.1)

@@ -15,7 +15,7 @@ from bot.helpdesk import book as book_module
 from bot.helpdesk.book import TicketBook
 from bot.helpdesk.channels import HelpdeskChannel, TicketCard, get_helpdesk_channel, get_ticket_card
 from bot.helpdesk.tickets import Ticket, assign
-from bot.notify.preferences import Watch, get_watch, is_muted
+from bot.notify.preferences import Watch, muted_users, watches
 from bot.sandbox.azurite import Azurite
 from bot.store import SqliteStore, Store
 from bot.store.azure import AzureStore
@@ -110,8 +110,8 @@ async def test_an_old_sqlite_file_reads_and_writes_as_before(
         assert await get_ticket_card(store, 1001) == TicketCard(
             "1", "19:hd;messageid=1", "https://smba.example/"
         )
-        assert await is_muted(store, "Alex-AAD") and not await is_muted(store, "Megan-AAD")
-        assert await get_watch(store, "MEGAN-aad") == Watch(("act-sync-failing",), "2026-01-01T00:00:00Z")
+        assert await muted_users(store) == {"alex-aad"}
+        assert await watches(store) == {"megan-aad": Watch(("act-sync-failing",), "2026-01-01T00:00:00Z")}
         # The next ticket is SD-1002: the numbering goes on where it was.
         at(monkeypatch, "2026-01-02T03:04:05Z")
         assert (await tickets.open(DRAFT)).key == "SD-1002"

@@ -116,6 +116,9 @@ class Account:
         self._ready: asyncio.Task[None] | None = None
         self._tables: TableServiceClient | None = None
         self._queues: QueueServiceClient | None = None
+        # Made once each: building a client builds its whole request pipeline (a tenth of a request's CPU).
+        self._table_clients: dict[str, TableClient] = {}
+        self._queue_clients: dict[str, QueueClient] = {}
 
     async def _open(self) -> None:
         if self._tables is None or self._queues is None:
@@ -145,16 +148,24 @@ class Account:
         await asyncio.shield(ready)
 
     def _table(self, name: str) -> TableClient:
-        assert self._tables is not None
-        return self._tables.get_table_client(self._prefix + name)
+        client = self._table_clients.get(name)
+        if client is None:
+            assert self._tables is not None
+            client = self._table_clients[name] = self._tables.get_table_client(self._prefix + name)
+        return client
+
+    def _queue(self, name: str) -> QueueClient:
+        client = self._queue_clients.get(name)
+        if client is None:
+            assert self._queues is not None
+            client = self._queue_clients[name] = self._queues.get_queue_client(name)
+        return client
 
     def _outbox_queue(self) -> QueueClient:
-        assert self._queues is not None
-        return self._queues.get_queue_client(f"{self._prefix}-outbox")
+        return self._queue(f"{self._prefix}-outbox")
 
     def _poison_queue(self) -> QueueClient:
-        assert self._queues is not None
-        return self._queues.get_queue_client(f"{self._prefix}-outbox-poison")
+        return self._queue(f"{self._prefix}-outbox-poison")
 
     async def _get(self, table: str, partition: str, row: str) -> TableEntity | None:
         try:
