@@ -102,7 +102,9 @@ class OutboxRecord:
     payload: dict[str, Any]
     queued: float | None
     done: float | None  # when it was sent or given up
-    due: float | None  # pending: when it is tried next (or its claim ends)
+    due: (
+        float | None
+    )  # pending: when it is tried next (SQLite: or its claim ends; Azure: claims write nothing)
     attempts: int
     last_error: str | None
     group: str | None  # what `enqueue` tagged it with (a sweep's id)
@@ -207,7 +209,11 @@ class Store(Protocol):
 
     async def mark_sent(self, entry: OutboxEntry, result: dict[str, Any] | None = None) -> None: ...
 
-    async def pending(self) -> tuple[int, float | None]: ...
+    async def pending(self) -> tuple[int, float | None]:
+        """(entries still to deliver, seconds until the next one is due; 0 when due now). An entry being
+        delivered may be due again when its claim's lease ends: within the lease, sooner on Azure, whose
+        claims record nothing (it says a second)."""
+        ...
 
     async def outbox_status(self) -> dict[str, int]: ...
 

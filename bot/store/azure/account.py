@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import urllib.request
 from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -46,6 +47,25 @@ def endpoints(connection_string: str) -> tuple[str, str]:
             "the connection string names neither TableEndpoint and QueueEndpoint nor AccountName"
         )
     return table.rstrip("/"), queue.rstrip("/")
+
+
+def proxy_options(connection_string: str) -> dict[str, Any]:
+    """The clients' proxy settings, read from the environment (HTTPS_PROXY, NO_PROXY, ...) once.
+
+    Left to the SDK, aiohttp reads them (and ~/.netrc) again for every request, in a worker thread: a
+    tenth of a delivering process's CPU. Storage requests are signed, so netrc has nothing to add. When the
+    endpoints can't be named here (a shorthand connection string), the SDK reads them as before."""
+    try:
+        urls = endpoints(connection_string)
+    except ValueError:
+        return {}
+    found = urllib.request.getproxies()
+    proxies = {
+        url: found[urlsplit(url).scheme]
+        for url in urls
+        if urlsplit(url).scheme in found and not urllib.request.proxy_bypass(urlsplit(url).hostname or "")
+    }
+    return {"use_env_settings": False, **({"proxies": proxies} if proxies else {})}
 
 
 def table_key(text: str) -> str:
@@ -111,7 +131,10 @@ class Account:
             endpoints(connection_string)  # names an account: fail now, not at the first call
         self._connection = connection_string
         self._credential = credential
-        self._options: dict[str, Any] = {"connection_verify": ca_bundle} if ca_bundle else {}
+        self._options: dict[str, Any] = {
+            **proxy_options(connection_string),
+            **({"connection_verify": ca_bundle} if ca_bundle else {}),
+        }
         self._prefix = prefix
         self._ready: asyncio.Task[None] | None = None
         self._tables: TableServiceClient | None = None
