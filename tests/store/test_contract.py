@@ -268,6 +268,26 @@ async def test_an_expired_lease_is_claimed_again(store: Store) -> None:
     assert first.id == second.id and second.attempts == 2
 
 
+async def test_what_another_instance_recorded_is_not_sent_again_by_the_one_that_queued_it(
+    instances: Instances,
+) -> None:
+    queuer, sender = instances(), instances()
+    assert await queuer.enqueue("k", "notify_user", {"user": "u"})
+    assert await queuer.enqueue("witness", "notify_user", {"user": "w"})
+    entry, witness = await sender.claim_due(limit=2, lease_seconds=1)
+    assert (entry.dedupe_key, witness.dedupe_key) == ("k", "witness")
+    if isinstance(sender, AzureStore):
+        # Recorded, then the sender died before taking the message off the queue: it comes back.
+        await sender._merge_entry(entry, {"status": "sent", "done": time.time()})
+    else:
+        await sender.mark_sent(entry)
+    # The witness, claimed in the same request, is claimable again once the lease ends; "k" is not, even
+    # for the instance that queued it and remembers it.
+    again = await claimed_once_free(queuer)
+    assert again.dedupe_key == "witness" and again.attempts == 2
+    assert await queuer.claim_due(limit=2, lease_seconds=60) == []
+
+
 async def test_a_retry_waits_its_delay(store: Store) -> None:
     await store.enqueue("k", "notify_user", {})
     [entry] = await store.claim_due(limit=1, lease_seconds=60)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import time
+from collections import OrderedDict
 from typing import Any
 
 from azure.core.exceptions import ResourceExistsError
@@ -27,6 +28,7 @@ __all__ = ["OutboxParts", "entry_keys"]
 _MAX_VISIBILITY = 7 * 24 * 3600 - 1  # the queue's limit for a message's visibility timeout
 _LEASED_POLL = 1.0  # seconds: when `pending` says a claimed entry may be due again
 _ORPHAN_CHECKS = 5  # a message without its entry is re-checked this often before it is dropped
+_REMEMBERED = 4096  # entries this process queued, kept to claim without reading them back
 
 
 def entry_keys(dedupe_key: str) -> tuple[str, str]:
@@ -38,6 +40,12 @@ class OutboxParts(Account):
     """Entries to deliver, claimed through the queue."""
 
     _entry_keys = staticmethod(entry_keys)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # What this process queued lately, by message id: (key, kind, payload JSON). A process that sweeps
+        # and delivers claims its own entries; the first claim of a message needs no read of its entry.
+        self._queued_here: OrderedDict[str, tuple[str, str, str]] = OrderedDict()
 
     async def enqueue(
         self,
@@ -57,6 +65,7 @@ class OutboxParts(Account):
         message = await queue.send_message(json.dumps({"key": dedupe_key}), visibility_timeout=wait or None)
         partition, row = self._entry_keys(dedupe_key)
         now = time.time()
+        body = json.dumps(payload)
         entry = {
             "PartitionKey": partition,
             "RowKey": row,
@@ -68,13 +77,16 @@ class OutboxParts(Account):
             "queued": now,
             "message_id": message.id,
             **({"grp": group} if group is not None else {}),
-            **pack("payload", json.dumps(payload)),
+            **pack("payload", body),
         }
         try:
             await self._table("outbox").create_entity(entry)
         except ResourceExistsError:
             await gone_ok(queue.delete_message(message.id, message.pop_receipt))
             return False
+        self._queued_here[message.id] = (dedupe_key, kind, body)
+        while len(self._queued_here) > _REMEMBERED:
+            self._queued_here.popitem(last=False)
         return True
 
     async def claim_due(self, *, limit: int, lease_seconds: float) -> list[OutboxEntry]:
@@ -99,6 +111,19 @@ class OutboxParts(Account):
             await self._poison_queue().send_message(message.content)  # not ours: keep it for a human
             await gone_ok(queue.delete_message(message.id, message.pop_receipt))
             return None
+        queued_here = self._queued_here.pop(message.id, None)
+        if queued_here is not None and queued_here[0] == key and message.dequeue_count == 1:
+            # This process inserted its entry for this very message (no stray copy), and nobody claimed it
+            # before (only a claimer records an outcome): it is pending, as written. No need to read it.
+            _, kind, body = queued_here
+            return OutboxEntry(
+                id=key,
+                dedupe_key=key,
+                kind=kind,
+                payload=json.loads(body),
+                attempts=1,
+                handle=(message.id, message.pop_receipt),
+            )
         entity = await self._get("outbox", *self._entry_keys(key))
         if entity is None:
             # The enqueuer may not have inserted the entry yet; past a few looks it crashed before it did.
