@@ -32,7 +32,7 @@ from bot.health import Readiness
 from bot.helpdesk.desk import Helpdesk
 from bot.helpdesk.senders import register_senders
 from bot.investigation import UserCache
-from bot.notify.outbox import connector_adapter, deliverer_for, drain_forever
+from bot.notify.outbox import close_adapter, connector_adapter, deliverer_for, drain_forever
 from bot.notify.progress import Progress
 from bot.notify.sweep import sweep_forever
 from bot.observability import activity_scope, quiet_client_mistakes, tracer
@@ -297,6 +297,7 @@ def create_app(
                     with contextlib.suppress(asyncio.CancelledError):
                         await worker
                 await helpdesk.settle()
+                close_adapter(app[ADAPTER])
 
     app.cleanup_ctx.append(resources)
     app.router.add_post("/api/messages", messages_route)

@@ -263,11 +263,12 @@ class MsalTokenProvider:
             attempt += 1
             waiter = _watch(self._shared(scope, force_refresh))
             try:
-                done, _ = await asyncio.wait({waiter}, timeout=remaining)
+                await asyncio.wait({waiter}, timeout=remaining)
             finally:
                 if not waiter.done():
                     waiter.cancel()
-            if not done:
+            # Settled as the wait ran out counts as an answer: its error must be read, not left unretrieved.
+            if waiter.cancelled():
                 last_problem = f"no answer from the token endpoint within {remaining:.1f} s"
                 break
             throttled = False

@@ -3,19 +3,14 @@
 Producers queue a typed payload under a dedupe key (`enqueue`); a `Deliverer` claims due entries, reads
 each one's payload (`kinds.parse`), hands it to the sender registered for its `Kind` and records the
 outcome. `limits` keeps Teams' send limits,
-`connector` the adapter and its timeouts, `worker` the deliverer's wiring and its loop.
+`adapter` the CloudAdapter (its timeouts, and what it keeps between sends), `connector` the
+sends, `worker` the deliverer's wiring and its loop.
 """
 
 from __future__ import annotations
 
-from bot.notify.outbox.connector import (
-    Connector,
-    Posted,
-    Undeliverable,
-    connector_adapter,
-    conversation_with,
-    send_timeout,
-)
+from bot.notify.outbox.adapter import close_adapter, connector_adapter, send_timeout
+from bot.notify.outbox.connector import Connector, Posted, Undeliverable, conversation_with
 from bot.notify.outbox.deliverer import Deliverer, Result, Sender
 from bot.notify.outbox.kinds import (
     DeliveryReport,
@@ -48,6 +43,7 @@ __all__ = [
     "Undeliverable",
     "Unreached",
     "UpdateTicketCard",
+    "close_adapter",
     "connector_adapter",
     "conversation_with",
     "deliverer_for",

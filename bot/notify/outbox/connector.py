@@ -3,8 +3,8 @@ to a person's conversation (paced by Teams' limits). Failures reach the caller, 
 on_turn_error, so a lost message is never marked sent.
 
 A claim on an entry lasts one lease; a request to the connector gives up after a third of it
-(`send_timeout`, set in the adapter `connector_adapter` makes), so a send that started in the first half of
-the lease ends before another worker may repeat it.
+(`adapter.send_timeout`, set in the adapter `connector_adapter` makes), so a send that started in the first
+half of the lease ends before another worker may repeat it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from botbuilder.core import CardFactory, MessageFactory, TurnContext
-from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import (
     Activity,
     ActivityTypes,
@@ -27,11 +27,7 @@ from botbuilder.schema import (
     ConversationParameters,
     ConversationReference,
 )
-from botframework.connector.aio import ConnectorClient
-from botframework.connector.auth import ClaimsIdentity, ConnectorFactory
-from msrest.universal_http.requests import ClientRetryPolicy
 
-from bot.config import Settings
 from bot.notify.outbox.limits import SendLimiter
 from bot.store.base import Store
 
@@ -39,9 +35,7 @@ __all__ = [
     "Connector",
     "Posted",
     "Undeliverable",
-    "connector_adapter",
     "conversation_with",
-    "send_timeout",
     "sending_by",
 ]
 
@@ -76,24 +70,6 @@ def sending_by(deadline: float) -> Iterator[None]:
         _SEND_BY.reset(token)
 
 
-def _cheap_retry_tables() -> None:
-    """Make msrest's retry table cheap to build: the same table, a thousandth of the CPU.
-
-    Every send through botbuilder builds a connector client and a user-token client, and each builds a
-    retry table as `[i for i in range(999) if i not in self.safe_codes]` over a 500-item *list*: 3 ms of
-    CPU apiece, two thirds of a proactive send's CPU (measured: 11 ms a send, 3.5 ms with this). One
-    process sending 50 a second on a busy 2-core machine could not keep up. The same codes as a frozenset
-    give the same table (msrest only tests membership in it); the retries themselves are off anyway
-    (`_TimedConnectors`)."""
-    codes: object = ClientRetryPolicy.safe_codes
-    if isinstance(codes, list):
-        # msrest declares a list; only `in` is ever asked of it. Typed loosely here for that reason.
-        policy: Any = ClientRetryPolicy
-        policy.safe_codes = frozenset(codes)
-
-
-_cheap_retry_tables()
-
 SEND_SLOTS = 16  # sends in flight at once, per process
 # botbuilder sends from the event loop's default executor (6 threads on a 2-core machine). Sends that the
 # connector holds open fill it, and a send already checked "in time" would then wait there for a thread,
@@ -114,65 +90,6 @@ def _in_time() -> None:
     deadline = _SEND_BY.get()
     if deadline is not None and asyncio.get_running_loop().time() > deadline:
         raise Undeliverable("its turn came too late in the lease", permanent=False, retry_after=0.0)
-
-
-def send_timeout(lease_seconds: float) -> float:
-    """How long one request to the Bot Connector may take: started in the first half of the lease, it ends
-    before the lease does, leaving time to record the outcome."""
-    return max(0.5, lease_seconds / 3)
-
-
-@dataclass(frozen=True)
-class _BotFrameworkConfig:
-    """The shape ConfigurationBotFrameworkAuthentication reads."""
-
-    APP_ID: str
-    APP_PASSWORD: str
-    APP_TYPE: str
-    APP_TENANTID: str
-
-
-class _TimedConnectors(ConnectorFactory):  # type: ignore[misc]
-    """Connector clients whose HTTP requests give up after `timeout` seconds, one attempt each.
-
-    botbuilder sends with `requests` in a worker thread: cancelling the awaiting coroutine would not stop
-    a send. Only this timeout ends it, so a proactive send ends before its outbox lease does (and no
-    other worker sends the same message while this one may still get through)."""
-
-    def __init__(self, inner: ConnectorFactory, timeout: float) -> None:
-        self._inner = inner
-        self._timeout = timeout
-
-    async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
-        client = await self._inner.create(service_url, audience)
-        client.config.connection.timeout = self._timeout
-        # One attempt per send. msrest asks urllib3 to retry POSTs too (up to 3 times, backoff up to 90 s)
-        # after a read timeout or a 429/5xx; urllib3 1.26 obeys (urllib3 2 ignores its old setting name): a message Teams had accepted but not yet answered
-        # would be posted again, and a send could outlast its outbox lease. The outbox retries instead,
-        # with the lease, pacing and Retry-After it keeps.
-        client.config.retry_policy.retries = 0
-        return client
-
-
-class _Authentication(ConfigurationBotFrameworkAuthentication):  # type: ignore[misc]
-    def __init__(self, config: _BotFrameworkConfig, *, send_timeout: float) -> None:
-        super().__init__(config)
-        self._send_timeout = send_timeout
-
-    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
-        return _TimedConnectors(super().create_connector_factory(claims_identity), self._send_timeout)
-
-
-def connector_adapter(settings: Settings) -> CloudAdapter:
-    """A CloudAdapter for these settings whose requests end within `send_timeout` of the outbox lease."""
-    password = settings.microsoft_app_password.get_secret_value() if settings.microsoft_app_password else ""
-    config = _BotFrameworkConfig(
-        APP_ID=settings.microsoft_app_id,
-        APP_PASSWORD=password,
-        APP_TYPE=settings.microsoft_app_type,
-        APP_TENANTID=settings.microsoft_app_tenant_id,
-    )
-    return CloudAdapter(_Authentication(config, send_timeout=send_timeout(settings.outbox_lease_seconds)))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from botbuilder.integration.aiohttp import CloudAdapter
 
 from bot.config import Settings
-from bot.notify.outbox.connector import Connector, connector_adapter
+from bot.notify.outbox.adapter import connector_adapter
+from bot.notify.outbox.connector import Connector
 from bot.notify.outbox.deliverer import Deliverer
 from bot.notify.outbox.kinds import NotifyProblem
 from bot.notify.outbox.leader import Leadership, leader_seconds

@@ -1,0 +1,328 @@
+"""The CloudAdapter the bot sends through, made to send at Teams' pace: requests that end within the outbox
+lease, and what botbuilder would otherwise make anew for every reply and every proactive send kept instead.
+
+botbuilder builds, for each turn and each proactive send, new credentials (a new MSAL app, so with an app
+password a new token from Entra each time, fetched on the event loop), a new connector client and a new
+user-token client. Kept per app, cloud and service URL, a proactive send costs 3.5 ms of CPU instead of 4.4
+(`bench/send_cost.py`) and the token comes from MSAL's cache, fetched off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import msal
+from botbuilder.integration.aiohttp import (
+    CloudAdapter,
+    ConfigurationBotFrameworkAuthentication,
+    ConfigurationServiceClientCredentialFactory,
+)
+from botframework.connector.aio import ConnectorClient
+from botframework.connector.auth import (
+    AuthenticationConstants,
+    ClaimsIdentity,
+    ConnectorFactory,
+    MicrosoftAppCredentials,
+    ServiceClientCredentialsFactory,
+    UserTokenClient,
+)
+from msrest.authentication import Authentication
+from msrest.universal_http.requests import ClientRetryPolicy
+
+from bot.config import Settings
+
+__all__ = ["close_adapter", "connector_adapter", "send_timeout"]
+
+log = logging.getLogger(__name__)
+
+_KEPT = 32  # clients kept per kind: one per app, audience and service URL (a handful in practice)
+_TOKEN_CHECK = 300.0  # seconds between looks at a kept token, off the event loop
+_TOKEN_RETRY = 5.0  # seconds before asking Entra again after a refusal (sends meanwhile fail with it)
+
+
+def send_timeout(lease_seconds: float) -> float:
+    """How long one request to the Bot Connector may take: started in the first half of the lease, it ends
+    before the lease does, leaving time to record the outcome."""
+    return max(0.5, lease_seconds / 3)
+
+
+def connector_adapter(settings: Settings, *, login_url: str | None = None) -> CloudAdapter:
+    """A CloudAdapter for these settings whose requests end within `send_timeout` of the outbox lease.
+
+    `login_url`: the Entra endpoint the bot's tokens for the Bot Connector come from, when not the public
+    cloud's (`https://login.microsoftonline.com/botframework.com`): a private cloud's, or the sandbox's."""
+    password = settings.microsoft_app_password.get_secret_value() if settings.microsoft_app_password else ""
+    config = _BotFrameworkConfig(
+        APP_ID=settings.microsoft_app_id,
+        APP_PASSWORD=password,
+        APP_TYPE=settings.microsoft_app_type,
+        APP_TENANTID=settings.microsoft_app_tenant_id,
+        TO_CHANNEL_FROM_BOT_LOGIN_URL=login_url,
+        # Entra's hosts are known to MSAL; any other would be looked up at Entra's instance discovery.
+        VALIDATE_AUTHORITY=login_url is None,
+    )
+    return CloudAdapter(_Authentication(config, send_timeout=send_timeout(settings.outbox_lease_seconds)))
+
+
+def close_adapter(adapter: CloudAdapter) -> None:
+    """Close the HTTP sessions `adapter` keeps (MSAL's, to Entra): when the app stops."""
+    authentication = adapter.bot_framework_authentication
+    if isinstance(authentication, _Authentication):
+        authentication.close()
+
+
+def _cheap_retry_tables() -> None:
+    """Make msrest's retry table cheap to build: the same table, a thousandth of the CPU.
+
+    Every client botbuilder builds (a connector client, a user-token client) builds a retry table as
+    `[i for i in range(999) if i not in self.safe_codes]` over a 500-item *list*: 3 ms of CPU apiece. The
+    same codes as a frozenset give the same table (msrest only tests membership in it); the retries
+    themselves are off anyway (`_KeptConnectors`)."""
+    codes: object = ClientRetryPolicy.safe_codes
+    if isinstance(codes, list):
+        # msrest declares a list; only `in` is ever asked of it. Typed loosely here for that reason.
+        policy: Any = ClientRetryPolicy
+        policy.safe_codes = frozenset(codes)
+
+
+_cheap_retry_tables()
+
+
+@dataclass(frozen=True)
+class _BotFrameworkConfig:
+    """The shape ConfigurationBotFrameworkAuthentication reads."""
+
+    APP_ID: str
+    APP_PASSWORD: str
+    APP_TYPE: str
+    APP_TENANTID: str
+    TO_CHANNEL_FROM_BOT_LOGIN_URL: str | None = None
+    VALIDATE_AUTHORITY: bool = True
+
+
+class _Kept(OrderedDict[Hashable, Any]):
+    """The most recently used `_KEPT` values, by key."""
+
+    def get_fresh(self, key: Hashable) -> Any:
+        value = self.get(key)
+        if value is not None:
+            self.move_to_end(key)
+        return value
+
+    def keep(self, key: Hashable, value: Any) -> None:
+        self[key] = value
+        while len(self) > _KEPT:
+            self.popitem(last=False)
+
+
+class _MsalApp:
+    """The MSAL app botbuilder's credentials take their token from, made when first used (MSAL's constructor
+    asks Entra for its metadata) and with `validate_authority` as configured (botbuilder drops it, and a
+    private cloud's endpoint would be looked up at Entra's instance discovery).
+
+    Tokens are fetched ahead of a send, off the event loop (`_KeptCredentials.token_ready`); msrest's
+    signing on the event loop then finds them in MSAL's cache. When that fetch failed, the signing raises
+    its error again rather than ask Entra, blocking, on the event loop: the send fails as it would have."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs
+        self._app: msal.ConfidentialClientApplication | None = None
+        self._lock = threading.Lock()
+        self._fetching = threading.local()
+        self.checked = -_TOKEN_CHECK  # when the token was last looked at (monotonic)
+        self.refusal: Exception | None = None  # what the last look met
+
+    def fetch(self, credentials: MicrosoftAppCredentials) -> None:
+        """In a worker thread: have the token in MSAL's cache (refreshed when due)."""
+        self._fetching.active = True
+        try:
+            credentials.get_access_token()
+            self.refusal = None
+        except Exception as exc:
+            self.refusal = exc
+            raise
+        finally:
+            self._fetching.active = False
+
+    def acquire_token_silent(self, scopes: list[str], account: Any = None) -> Any:
+        return self._made().acquire_token_silent(scopes, account=account)
+
+    def acquire_token_for_client(self, scopes: list[str]) -> Any:
+        return self._made().acquire_token_for_client(scopes=scopes)
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.http_client.close()
+
+    def _made(self) -> msal.ConfidentialClientApplication:
+        refusal = self.refusal
+        if refusal is not None and not getattr(self._fetching, "active", False):
+            raise refusal.with_traceback(None)
+        with self._lock:
+            if self._app is None:
+                self._app = msal.ConfidentialClientApplication(**self._kwargs)
+            return self._app
+
+
+class _KeptCredentials(ServiceClientCredentialsFactory):  # type: ignore[misc]
+    """One credentials object (and so one MSAL app and its token cache) per app, scope and login endpoint;
+    with a password, its token fetched off the event loop before a send (`token_ready`)."""
+
+    def __init__(self, inner: ServiceClientCredentialsFactory) -> None:
+        self._inner = inner
+        self._kept = _Kept()
+        self._making = asyncio.Lock()
+        self._checking = asyncio.Lock()
+
+    async def is_valid_app_id(self, app_id: str) -> bool:
+        return bool(await self._inner.is_valid_app_id(app_id))
+
+    async def is_authentication_disabled(self) -> bool:
+        return bool(await self._inner.is_authentication_disabled())
+
+    async def create_credentials(
+        self, app_id: str, oauth_scope: str, login_endpoint: str, validate_authority: bool
+    ) -> Authentication:
+        key = (app_id, oauth_scope, login_endpoint, validate_authority)
+        async with self._making:  # two first sends at once make one
+            credentials: Authentication | None = self._kept.get_fresh(key)
+            if credentials is None:
+                credentials = await self._inner.create_credentials(
+                    app_id, oauth_scope, login_endpoint, validate_authority
+                )
+                if isinstance(credentials, MicrosoftAppCredentials) and credentials.microsoft_app_password:
+                    credentials.app = _MsalApp(
+                        client_id=credentials.microsoft_app_id,
+                        client_credential=credentials.microsoft_app_password,
+                        authority=credentials.oauth_endpoint,
+                        validate_authority=validate_authority,
+                    )
+                self._kept.keep(key, credentials)
+            return credentials
+
+    async def token_ready(self, credentials: Authentication) -> None:
+        """Have the token in MSAL's cache before a send, looked at every `_TOKEN_CHECK` seconds (MSAL
+        refreshes it well before it ends), or `_TOKEN_RETRY` after a refusal. Never raises: a refusal is
+        logged, and the send fails with it."""
+        app = getattr(credentials, "app", None)
+        if not isinstance(app, _MsalApp):
+            return  # no token to fetch (no password), or a managed identity's (MSAL's shared cache)
+        async with self._checking:
+            now = time.monotonic()
+            if now - app.checked < (_TOKEN_RETRY if app.refusal else _TOKEN_CHECK):
+                return
+            app.checked = now
+            try:
+                await asyncio.to_thread(app.fetch, credentials)
+            except Exception as exc:
+                log.warning("no token for the Bot Connector: %s", exc)
+
+    def close(self) -> None:
+        for credentials in list(self._kept.values()):
+            app = getattr(credentials, "app", None)
+            if isinstance(app, _MsalApp):
+                app.close()
+        self._kept.clear()
+
+
+def _closing(session: Any, config: Any, local_config: Any, **requests_kwargs: Any) -> dict[str, Any]:
+    """msrest's per-request hook: each send on its own connection, closed after it, as when every send
+    had a client of its own. A kept client's connections would otherwise stay open between sends, open
+    beyond the life of whoever made the adapter (nothing closes an adapter)."""
+    requests_kwargs["headers"]["Connection"] = "close"
+    return requests_kwargs
+
+
+class _KeptConnectors(ConnectorFactory):  # type: ignore[misc]
+    """Connector clients whose HTTP requests give up after `timeout` seconds, one attempt each; one per
+    service URL and audience for this factory's app, shared by every turn and send (msrest's async client
+    already shares its session between the requests it runs in worker threads).
+
+    botbuilder sends with `requests` in a worker thread: cancelling the awaiting coroutine would not stop
+    a send. Only this timeout ends it, so a proactive send ends before its outbox lease does (and no
+    other worker sends the same message while this one may still get through)."""
+
+    def __init__(
+        self,
+        inner: ConnectorFactory,
+        timeout: float,
+        kept: _Kept,
+        app: Hashable,
+        credentials: _KeptCredentials,
+    ) -> None:
+        self._inner = inner
+        self._timeout = timeout
+        self._kept = kept
+        self._app = app
+        self._credentials = credentials
+
+    async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
+        key = (self._app, service_url, audience)
+        client = self._kept.get_fresh(key)
+        if client is None:
+            client = await self._made(service_url, audience)
+            self._kept.keep(key, client)
+        await self._credentials.token_ready(client.config.credentials)
+        return client
+
+    async def _made(self, service_url: str, audience: str | None) -> ConnectorClient:
+        client = await self._inner.create(service_url, audience)
+        client.config.connection.timeout = self._timeout
+        # One attempt per send. msrest asks urllib3 to retry POSTs too (up to 3 times, backoff up to 90 s)
+        # after a read timeout or a 429/5xx; urllib3 1.26 obeys (urllib3 2 ignores its old setting name):
+        # a message Teams had accepted but not yet answered would be posted again, and a send could outlast
+        # its outbox lease. The outbox retries instead, with the lease, pacing and Retry-After it keeps.
+        client.config.retry_policy.retries = 0
+        client.config.session_configuration_callback = _closing
+        return client
+
+
+def _app_of(claims_identity: ClaimsIdentity) -> Hashable:
+    """What botbuilder makes a connector factory from: the bot's app id, as the claims say it (as text:
+    a claim may be of any JSON type)."""
+    claims = claims_identity.claims or {}
+    names = (
+        AuthenticationConstants.AUDIENCE_CLAIM,
+        AuthenticationConstants.APP_ID_CLAIM,
+        AuthenticationConstants.AUTHORIZED_PARTY,
+        AuthenticationConstants.VERSION_CLAIM,
+    )
+    return tuple(repr(claims.get(name)) for name in names)
+
+
+class _Authentication(ConfigurationBotFrameworkAuthentication):  # type: ignore[misc]
+    def __init__(self, config: _BotFrameworkConfig, *, send_timeout: float) -> None:
+        self._credentials = _KeptCredentials(ConfigurationServiceClientCredentialFactory(config))
+        super().__init__(config, credentials_factory=self._credentials)
+        self._send_timeout = send_timeout
+        self._connectors = _Kept()
+        self._token_clients = _Kept()
+
+    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        return _KeptConnectors(
+            super().create_connector_factory(claims_identity),
+            self._send_timeout,
+            self._connectors,
+            _app_of(claims_identity),
+            self._credentials,
+        )
+
+    def close(self) -> None:
+        self._credentials.close()
+        self._connectors.clear()
+        self._token_clients.clear()
+
+    async def create_user_token_client(self, claims_identity: ClaimsIdentity) -> UserTokenClient:
+        key = _app_of(claims_identity)
+        client = self._token_clients.get_fresh(key)
+        if client is None:
+            client = await super().create_user_token_client(claims_identity)
+            self._token_clients.keep(key, client)
+        return client

@@ -1,0 +1,74 @@
+"""The adapter the bot sends through keeps what botbuilder would make anew for every send: with an app
+password, the bot's token for the Bot Connector comes from MSAL's cache, so many sends ask Entra once (real
+MSAL, against the sandbox's token endpoint over HTTPS), and every send still reaches Teams."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from botbuilder.core import MessageFactory
+
+from bot.config import Settings
+from bot.notify.outbox import Connector, SendLimiter, close_adapter, connector_adapter
+from bot.sandbox.connector import FakeConnector
+from bot.sandbox.server import RunningSandbox
+from tests.support.org import CLIENT_ID, SECRET
+
+TENANT = "contoso.example"
+
+
+@pytest.fixture
+async def teams() -> AsyncIterator[FakeConnector]:
+    connector = FakeConnector.unlimited()
+    await connector.start()
+    yield connector
+    await connector.close()
+
+
+@pytest.fixture
+def senders() -> Iterator[list[Connector]]:
+    made: list[Connector] = []
+    yield made
+    for connector in made:
+        close_adapter(connector.adapter)
+
+
+def sender(sandbox: RunningSandbox, made: list[Connector], secret: str = SECRET) -> Connector:
+    settings = Settings(
+        MicrosoftAppId=CLIENT_ID,
+        MicrosoftAppPassword=secret,
+        MicrosoftAppType="SingleTenant",
+        MicrosoftAppTenantId=TENANT,
+    )
+    adapter = connector_adapter(settings, login_url=f"{sandbox.url}/{TENANT}")
+    made.append(
+        Connector(adapter, app_id=CLIENT_ID, limiter=SendLimiter(per_tenant=1000, per_conversation=1000))
+    )
+    return made[-1]
+
+
+async def test_many_sends_ask_entra_for_one_token(
+    https_sandbox: RunningSandbox, ca_bundle: str, teams: FakeConnector, senders: list[Connector]
+) -> None:
+    sends = sender(https_sandbox, senders)
+    issued = set(https_sandbox.sandbox.tokens)
+    for round_ in range(3):  # one after another, and several at once
+        await asyncio.gather(
+            *(
+                sends.send(teams.reference(f"a:chat-{round_}-{i}", user=f"u{i}"), MessageFactory.text("hi"))
+                for i in range(6)
+            )
+        )
+    assert teams.total == 18
+    assert len(https_sandbox.sandbox.tokens - issued) == 1  # one token, from Entra, for all 18
+
+
+async def test_a_refused_token_fails_the_send_and_nothing_reaches_teams(
+    https_sandbox: RunningSandbox, ca_bundle: str, teams: FakeConnector, senders: list[Connector]
+) -> None:
+    sends = sender(https_sandbox, senders, secret="wrong")
+    with pytest.raises(PermissionError, match="invalid_client"):
+        await sends.send(teams.reference("a:chat", user="u"), MessageFactory.text("hi"))
+    assert teams.total == 0
