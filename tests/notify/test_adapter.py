@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.notify.outbox import Connector, SendLimiter, close_adapter, connector_adapter
 from bot.sandbox.connector import FakeConnector
 from bot.sandbox.server import RunningSandbox
+from tests.support.identity import identity_endpoint
 from tests.support.org import CLIENT_ID, SECRET
 
 TENANT = "contoso.example"
@@ -72,3 +73,26 @@ async def test_a_refused_token_fails_the_send_and_nothing_reaches_teams(
     with pytest.raises(PermissionError, match="invalid_client"):
         await sends.send(teams.reference("a:chat", user="u"), MessageFactory.text("hi"))
     assert teams.total == 0
+
+
+async def test_the_managed_identity_is_asked_once_for_many_sends(
+    monkeypatch: pytest.MonkeyPatch, teams: FakeConnector, senders: list[Connector]
+) -> None:
+    """The deployment's way (UserAssignedMSI): the identity endpoint, served on this same event loop,
+    answers because the token is fetched off it, once for all the sends."""
+    identity = "5e0c2b7a-93d4-4f61-8a2e-7c1d9b3f4a60"  # nobody else's: MSAL's identity cache is shared
+    async with identity_endpoint(monkeypatch, identity) as endpoint:
+        settings = Settings(
+            MicrosoftAppId=identity, MicrosoftAppType="UserAssignedMSI", MicrosoftAppTenantId=TENANT
+        )
+        limits = SendLimiter(per_tenant=1000, per_conversation=1000)
+        senders.append(Connector(connector_adapter(settings), app_id=identity, limiter=limits))
+        for round_ in range(2):
+            await asyncio.gather(
+                *(
+                    senders[-1].send(teams.reference(f"a:msi-{round_}-{i}"), MessageFactory.text("hi"))
+                    for i in range(5)
+                )
+            )
+    assert teams.total == 10
+    assert endpoint.resources() == ["https://api.botframework.com"]

@@ -14,11 +14,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 import msal
+import requests
 from botbuilder.integration.aiohttp import (
     CloudAdapter,
     ConfigurationBotFrameworkAuthentication,
@@ -26,9 +27,11 @@ from botbuilder.integration.aiohttp import (
 )
 from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import (
+    AppCredentials,
     AuthenticationConstants,
     ClaimsIdentity,
     ConnectorFactory,
+    ManagedIdentityAppCredentials,
     MicrosoftAppCredentials,
     ServiceClientCredentialsFactory,
     UserTokenClient,
@@ -122,24 +125,39 @@ class _Kept(OrderedDict[Hashable, Any]):
             self.popitem(last=False)
 
 
-class _MsalApp:
-    """The MSAL app botbuilder's credentials take their token from, made when first used (MSAL's constructor
-    asks Entra for its metadata) and with `validate_authority` as configured (botbuilder drops it, and a
-    private cloud's endpoint would be looked up at Entra's instance discovery).
+class _TimedHttp(requests.Session):
+    """MSAL's HTTP client for the bot's tokens: every request gives up after `timeout` seconds (requests
+    waits forever by default; botbuilder's managed identity client used one such)."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self.timeout = timeout
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["timeout"] = self.timeout
+        return super().request(*args, **kwargs)
+
+
+class _TokenSource:
+    """The MSAL client botbuilder's credentials take their token from (an app's with a password, or the
+    managed identity's), made when first used (MSAL's constructor may ask Entra for its metadata), with
+    `validate_authority` as configured (botbuilder drops it: a private cloud's endpoint would be looked up
+    at Entra's instance discovery) and a timeout on every request.
 
     Tokens are fetched ahead of a send, off the event loop (`_KeptCredentials.token_ready`); msrest's
     signing on the event loop then finds them in MSAL's cache. When that fetch failed, the signing raises
-    its error again rather than ask Entra, blocking, on the event loop: the send fails as it would have."""
+    its error again rather than ask, blocking, on the event loop: the send fails as it would have."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        self._kwargs = kwargs
-        self._app: msal.ConfidentialClientApplication | None = None
+    def __init__(self, make: Callable[[_TimedHttp], Any], http: _TimedHttp) -> None:
+        self._make = make
+        self._http = http
+        self._client: Any = None
         self._lock = threading.Lock()
         self._fetching = threading.local()
         self.checked = -_TOKEN_CHECK  # when the token was last looked at (monotonic)
         self.refusal: Exception | None = None  # what the last look met
 
-    def fetch(self, credentials: MicrosoftAppCredentials) -> None:
+    def fetch(self, credentials: AppCredentials) -> None:
         """In a worker thread: have the token in MSAL's cache (refreshed when due)."""
         self._fetching.active = True
         try:
@@ -151,32 +169,33 @@ class _MsalApp:
         finally:
             self._fetching.active = False
 
-    def acquire_token_silent(self, scopes: list[str], account: Any = None) -> Any:
-        return self._made().acquire_token_silent(scopes, account=account)
+    def acquire_token_silent(self, *args: Any, **kwargs: Any) -> Any:
+        return self._made().acquire_token_silent(*args, **kwargs)
 
-    def acquire_token_for_client(self, scopes: list[str]) -> Any:
-        return self._made().acquire_token_for_client(scopes=scopes)
+    def acquire_token_for_client(self, *args: Any, **kwargs: Any) -> Any:
+        return self._made().acquire_token_for_client(*args, **kwargs)
 
     def close(self) -> None:
-        if self._app is not None:
-            self._app.http_client.close()
+        self._http.close()
 
-    def _made(self) -> msal.ConfidentialClientApplication:
+    def _made(self) -> Any:
         refusal = self.refusal
         if refusal is not None and not getattr(self._fetching, "active", False):
             raise refusal.with_traceback(None)
         with self._lock:
-            if self._app is None:
-                self._app = msal.ConfidentialClientApplication(**self._kwargs)
-            return self._app
+            if self._client is None:
+                self._client = self._make(self._http)
+            return self._client
 
 
 class _KeptCredentials(ServiceClientCredentialsFactory):  # type: ignore[misc]
-    """One credentials object (and so one MSAL app and its token cache) per app, scope and login endpoint;
-    with a password, its token fetched off the event loop before a send (`token_ready`)."""
+    """One credentials object (and so one MSAL client and its token cache) per app, scope and login
+    endpoint; its token fetched off the event loop before a send (`token_ready`), each request to Entra or
+    the managed identity endpoint given up after `timeout` seconds."""
 
-    def __init__(self, inner: ServiceClientCredentialsFactory) -> None:
+    def __init__(self, inner: ServiceClientCredentialsFactory, *, timeout: float) -> None:
         self._inner = inner
+        self._timeout = timeout
         self._kept = _Kept()
         self._making = asyncio.Lock()
         self._checking = asyncio.Lock()
@@ -197,23 +216,48 @@ class _KeptCredentials(ServiceClientCredentialsFactory):  # type: ignore[misc]
                 credentials = await self._inner.create_credentials(
                     app_id, oauth_scope, login_endpoint, validate_authority
                 )
-                if isinstance(credentials, MicrosoftAppCredentials) and credentials.microsoft_app_password:
-                    credentials.app = _MsalApp(
-                        client_id=credentials.microsoft_app_id,
-                        client_credential=credentials.microsoft_app_password,
-                        authority=credentials.oauth_endpoint,
-                        validate_authority=validate_authority,
-                    )
+                source = self._token_source(credentials, validate_authority)
+                if source is not None and isinstance(credentials, AppCredentials):
+                    # read where botbuilder's credentials look for their MSAL client (made when None)
+                    credentials.app = source
                 self._kept.keep(key, credentials)
             return credentials
+
+    def _token_source(self, credentials: Authentication, validate_authority: bool) -> _TokenSource | None:
+        """The MSAL client `credentials` are to use, or None when they fetch no token (no app id)."""
+        if isinstance(credentials, MicrosoftAppCredentials) and credentials.microsoft_app_password:
+            app_id, password = credentials.microsoft_app_id, credentials.microsoft_app_password
+            authority = credentials.oauth_endpoint
+            return _TokenSource(
+                lambda http: msal.ConfidentialClientApplication(
+                    client_id=app_id,
+                    client_credential=password,
+                    authority=authority,
+                    validate_authority=validate_authority,
+                    http_client=http,
+                ),
+                _TimedHttp(self._timeout),
+            )
+        if isinstance(credentials, ManagedIdentityAppCredentials) and credentials.microsoft_app_id:
+            identity = msal.UserAssignedManagedIdentity(client_id=credentials.microsoft_app_id)
+            return _TokenSource(
+                lambda http: msal.ManagedIdentityClient(
+                    identity,
+                    http_client=http,
+                    # botbuilder's own, shared by every managed identity client it makes
+                    token_cache=ManagedIdentityAppCredentials.global_token_cache,
+                ),
+                _TimedHttp(self._timeout),
+            )
+        return None
 
     async def token_ready(self, credentials: Authentication) -> None:
         """Have the token in MSAL's cache before a send, looked at every `_TOKEN_CHECK` seconds (MSAL
         refreshes it well before it ends), or `_TOKEN_RETRY` after a refusal. Never raises: a refusal is
         logged, and the send fails with it."""
         app = getattr(credentials, "app", None)
-        if not isinstance(app, _MsalApp):
-            return  # no token to fetch (no password), or a managed identity's (MSAL's shared cache)
+        if not isinstance(app, _TokenSource):
+            return  # no token to fetch: no app id
         async with self._checking:
             now = time.monotonic()
             if now - app.checked < (_TOKEN_RETRY if app.refusal else _TOKEN_CHECK):
@@ -227,7 +271,7 @@ class _KeptCredentials(ServiceClientCredentialsFactory):  # type: ignore[misc]
     def close(self) -> None:
         for credentials in list(self._kept.values()):
             app = getattr(credentials, "app", None)
-            if isinstance(app, _MsalApp):
+            if isinstance(app, _TokenSource):
                 app.close()
         self._kept.clear()
 
@@ -299,7 +343,11 @@ def _app_of(claims_identity: ClaimsIdentity) -> Hashable:
 
 class _Authentication(ConfigurationBotFrameworkAuthentication):  # type: ignore[misc]
     def __init__(self, config: _BotFrameworkConfig, *, send_timeout: float) -> None:
-        self._credentials = _KeptCredentials(ConfigurationServiceClientCredentialFactory(config))
+        # A token is fetched after the send's "in time" check (`Connector`), and the send may take
+        # `send_timeout` after it: the fetch gets a third of that, so the send still ends within its lease.
+        self._credentials = _KeptCredentials(
+            ConfigurationServiceClientCredentialFactory(config), timeout=send_timeout / 3
+        )
         super().__init__(config, credentials_factory=self._credentials)
         self._send_timeout = send_timeout
         self._connectors = _Kept()
