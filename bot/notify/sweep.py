@@ -201,10 +201,9 @@ async def _tell_page_by_page(
     progress: Progress | None,
 ) -> None:
     """Each page's affected people, queued as the page is read (delivery may start before the last)."""
-    # Read once for the whole sweep (one request, not one per person): someone who asks to hear no more
-    # while the sweep runs is spared from the next sweep on.
-    muted = set() if dry_run else await muted_users(store)
     async for page_affected, page_checked in affected_pages(dataverse, progress):
+        # Read once a page (one request, not one per person): who asked to hear no more until just now.
+        muted = set() if dry_run or not page_affected else await muted_users(store)
         result.pages += 1
         result.affected += page_affected
         checked += page_checked

@@ -40,13 +40,15 @@ from msrest.authentication import Authentication
 from msrest.universal_http.requests import ClientRetryPolicy
 
 from bot.config import Settings
+from bot.notify.outbox.connector import in_time
 
 __all__ = ["close_adapter", "connector_adapter", "send_timeout"]
 
 log = logging.getLogger(__name__)
 
 _KEPT = 32  # clients kept per kind: one per app, audience and service URL (a handful in practice)
-_TOKEN_CHECK = 300.0  # seconds between looks at a kept token, off the event loop
+_TOKEN_CHECK = 60.0  # seconds between asking MSAL for the token, off the event loop, ahead of sends
+_TOKEN_SERVE = 240.0  # seconds a token MSAL gave is served to the signing (MSAL gives none with < 300 left)
 _TOKEN_RETRY = 5.0  # seconds before asking Entra again after a refusal (sends meanwhile fail with it)
 
 
@@ -144,9 +146,11 @@ class _TokenSource:
     `validate_authority` as configured (botbuilder drops it: a private cloud's endpoint would be looked up
     at Entra's instance discovery) and a timeout on every request.
 
-    Tokens are fetched ahead of a send, off the event loop (`_KeptCredentials.token_ready`); msrest's
-    signing on the event loop then finds them in MSAL's cache. When that fetch failed, the signing raises
-    its error again rather than ask, blocking, on the event loop: the send fails as it would have."""
+    MSAL is asked only ahead of a send, in a worker thread (`fetch`, from `_KeptCredentials.token_ready`):
+    its requests block. msrest's signing, on the event loop, is answered from here: the last token MSAL
+    gave (MSAL gives none with under 5 minutes left; it is served for 4), or, when that fetch failed a
+    moment ago, its error again (the send fails as it would have). Only past both does the signing ask
+    MSAL itself, as botbuilder always did (a path that never fetched ahead: OAuth's user-token client)."""
 
     def __init__(self, make: Callable[[_TimedHttp], Any], http: _TimedHttp) -> None:
         self._make = make
@@ -154,34 +158,47 @@ class _TokenSource:
         self._client: Any = None
         self._lock = threading.Lock()
         self._fetching = threading.local()
-        self.checked = -_TOKEN_CHECK  # when the token was last looked at (monotonic)
-        self.refusal: Exception | None = None  # what the last look met
+        self.checked = -_TOKEN_CHECK  # when MSAL was last asked (monotonic)
+        self._token: tuple[str, float] | None = None  # the last token, and until when it is served
+        self._refusal: tuple[Exception, float] | None = None  # the last fetch's error, and when
+
+    @property
+    def refused(self) -> bool:
+        return self._refusal is not None
 
     def fetch(self, credentials: AppCredentials) -> None:
-        """In a worker thread: have the token in MSAL's cache (refreshed when due)."""
+        """In a worker thread: ask MSAL (its cache, or Entra when the token is due for renewal)."""
         self._fetching.active = True
         try:
-            credentials.get_access_token()
-            self.refusal = None
+            token = credentials.get_access_token()
         except Exception as exc:
-            self.refusal = exc
+            self._refusal = (exc, time.monotonic())
             raise
         finally:
             self._fetching.active = False
+        self._token, self._refusal = (token, time.monotonic() + _TOKEN_SERVE), None
 
     def acquire_token_silent(self, *args: Any, **kwargs: Any) -> Any:
-        return self._made().acquire_token_silent(*args, **kwargs)
+        return self._kept() or self._made().acquire_token_silent(*args, **kwargs)
 
     def acquire_token_for_client(self, *args: Any, **kwargs: Any) -> Any:
-        return self._made().acquire_token_for_client(*args, **kwargs)
+        return self._kept() or self._made().acquire_token_for_client(*args, **kwargs)
 
     def close(self) -> None:
         self._http.close()
 
+    def _kept(self) -> dict[str, str] | None:
+        """The signing's answer without MSAL: the token fetched ahead, or that fetch's error again."""
+        if getattr(self._fetching, "active", False):
+            return None
+        now = time.monotonic()
+        if self._token is not None and now < self._token[1]:
+            return {"access_token": self._token[0], "token_type": "Bearer"}
+        if self._refusal is not None and now - self._refusal[1] < _TOKEN_RETRY:
+            raise self._refusal[0].with_traceback(None)
+        return None
+
     def _made(self) -> Any:
-        refusal = self.refusal
-        if refusal is not None and not getattr(self._fetching, "active", False):
-            raise refusal.with_traceback(None)
         with self._lock:
             if self._client is None:
                 self._client = self._make(self._http)
@@ -251,22 +268,23 @@ class _KeptCredentials(ServiceClientCredentialsFactory):  # type: ignore[misc]
             )
         return None
 
-    async def token_ready(self, credentials: Authentication) -> None:
-        """Have the token in MSAL's cache before a send, looked at every `_TOKEN_CHECK` seconds (MSAL
-        refreshes it well before it ends), or `_TOKEN_RETRY` after a refusal. Never raises: a refusal is
-        logged, and the send fails with it."""
+    async def token_ready(self, credentials: Authentication) -> bool:
+        """Have the token fetched before a send: MSAL asked every `_TOKEN_CHECK` seconds (it renews the
+        token well before it ends), or `_TOKEN_RETRY` after a refusal. True when MSAL was asked. Never
+        raises: a refusal is logged, and the send fails with it."""
         app = getattr(credentials, "app", None)
         if not isinstance(app, _TokenSource):
-            return  # no token to fetch: no app id
+            return False  # no token to fetch: no app id
         async with self._checking:
             now = time.monotonic()
-            if now - app.checked < (_TOKEN_RETRY if app.refusal else _TOKEN_CHECK):
-                return
+            if now - app.checked < (_TOKEN_RETRY if app.refused else _TOKEN_CHECK):
+                return False
             app.checked = now
             try:
                 await asyncio.to_thread(app.fetch, credentials)
             except Exception as exc:
                 log.warning("no token for the Bot Connector: %s", exc)
+            return True
 
     def close(self) -> None:
         for credentials in list(self._kept.values()):
@@ -313,7 +331,8 @@ class _KeptConnectors(ConnectorFactory):  # type: ignore[misc]
         if client is None:
             client = await self._made(service_url, audience)
             self._kept.keep(key, client)
-        await self._credentials.token_ready(client.config.credentials)
+        if await self._credentials.token_ready(client.config.credentials):
+            in_time()  # that took a while: the send starts by its deadline or not at all
         return client
 
     async def _made(self, service_url: str, audience: str | None) -> ConnectorClient:

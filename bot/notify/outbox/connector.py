@@ -36,6 +36,7 @@ __all__ = [
     "Posted",
     "Undeliverable",
     "conversation_with",
+    "in_time",
     "sending_by",
 ]
 
@@ -86,7 +87,10 @@ def _enough_threads() -> None:
         _sized.add(loop)
 
 
-def _in_time() -> None:
+def in_time() -> None:
+    """Raise `Undeliverable` (retry at once) when the send under way (`sending_by`) is past its deadline.
+
+    Checked when a send takes its slot, and again after the adapter fetched a token for it."""
     deadline = _SEND_BY.get()
     if deadline is not None and asyncio.get_running_loop().time() > deadline:
         raise Undeliverable("its turn came too late in the lease", permanent=False, retry_after=0.0)
@@ -116,7 +120,7 @@ class Connector:
         """A free thread for the request, then the deadline check: the request starts now or not at all."""
         _enough_threads()
         async with self._slots:
-            _in_time()
+            in_time()
             yield
 
     async def post_in_channel(

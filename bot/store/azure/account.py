@@ -49,23 +49,13 @@ def endpoints(connection_string: str) -> tuple[str, str]:
     return table.rstrip("/"), queue.rstrip("/")
 
 
-def proxy_options(connection_string: str) -> dict[str, Any]:
-    """The clients' proxy settings, read from the environment (HTTPS_PROXY, NO_PROXY, ...) once.
+def proxy_options() -> dict[str, Any]:
+    """The clients' proxy settings: with no proxy in the environment, none read per request.
 
-    Left to the SDK, aiohttp reads them (and ~/.netrc) again for every request, in a worker thread: a
-    tenth of a delivering process's CPU. Storage requests are signed, so netrc has nothing to add. When the
-    endpoints can't be named here (a shorthand connection string), the SDK reads them as before."""
-    try:
-        urls = endpoints(connection_string)
-    except ValueError:
-        return {}
-    found = urllib.request.getproxies()
-    proxies = {
-        url: found[urlsplit(url).scheme]
-        for url in urls
-        if urlsplit(url).scheme in found and not urllib.request.proxy_bypass(urlsplit(url).hostname or "")
-    }
-    return {"use_env_settings": False, **({"proxies": proxies} if proxies else {})}
+    Left to the SDK, aiohttp reads the proxy variables (and ~/.netrc) again for every request, in a
+    worker thread: a tenth of a delivering process's CPU. With a proxy set (HTTPS_PROXY and the like),
+    the SDK keeps reading them as before, netrc's proxy credentials and NO_PROXY included."""
+    return {} if urllib.request.getproxies() else {"use_env_settings": False}
 
 
 def table_key(text: str) -> str:
@@ -132,7 +122,7 @@ class Account:
         self._connection = connection_string
         self._credential = credential
         self._options: dict[str, Any] = {
-            **proxy_options(connection_string),
+            **proxy_options(),
             **({"connection_verify": ca_bundle} if ca_bundle else {}),
         }
         self._prefix = prefix

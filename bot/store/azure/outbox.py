@@ -1,6 +1,10 @@
 """The outbox on Azure Storage: entries in a table (the truth: status, payload, attempts) and a queue of
 messages naming them (the work), whose visibility timeout is the delivery lease.
 
+Only a claimer changes a pending entry: every outcome (sent, retry, dead) is written with the pop receipt
+of a received message, and every receive counts in the message's dequeue count. So a message received for
+the first time names an entry nobody has touched since it was queued.
+
 `enqueue` sends the message first and then inserts the entry carrying the message's id, so a crash between
 the two leaves a stray message (dropped when claimed) rather than an entry nobody will deliver; a second
 enqueue of the same key loses the insert and withdraws its message.
@@ -82,8 +86,12 @@ class OutboxParts(Account):
         try:
             await self._table("outbox").create_entity(entry)
         except ResourceExistsError:
-            await gone_ok(queue.delete_message(message.id, message.pop_receipt))
-            return False
+            # The SDK retries an insert whose answer was lost (a timeout, a 5xx): when the first attempt
+            # had been stored, the retry meets our own entry. It is ours, and so is the message.
+            existing = await self._get("outbox", partition, row)
+            if existing is None or existing.get("message_id") != message.id:
+                await gone_ok(queue.delete_message(message.id, message.pop_receipt))
+                return False
         self._queued_here[message.id] = (dedupe_key, kind, body)
         while len(self._queued_here) > _REMEMBERED:
             self._queued_here.popitem(last=False)
