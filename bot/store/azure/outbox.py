@@ -86,8 +86,8 @@ class OutboxParts(Account):
         try:
             await self._table("outbox").create_entity(entry)
         except ResourceExistsError:
-            # The SDK retries an insert whose answer was lost (a timeout, a 5xx): when the first attempt
-            # had been stored, the retry meets our own entry. It is ours, and so is the message.
+            # The SDK sends an insert again after a 500, 503 or 504, which Azure may have stored all the
+            # same: the retry then meets our own entry. It is ours, and so is the message.
             existing = await self._get("outbox", partition, row)
             if existing is None or existing.get("message_id") != message.id:
                 await gone_ok(queue.delete_message(message.id, message.pop_receipt))
