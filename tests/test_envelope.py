@@ -12,6 +12,7 @@ import contextlib
 import gc
 import json
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,6 +25,7 @@ from bot.config import Settings
 from bot.sandbox import LocalOrg
 from bot.teams.envelope import MAX_DEPTH, MAX_TEXT_CHARS, activity_problem
 from bot.teams.intents import MENTION
+from tests.support.bot_tokens import EntraForTheBot
 from tests.support.org import ALEX
 from tests.support.teams import Teams, running_bot
 from tests.support.timing import LoopWatch
@@ -136,6 +138,22 @@ async def test_a_valid_token_signed_by_the_local_key_is_accepted(secured: Teams)
         "/api/messages", json=typing(secured), headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code in (200, 201), response.text
+
+
+async def test_a_reply_to_a_signed_turn_gets_the_bots_token_off_the_event_loop(
+    secured: Teams, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entra = EntraForTheBot(monkeypatch)
+    token = signed(claims(secured.connector.url))
+    for text in ("hello", "help"):
+        response = await secured.http.post(
+            "/api/messages",
+            json=secured.activity(user=ALEX, text=text),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code in (200, 201), response.text
+    assert len(secured.connector.texts()) + len(secured.connector.cards()) >= 2  # both answered
+    assert len(entra.token_threads) == 1 and not entra.asked_on(threading.current_thread())
 
 
 @pytest.mark.parametrize(

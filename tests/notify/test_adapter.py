@@ -5,19 +5,17 @@ MSAL, against the sandbox's token endpoint over HTTPS), and every send still rea
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-import requests
 from botbuilder.core import MessageFactory
 
 from bot.config import Settings
 from bot.notify.outbox import Connector, SendLimiter, close_adapter, connector_adapter
-from bot.notify.outbox import adapter as adapter_module
 from bot.sandbox.connector import FakeConnector
 from bot.sandbox.server import RunningSandbox
+from tests.support.bot_tokens import EntraForTheBot
 from tests.support.identity import identity_endpoint
 from tests.support.org import CLIENT_ID, SECRET
 
@@ -102,36 +100,10 @@ async def test_the_managed_identity_is_asked_once_for_many_sends(
     assert endpoint.resources() == ["https://api.botframework.com"]
 
 
-class _EntraAnswering:
-    """Entra at the HTTP boundary of the bot's token requests (their session's `request`): discovery, and
-    tokens that MSAL will want to renew after a couple of seconds (with under 300 s left it renews)."""
-
-    def __init__(self) -> None:
-        self.token_threads: list[str] = []
-
-    def __call__(self, method: str, url: str, *args: object, **kwargs: object) -> requests.Response:
-        response = requests.Response()
-        response.status_code, response.url, response.encoding = 200, url, "utf-8"
-        response.headers["Content-Type"] = "application/json"
-        if "openid-configuration" in url:
-            base = "https://login.microsoftonline.com/botframework.com"
-            body: dict[str, object] = {
-                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-                "token_endpoint": f"{base}/oauth2/v2.0/token",
-                "issuer": f"{base}/v2.0",
-            }
-        else:
-            self.token_threads.append(threading.current_thread().name)
-            body = {"access_token": f"t{len(self.token_threads)}", "token_type": "Bearer", "expires_in": 302}
-        response._content = json.dumps(body).encode()
-        return response
-
-
 async def test_a_token_due_for_renewal_is_renewed_off_the_event_loop(
     monkeypatch: pytest.MonkeyPatch, teams: FakeConnector, senders: list[Connector]
 ) -> None:
-    entra = _EntraAnswering()
-    monkeypatch.setattr(adapter_module._TimedHttp, "request", entra)
+    entra = EntraForTheBot(monkeypatch, expires_in=302)  # MSAL renews a token with under 300 s left
     settings = Settings(MicrosoftAppId=CLIENT_ID, MicrosoftAppPassword=SECRET, MicrosoftAppType="MultiTenant")
     limits = SendLimiter(per_tenant=1000, per_conversation=1000)
     senders.append(Connector(connector_adapter(settings), app_id=CLIENT_ID, limiter=limits))
@@ -139,4 +111,4 @@ async def test_a_token_due_for_renewal_is_renewed_off_the_event_loop(
     await asyncio.sleep(2.5)  # at least this long: MSAL now holds the token due for renewal (< 300 s left)
     await senders[-1].send(teams.reference("a:renew-1"), MessageFactory.text("hi"))
     assert teams.total == 2
-    assert entra.token_threads and threading.current_thread().name not in entra.token_threads
+    assert entra.token_threads and not entra.asked_on(threading.current_thread())

@@ -25,9 +25,11 @@ from botbuilder.integration.aiohttp import (
     ConfigurationBotFrameworkAuthentication,
     ConfigurationServiceClientCredentialFactory,
 )
+from botbuilder.schema import Activity
 from botframework.connector.aio import ConnectorClient
 from botframework.connector.auth import (
     AppCredentials,
+    AuthenticateRequestResult,
     AuthenticationConstants,
     ClaimsIdentity,
     ConnectorFactory,
@@ -148,35 +150,52 @@ class _TokenSource:
 
     MSAL is asked only ahead of a send, in a worker thread (`fetch`, from `_KeptCredentials.token_ready`):
     its requests block. msrest's signing, on the event loop, is answered from here: the last token MSAL
-    gave (MSAL gives none with under 5 minutes left; it is served for 4), or, when that fetch failed a
-    moment ago, its error again (the send fails as it would have). Only past both does the signing ask
-    MSAL itself, as botbuilder always did (a path that never fetched ahead: OAuth's user-token client)."""
+    gave, for 4 minutes at most and never in its last minute, or, when that fetch failed a moment
+    ago, its error again (the send fails as it would have). Only past both would the signing ask MSAL
+    itself, as botbuilder always did: every send and reply fetches ahead first."""
 
-    def __init__(self, make: Callable[[_TimedHttp], Any], http: _TimedHttp) -> None:
+    def __init__(
+        self, make: Callable[[_TimedHttp], Any], ask: Callable[[Any], Any], http: _TimedHttp
+    ) -> None:
+        """`make(http)` makes the MSAL client; `ask(client)` asks it for the token (MSAL's answer)."""
         self._make = make
+        self._ask = ask
         self._http = http
         self._client: Any = None
         self._lock = threading.Lock()
-        self._fetching = threading.local()
         self.checked = -_TOKEN_CHECK  # when MSAL was last asked (monotonic)
-        self._token: tuple[str, float] | None = None  # the last token, and until when it is served
-        self._refusal: tuple[Exception, float] | None = None  # the last fetch's error, and when
+        self._token: tuple[str, float] | None = None  # the last token, and until when it is served (epoch)
+        self._refusal: tuple[Exception, float] | None = None  # the last fetch's error, and when (epoch)
 
-    @property
-    def refused(self) -> bool:
-        return self._refusal is not None
+    def fetch(self) -> None:
+        """In a worker thread: ask MSAL (its cache, or Entra when the token is due for renewal).
 
-    def fetch(self, credentials: AppCredentials) -> None:
-        """In a worker thread: ask MSAL (its cache, or Entra when the token is due for renewal)."""
-        self._fetching.active = True
+        Raises:
+            PermissionError: Entra or the identity endpoint refused, in their words.
+        """
         try:
-            token = credentials.get_access_token()
+            answer = self._ask(self._made())
+            if "access_token" not in answer:
+                raise PermissionError(
+                    f"{answer.get('error', 'no token')}: {answer.get('error_description', 'no description')}"
+                )
         except Exception as exc:
-            self._refusal = (exc, time.monotonic())
+            self._refusal = (exc, time.time())
             raise
-        finally:
-            self._fetching.active = False
-        self._token, self._refusal = (token, time.monotonic() + _TOKEN_SERVE), None
+        # Wall-clock time: a monotonic clock stops while the host sleeps, the token's life doesn't. A token
+        # is served until a minute before its end (half its life, if shorter): MSAL hands a fresh one out
+        # whatever its life.
+        now, lasts = time.time(), float(answer.get("expires_in") or 0)
+        served = min(_TOKEN_SERVE, lasts - min(60.0, lasts / 2))
+        self._token, self._refusal = (answer["access_token"], now + served), None
+
+    def due(self) -> bool:
+        """Whether to ask MSAL again before the next send: a minute since, a token that ends within a
+        minute (or none), or `_TOKEN_RETRY` after a refusal."""
+        since = time.monotonic() - self.checked
+        if self._refusal is not None:
+            return since >= _TOKEN_RETRY
+        return self._token is None or self._token[1] - time.time() < _TOKEN_CHECK or since >= _TOKEN_CHECK
 
     def acquire_token_silent(self, *args: Any, **kwargs: Any) -> Any:
         return self._kept() or self._made().acquire_token_silent(*args, **kwargs)
@@ -189,13 +208,11 @@ class _TokenSource:
 
     def _kept(self) -> dict[str, str] | None:
         """The signing's answer without MSAL: the token fetched ahead, or that fetch's error again."""
-        if getattr(self._fetching, "active", False):
-            return None
-        now = time.monotonic()
-        if self._token is not None and now < self._token[1]:
-            return {"access_token": self._token[0], "token_type": "Bearer"}
-        if self._refusal is not None and now - self._refusal[1] < _TOKEN_RETRY:
-            raise self._refusal[0].with_traceback(None)
+        now, token, refusal = time.time(), self._token, self._refusal
+        if token is not None and now < token[1]:
+            return {"access_token": token[0], "token_type": "Bearer"}
+        if refusal is not None and now - refusal[1] < _TOKEN_RETRY:
+            raise refusal[0].with_traceback(None)
         return None
 
     def _made(self) -> Any:
@@ -242,9 +259,12 @@ class _KeptCredentials(ServiceClientCredentialsFactory):  # type: ignore[misc]
 
     def _token_source(self, credentials: Authentication, validate_authority: bool) -> _TokenSource | None:
         """The MSAL client `credentials` are to use, or None when they fetch no token (no app id)."""
-        if isinstance(credentials, MicrosoftAppCredentials) and credentials.microsoft_app_password:
+        # With an app id but no password (MultiTenant allows it) the fetch fails, off the event loop.
+        if isinstance(credentials, MicrosoftAppCredentials) and credentials.microsoft_app_id:
             app_id, password = credentials.microsoft_app_id, credentials.microsoft_app_password
             authority = credentials.oauth_endpoint
+            scope = credentials.oauth_scope
+            scopes = [scope if scope.endswith("/.default") else f"{scope}/.default"]  # as botbuilder asks
             return _TokenSource(
                 lambda http: msal.ConfidentialClientApplication(
                     client_id=app_id,
@@ -253,10 +273,12 @@ class _KeptCredentials(ServiceClientCredentialsFactory):  # type: ignore[misc]
                     validate_authority=validate_authority,
                     http_client=http,
                 ),
+                lambda client: client.acquire_token_for_client(scopes=scopes),  # MSAL's cache first
                 _TimedHttp(self._timeout),
             )
         if isinstance(credentials, ManagedIdentityAppCredentials) and credentials.microsoft_app_id:
             identity = msal.UserAssignedManagedIdentity(client_id=credentials.microsoft_app_id)
+            resource = credentials.oauth_scope
             return _TokenSource(
                 lambda http: msal.ManagedIdentityClient(
                     identity,
@@ -264,27 +286,26 @@ class _KeptCredentials(ServiceClientCredentialsFactory):  # type: ignore[misc]
                     # botbuilder's own, shared by every managed identity client it makes
                     token_cache=ManagedIdentityAppCredentials.global_token_cache,
                 ),
+                lambda client: client.acquire_token_for_client(resource=resource),
                 _TimedHttp(self._timeout),
             )
         return None
 
-    async def token_ready(self, credentials: Authentication) -> bool:
-        """Have the token fetched before a send: MSAL asked every `_TOKEN_CHECK` seconds (it renews the
-        token well before it ends), or `_TOKEN_RETRY` after a refusal. True when MSAL was asked. Never
-        raises: a refusal is logged, and the send fails with it."""
+    async def token_ready(self, credentials: Authentication) -> None:
+        """Have the token fetched before a send or reply: MSAL asked every `_TOKEN_CHECK` seconds (it renews
+        the token well before it ends), or `_TOKEN_RETRY` after a refusal. Never raises: a refusal is
+        logged, and the send fails with it."""
         app = getattr(credentials, "app", None)
         if not isinstance(app, _TokenSource):
-            return False  # no token to fetch: no app id
+            return  # no token to fetch: no app id
         async with self._checking:
-            now = time.monotonic()
-            if now - app.checked < (_TOKEN_RETRY if app.refused else _TOKEN_CHECK):
-                return False
-            app.checked = now
+            if not app.due():
+                return
             try:
-                await asyncio.to_thread(app.fetch, credentials)
+                await asyncio.to_thread(app.fetch)
             except Exception as exc:
                 log.warning("no token for the Bot Connector: %s", exc)
-            return True
+            app.checked = time.monotonic()  # not when cancelled: the next send asks again
 
     def close(self) -> None:
         for credentials in list(self._kept.values()):
@@ -331,8 +352,8 @@ class _KeptConnectors(ConnectorFactory):  # type: ignore[misc]
         if client is None:
             client = await self._made(service_url, audience)
             self._kept.keep(key, client)
-        if await self._credentials.token_ready(client.config.credentials):
-            in_time()  # that took a while: the send starts by its deadline or not at all
+        await self._credentials.token_ready(client.config.credentials)
+        in_time()  # a token fetch (this send's, or one it waited for) may have taken a while
         return client
 
     async def _made(self, service_url: str, audience: str | None) -> ConnectorClient:
@@ -380,6 +401,19 @@ class _Authentication(ConfigurationBotFrameworkAuthentication):  # type: ignore[
             _app_of(claims_identity),
             self._credentials,
         )
+
+    async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
+        """An incoming turn's replies go through the kept connector clients and tokens too (botbuilder
+        makes this factory itself, not through `create_connector_factory`)."""
+        result = await super().authenticate_request(activity, auth_header)
+        result.connector_factory = _KeptConnectors(
+            result.connector_factory,
+            self._send_timeout,
+            self._connectors,
+            _app_of(result.claims_identity),
+            self._credentials,
+        )
+        return result
 
     def close(self) -> None:
         self._credentials.close()
