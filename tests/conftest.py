@@ -13,6 +13,7 @@ from bot.clients.http import THROTTLES
 from bot.sandbox import SAMPLE_ORG, LocalOrg, local_org
 from bot.sandbox.azurite import Azurite, start_azurite
 from bot.sandbox.server import RunningSandbox
+from bot.store.sqlite import SqliteStore
 from tests.support.org import start_https_sandbox
 
 # The longest tests, longest first (about 35, 30, 25, 15 and 10 s): run in parallel (pytest-xdist), they
@@ -68,6 +69,14 @@ def org_data(sample_data: dict[str, Any]) -> dict[str, Any]:
 async def local() -> AsyncIterator[LocalOrg]:
     async with local_org() as running:
         yield running
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[SqliteStore]:
+    """An in-memory SQLite store (a module with a `store` of its own, both stores say, overrides it)."""
+    opened = SqliteStore(":memory:")
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture(scope="session")

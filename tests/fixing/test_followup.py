@@ -46,13 +46,6 @@ async def local(sample_data: dict[str, Any]) -> AsyncIterator[LocalOrg]:
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(":memory:")
-    yield s
-    await s.close()
-
-
-@pytest.fixture
 async def connector(store: SqliteStore) -> AsyncIterator[FakeConnector]:
     async with running_connector() as running:
         await store.save_reference("tenant-1", ALEX, running.reference("a:alex"))

@@ -58,13 +58,6 @@ async def local(sample_data: dict[str, Any], writes: Writes) -> AsyncIterator[Lo
         yield running
 
 
-@pytest.fixture
-async def store() -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(":memory:")
-    yield s
-    await s.close()
-
-
 def fixer_for(local: LocalOrg, store: SqliteStore, **options: Any) -> Fixer:
     investigator = Investigator(local.clients.dataverse, local.clients.graph)
     return Fixer(store, investigator, recheck_after=(), **options)

@@ -7,7 +7,6 @@ import hashlib
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,13 +23,6 @@ from tests.support.org import MEGAN, PLAYGROUND, make_local
 from tests.support.teams import Connector, running_connector
 
 ISAIAH = PLAYGROUND + "23"
-
-
-@pytest.fixture
-async def store() -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(":memory:")
-    yield s
-    await s.close()
 
 
 def reference(connector: Connector, user: str) -> dict[str, Any]:
