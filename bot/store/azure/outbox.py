@@ -108,10 +108,10 @@ class OutboxParts(Account):
                 messages_per_page=min(max(limit, 1), 32), visibility_timeout=lease, max_messages=max(limit, 1)
             )
         ]
-        claimed = await asyncio.gather(*(self._claim(m, lease) for m in messages))
+        claimed = await asyncio.gather(*(self._claim(m) for m in messages))
         return [entry for entry in claimed if entry is not None]
 
-    async def _claim(self, message: QueueMessage, lease: int) -> OutboxEntry | None:
+    async def _claim(self, message: QueueMessage) -> OutboxEntry | None:
         queue = self._outbox_queue()
         try:
             key = str(json.loads(message.content)["key"])
