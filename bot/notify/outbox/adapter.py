@@ -394,25 +394,18 @@ class _Authentication(ConfigurationBotFrameworkAuthentication):  # type: ignore[
         self._token_clients = _Kept()
 
     def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        return self._kept(super().create_connector_factory(claims_identity), claims_identity)
+
+    def _kept(self, inner: ConnectorFactory, claims_identity: ClaimsIdentity) -> _KeptConnectors:
         return _KeptConnectors(
-            super().create_connector_factory(claims_identity),
-            self._send_timeout,
-            self._connectors,
-            _app_of(claims_identity),
-            self._credentials,
+            inner, self._send_timeout, self._connectors, _app_of(claims_identity), self._credentials
         )
 
     async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
         """An incoming turn's replies go through the kept connector clients and tokens too (botbuilder
         makes this factory itself, not through `create_connector_factory`)."""
         result = await super().authenticate_request(activity, auth_header)
-        result.connector_factory = _KeptConnectors(
-            result.connector_factory,
-            self._send_timeout,
-            self._connectors,
-            _app_of(result.claims_identity),
-            self._credentials,
-        )
+        result.connector_factory = self._kept(result.connector_factory, result.claims_identity)
         return result
 
     def close(self) -> None:
